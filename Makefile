@@ -1,0 +1,48 @@
+# Both commands set themselves up from nothing: a .venv with pinned packages,
+# plus kcat (a non-Python Kafka client the tests publish with) when apt can install it.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint schemas bench clean tools
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "streamwatch needs Python 3.11, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+tools:
+	@command -v kcat >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing kcat (apt-get)"; \
+	    (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null 2>&1 || echo "warning: could not install kcat"; \
+	  else echo "warning: kcat is not installed; install it to run the cross-language test"; fi; }
+
+demo: $(STAMP)
+	$(BIN)/streamwatch demo
+
+test: $(STAMP) tools
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/streamwatch schemas --check --out schemas
+	$(BIN)/python -m pytest
+
+schemas: $(STAMP)
+	$(BIN)/streamwatch schemas --out schemas
+
+bench: $(STAMP)
+	$(BIN)/python bench/producer.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
+
+# Regenerate the full pin list after changing pyproject.toml's dependencies.
+constraints:
+	rm -rf /tmp/streamwatch-lock && $(PYTHON) -m venv /tmp/streamwatch-lock
+	/tmp/streamwatch-lock/bin/pip install --quiet '.[dev]'
+	/tmp/streamwatch-lock/bin/pip freeze --exclude streamwatch > constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

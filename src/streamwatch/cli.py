@@ -1,0 +1,159 @@
+"""The ``streamwatch`` command line.
+
+Commands stay thin: they parse arguments, call the library and print. Every
+user error (a bad argument, setting or event) ends as one line on stderr and
+exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .errors import ContractError, StreamwatchError
+from .settings import Settings, load_settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="streamwatch",
+    help="Real-time monitoring of ML models in production: drift, quality, performance, fairness and SLOs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+config_app = typer.Typer(help="Inspect the settings and the YAML config file.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML file with models, rules and channels.", envvar="STREAMWATCH_CONFIG_FILE"),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"streamwatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)
+    ] = False,
+) -> None:
+    """streamwatch: event-driven monitoring for ML models in production."""
+
+
+def _settings(config: Path | None) -> Settings:
+    return load_settings(config)
+
+
+@app.command()
+def demo(
+    requests: Annotated[int, typer.Option(min=1, max=1_000_000, help="Requests the simulated service serves.")] = 2000,
+) -> None:
+    """Start a local broker, publish a simulated model's events with the SDK, and read them back."""
+    from .demo import run_demo
+
+    console = Console()
+    with console.status("starting a local Kafka-protocol broker and serving requests..."):
+        result = run_demo(requests)
+    table = Table(title="events published by the SDK and read back from Kafka")
+    for column in ("type", "produced", "consumed and valid"):
+        table.add_column(column, justify="right" if column != "type" else "left")
+    for kind, count in result.produced.items():
+        table.add_row(kind, str(count), str(result.consumed.get(kind, 0)))
+    console.print(table)
+    console.print(f"producer counters: {result.stats}")
+    console.print(f"labels on their prediction's partition: {result.labels_off_partition == 0}")
+    console.print("a prediction event as it travels:", style="bold")
+    console.print_json(result.sample)
+    for problem in result.invalid[:10]:
+        console.print(f"[red]invalid:[/red] {problem}")
+    if not result.ok:
+        raise StreamwatchError("demo failed: some events were lost, invalid or mis-partitioned (see above)")
+    console.print("[green]demo ok[/green]: every event arrived and matches the contract")
+
+
+@app.command()
+def schemas(
+    out: Annotated[Path, typer.Option(help="Directory to write the JSON Schema files to.")] = Path("schemas"),
+    check: Annotated[bool, typer.Option("--check", help="Fail if the files differ instead of writing.")] = False,
+) -> None:
+    """Write the event contract's JSON Schema files (generated from the pydantic models)."""
+    from .schemas import stale_schemas, write_schemas
+
+    if check:
+        stale = stale_schemas(out)
+        if stale:
+            raise StreamwatchError(f"schemas in {out} are stale: {', '.join(stale)}; run `streamwatch schemas`")
+        typer.echo(f"schemas in {out} are up to date")
+        return
+    for path in write_schemas(out):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="JSON Lines files of events, or - for stdin.")],
+) -> None:
+    """Check events (one JSON object per line) against the contract."""
+    from .events import parse_event
+
+    bad = total = 0
+    for path in files:
+        stream = sys.stdin.buffer if str(path) == "-" else _open(path)
+        with stream:
+            for number, line in enumerate(stream, 1):
+                if not line.strip():
+                    continue
+                total += 1
+                try:
+                    parse_event(line.rstrip(b"\r\n"), any_type=True)
+                except ContractError as exc:
+                    bad += 1
+                    typer.echo(f"{path}:{number}: {exc}", err=True)
+    typer.echo(f"{total - bad} valid, {bad} invalid")
+    if bad:
+        raise typer.Exit(1)
+
+
+def _open(path: Path):  # type: ignore[no-untyped-def]
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise StreamwatchError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+@config_app.command("check")
+def config_check(config: ConfigOption = None) -> None:
+    """Load the settings (environment and YAML file) and summarise them. Secrets stay hidden."""
+    settings = _settings(config)
+    console = Console()
+    console.print(f"config file: {settings.config_file or '(none)'}")
+    console.print(f"kafka: {settings.kafka.bootstrap_servers} ({settings.kafka.security_protocol})")
+    console.print(f"topics: {settings.topics.predictions}, {settings.topics.features}, {settings.topics.labels}")
+    console.print(
+        f"models: {len(settings.models)}, rules: {len(settings.rules)}, channels: {len(settings.channels)}"
+    )
+    console.print("[green]config ok[/green]")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except StreamwatchError as exc:
+        print(f"streamwatch: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

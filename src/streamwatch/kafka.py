@@ -1,0 +1,170 @@
+"""The Kafka adapter: the only module that imports ``confluent_kafka``.
+
+It turns :class:`~streamwatch.settings.KafkaSettings` into librdkafka
+configuration (the one place secrets are revealed) and offers the few
+operations the rest of streamwatch needs: a non-blocking producer transport,
+topic creation, and reading a topic back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import confluent_kafka
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from .settings import KafkaSettings, ProducerSettings
+
+__all__ = ["KafkaTransport", "Message", "TransportError", "client_config", "create_topics", "read_topics"]
+
+_log = logging.getLogger("streamwatch.kafka")
+
+
+class TransportError(Exception):
+    """The client refused a message for a reason other than a full buffer."""
+
+
+def client_config(kafka: KafkaSettings) -> dict[str, object]:
+    """librdkafka properties for ``kafka``, secrets included. Never log the result."""
+    conf: dict[str, object] = {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "client.id": kafka.client_id,
+        "security.protocol": kafka.security_protocol,
+        # librdkafka logs through Python logging rather than straight to stderr.
+        "logger": logging.getLogger("streamwatch.kafka.librdkafka"),
+    }
+    optional = {
+        "sasl.mechanism": kafka.sasl_mechanism,
+        "sasl.username": kafka.sasl_username,
+        "sasl.password": kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+        "ssl.ca.location": kafka.ssl_ca_location,
+        "ssl.certificate.location": kafka.ssl_certificate_location,
+        "ssl.key.location": kafka.ssl_key_location,
+        "ssl.key.password": kafka.ssl_key_password.get_secret_value() if kafka.ssl_key_password else None,
+    }
+    conf.update({k: str(v) for k, v in optional.items() if v is not None})
+    conf.update({k: v.get_secret_value() for k, v in kafka.librdkafka.items()})
+    return conf
+
+
+class KafkaTransport:
+    """A confluent-kafka producer that never blocks the caller.
+
+    ``send`` raises :class:`BufferError` when the bounded buffer is full and
+    :class:`TransportError` when librdkafka refuses the message; both are for
+    the caller to count. ``on_failure(topic, reason)`` is called (from
+    ``poll``) for each message that could not be delivered, e.g. because the
+    broker stayed unreachable for ``message_timeout_ms``; ``on_error(reason)``
+    for client-wide errors such as all brokers being down.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        producer: ProducerSettings,
+        *,
+        on_failure: Callable[[str, str], None],
+        on_error: Callable[[str], None],
+    ) -> None:
+        def delivered(err: confluent_kafka.KafkaError | None, msg: confluent_kafka.Message) -> None:
+            if err is not None:
+                on_failure(msg.topic() or "", err.str())
+
+        conf = client_config(kafka)
+        conf.update(
+            {
+                "enable.idempotence": True,
+                # Java's default partitioner, so producers in any language put a
+                # request's prediction and label on the same partition number.
+                "partitioner": "murmur2_random",
+                "queue.buffering.max.messages": producer.buffer_max_messages,
+                "queue.buffering.max.kbytes": producer.buffer_max_kbytes,
+                "linger.ms": producer.linger_ms,
+                "message.timeout.ms": producer.message_timeout_ms,
+                "compression.type": producer.compression,
+                # Only failures call back into Python; successes are counted as
+                # "sent minus in flight minus failed", which saves ~0.3 µs an event.
+                "delivery.report.only.error": True,
+                "on_delivery": delivered,
+                "error_cb": lambda err: on_error(err.str()),
+            }
+        )
+        self._producer = confluent_kafka.Producer(conf)
+        self._produce = self._producer.produce
+
+    def send(self, topic: str, value: bytes, key: str | bytes | None) -> None:
+        try:
+            self._produce(topic, value, key)
+        except confluent_kafka.KafkaException as exc:
+            raise TransportError(exc.args[0].str() if exc.args else str(exc)) from None
+
+    def poll(self, timeout: float) -> None:
+        self._producer.poll(timeout)
+
+    def flush(self, timeout: float) -> int:
+        return self._producer.flush(timeout)
+
+    def pending(self) -> int:
+        return len(self._producer)
+
+
+def create_topics(
+    kafka: KafkaSettings, names: Iterable[str], *, partitions: int, replication: int = 1, timeout: float = 30.0
+) -> list[str]:
+    """Create topics that do not exist yet; return the names created."""
+    admin = AdminClient(client_config(kafka))
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [n for n in dict.fromkeys(names) if n not in existing]
+    if not wanted:
+        return []
+    futures = admin.create_topics([NewTopic(n, partitions, replication) for n in wanted], operation_timeout=timeout)
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except confluent_kafka.KafkaException as exc:
+            if exc.args[0].code() != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    return created
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+def read_topics(
+    kafka: KafkaSettings, topics: list[str], *, expect: int, timeout: float = 30.0, group: str | None = None
+) -> list[Message]:
+    """Read from the beginning until ``expect`` messages arrived or ``timeout`` passed."""
+    conf = client_config(kafka)
+    conf.update(
+        {
+            "group.id": group or f"streamwatch-reader-{time.time_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "receive.message.max.bytes": 1_000_000_000,
+        }
+    )
+    consumer = confluent_kafka.Consumer(conf)
+    consumer.subscribe(topics)
+    out: list[Message] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < expect and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, timeout=0.2):
+                if msg.error():
+                    _log.warning("consumer error: %s", msg.error().str())
+                    continue
+                out.append(Message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()))
+    finally:
+        consumer.close()
+    return out

@@ -1,0 +1,298 @@
+"""The producer SDK that inference services call on every request.
+
+Its one promise is to never hurt the service it monitors:
+
+* it validates cheaply in the caller's thread (see :mod:`streamwatch.encode`);
+* it hands bytes to librdkafka and returns; it never waits for the broker;
+* its buffer is bounded: when the broker is down and the buffer fills, events
+  are dropped and counted, never blocked on and never raised;
+* an invalid event is dropped and counted too, with a rate-limited warning that
+  names the field (``strict=True`` raises instead, for tests and development).
+
+Delivery failures are logged at most once per ``log_interval`` seconds per
+kind, with the number suppressed. Counters are read with :meth:`Producer.stats`.
+
+Create the producer in each process that serves requests: librdkafka's
+threads do not survive ``fork()``, so with gunicorn or multiprocessing make it
+after the fork (e.g. in a post-fork hook), not at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .encode import Encoder
+from .errors import ContractError
+from .ids import new_request_id
+from .ratelimit import Counter, RateLimitedLog
+from .settings import Settings, load_settings
+
+__all__ = ["Producer", "ProducerStats", "Transport"]
+
+_log = logging.getLogger("streamwatch.producer")
+
+
+class Transport(Protocol):
+    """What the producer needs from a Kafka client; see :class:`streamwatch.kafka.KafkaTransport`."""
+
+    def send(self, topic: str, value: bytes, key: str | bytes | None) -> None: ...
+    def poll(self, timeout: float) -> None: ...
+    def flush(self, timeout: float) -> int: ...
+    def pending(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerStats:
+    """A snapshot of the producer's counters. Every event logged ends in exactly one of
+    ``delivered``, ``in_flight``, ``delivery_failed``, ``dropped_buffer_full``,
+    ``dropped_invalid`` or ``dropped_error``."""
+
+    logged: int
+    queued: int
+    delivered: int
+    in_flight: int
+    delivery_failed: int
+    dropped_buffer_full: int
+    dropped_invalid: int
+    dropped_error: int
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_buffer_full + self.dropped_invalid + self.dropped_error + self.delivery_failed
+
+
+class Producer:
+    """Publish prediction, feature and label events to Kafka without blocking.
+
+    Parameters
+    ----------
+    bootstrap_servers
+        Overrides ``settings.kafka.bootstrap_servers``.
+    model, model_version
+        Defaults for every call, so a service serving one model need not repeat them.
+    settings
+        Defaults to :func:`~streamwatch.settings.load_settings` (environment and
+        ``STREAMWATCH_CONFIG_FILE``).
+    strict
+        Raise :class:`~streamwatch.errors.ContractError` for invalid events
+        instead of dropping and counting them. Defaults to ``settings.producer.strict``.
+    transport
+        The Kafka client; built from the settings when not given.
+    log_interval
+        Seconds between two log lines about the same kind of failure.
+
+    Examples
+    --------
+    >>> monitor = Producer("127.0.0.1:9092", model="credit-risk", model_version="3.1.0")  # doctest: +SKIP
+    >>> with monitor:                                                                     # doctest: +SKIP
+    ...     rid = monitor.log_prediction(features={"age": 42}, prediction=1, score=0.8, latency_ms=12.5)
+    ...     monitor.log_label(request_id=rid, label=0)
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | None = None,
+        *,
+        model: str | None = None,
+        model_version: str | None = None,
+        settings: Settings | None = None,
+        strict: bool | None = None,
+        transport: Transport | None = None,
+        log_interval: float = 10.0,
+    ) -> None:
+        settings = settings or load_settings()
+        if bootstrap_servers is not None:
+            kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap_servers})
+            settings = settings.model_copy(update={"kafka": kafka})
+        self.settings = settings
+        self.model = model
+        self.model_version = model_version
+        self.strict = settings.producer.strict if strict is None else strict
+        self._topics = settings.topics
+        self._encoder = Encoder()
+        self._log = RateLimitedLog(_log, log_interval)
+        self._queued, self._failed, self._full = Counter(), Counter(), Counter()
+        self._invalid, self._error = Counter(), Counter()
+        self._queued_incr = self._queued.incr
+        if transport is None:
+            from .kafka import KafkaTransport  # deferred: keeps `import streamwatch` light
+
+            transport = KafkaTransport(
+                settings.kafka, settings.producer, on_failure=self._on_failure, on_error=self._on_error
+            )
+        self._transport = transport
+        self._closed = threading.Event()
+        # Delivery reports are served by a background thread that sleeps inside
+        # librdkafka (GIL released), so the caller never pays for them.
+        self._poller = threading.Thread(target=self._poll_forever, name="streamwatch-producer-poll", daemon=True)
+        self._poller.start()
+
+    # -- logging events ------------------------------------------------------------
+
+    def log_prediction(
+        self,
+        *,
+        features: Mapping[str, Any] | None = None,
+        prediction: Any = None,
+        latency_ms: float,
+        score: float | None = None,
+        request_id: str | None = None,
+        model: str | None = None,
+        model_version: str | None = None,
+        variant: str = "production",
+        status: str = "ok",
+        error: Any = None,
+        segments: Mapping[str, str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        timestamp: Any = None,
+        event_id: str | None = None,
+    ) -> str:
+        """Publish one prediction; return its ``request_id`` (made here when not given)."""
+        if request_id is None:
+            request_id = new_request_id()
+        try:
+            payload = self._encoder.prediction(
+                model=model or self.model,
+                model_version=model_version or self.model_version,
+                request_id=request_id,
+                latency_ms=latency_ms,
+                features=features,
+                prediction=prediction,
+                score=score,
+                variant=variant,
+                status=status,
+                error=error,
+                segments=segments,
+                metadata=metadata,
+                timestamp=timestamp,
+                event_id=event_id,
+            )
+        except ContractError as exc:
+            self._reject(exc, "prediction")
+            return request_id
+        self._send(self._topics.predictions, payload, request_id)
+        return request_id
+
+    def log_features(
+        self,
+        *,
+        features: Mapping[str, Any],
+        model: str | None = None,
+        model_version: str | None = None,
+        request_id: str | None = None,
+        timestamp: Any = None,
+        event_id: str | None = None,
+    ) -> None:
+        """Publish feature values logged apart from a prediction."""
+        try:
+            payload = self._encoder.features(
+                model=model or self.model,
+                model_version=model_version or self.model_version,
+                features=features,
+                request_id=request_id,
+                timestamp=timestamp,
+                event_id=event_id,
+            )
+        except ContractError as exc:
+            self._reject(exc, "feature")
+            return
+        self._send(self._topics.features, payload, request_id)
+
+    def log_label(
+        self,
+        *,
+        request_id: str,
+        label: Any,
+        model: str | None = None,
+        timestamp: Any = None,
+        event_id: str | None = None,
+    ) -> None:
+        """Publish the ground truth for an earlier prediction."""
+        try:
+            payload = self._encoder.label(
+                model=model or self.model, request_id=request_id, label=label, timestamp=timestamp, event_id=event_id
+            )
+        except ContractError as exc:
+            self._reject(exc, "label")
+            return
+        self._send(self._topics.labels, payload, request_id)
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _send(self, topic: str, payload: bytes, key: str | None) -> None:
+        # Keyed by request_id: a prediction, its label and its shadow/canary twins
+        # land on the same partition number, which the label join relies on.
+        try:
+            self._transport.send(topic, payload, key)
+        except BufferError:
+            self._full.incr()
+            self._log.warning("buffer_full", "producer buffer full (broker slow or down): dropping events")
+            return
+        except Exception as exc:  # never raise into the inference path
+            self._error.incr()
+            self._log.warning("send_error", "producer refused an event for topic %s: %s", topic, exc)
+            return
+        self._queued_incr()
+
+    def _reject(self, exc: ContractError, kind: str) -> None:
+        if self.strict:
+            raise exc
+        self._invalid.incr()
+        self._log.warning(f"invalid_{kind}", "dropped an invalid %s event: %s", kind, exc)
+
+    def _on_failure(self, topic: str, reason: str) -> None:
+        self._failed.incr()
+        self._log.warning("delivery_failed", "event for topic %s not delivered: %s", topic, reason)
+
+    def _on_error(self, reason: str) -> None:
+        self._log.warning("client_error", "Kafka client error: %s", reason)
+
+    def _poll_forever(self) -> None:
+        while not self._closed.is_set():
+            self._transport.poll(0.2)
+
+    # -- public state ---------------------------------------------------------------
+
+    def stats(self) -> ProducerStats:
+        """Read the counters. Cheap enough to export as metrics on every scrape."""
+        # Read in the order events move (queued, in flight, failed), so an event
+        # moving on between two reads is counted twice, not missed: "delivered"
+        # may lag for a moment but never over-counts.
+        queued = self._queued.value()
+        in_flight = self._transport.pending()
+        failed = self._failed.value()
+        full, invalid, error = self._full.value(), self._invalid.value(), self._error.value()
+        return ProducerStats(
+            logged=queued + full + invalid + error,
+            queued=queued,
+            delivered=max(queued - in_flight - failed, 0),
+            in_flight=in_flight,
+            delivery_failed=failed,
+            dropped_buffer_full=full,
+            dropped_invalid=invalid,
+            dropped_error=error,
+        )
+
+    def flush(self, timeout: float = 10.0) -> int:
+        """Wait up to ``timeout`` seconds for queued events; return how many are still in flight."""
+        return self._transport.flush(timeout)
+
+    def close(self, timeout: float = 5.0) -> int:
+        """Flush for up to ``timeout`` seconds and stop the background thread."""
+        remaining = self.flush(timeout) if not self._closed.is_set() else self._transport.pending()
+        self._closed.set()
+        self._poller.join()
+        return remaining
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Producer(bootstrap_servers={self.settings.kafka.bootstrap_servers!r}, model={self.model!r})"

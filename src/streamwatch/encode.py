@@ -295,9 +295,10 @@ class Encoder:
     def _dump(self, body: dict[str, Any]) -> bytes:
         try:
             payload = orjson.dumps(body)
-        except orjson.JSONEncodeError:
-            # orjson refuses integers outside 64 bits, exactly the contract's range.
-            raise _integer_range_error(body) from None
+        except orjson.JSONEncodeError as exc:
+            # orjson refuses integers outside 64 bits (exactly the contract's
+            # range) and strings that are not valid Unicode (lone surrogates).
+            raise _unencodable(body, str(exc)) from None
         size = len(payload)
         if size > MAX_STRING_LENGTH:
             # Only a payload longer than the string limit can hold a too-long string.
@@ -370,12 +371,12 @@ def _error_text(error: Any) -> str:
     return text[:MAX_STRING_LENGTH]
 
 
-def _integer_range_error(body: Mapping[str, Any]) -> ContractError:
+def _unencodable(body: Mapping[str, Any], reason: str) -> ContractError:
     for field in ("features", "segments", "metadata"):
         for key, value in body.get(field, {}).items():
             if type(value) is int and not MIN_INTEGER <= value <= MAX_INTEGER:
                 return ContractError(f"{field}.{_short(key)}", "integer does not fit in 64 bits")
-    return ContractError("event", "cannot be serialised as JSON")
+    return ContractError("event", f"cannot be serialised as JSON ({reason})")
 
 
 def _check_string_lengths(body: Mapping[str, Any]) -> None:

@@ -7,6 +7,7 @@ line instead of a traceback.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,6 +38,12 @@ class ContractError(StreamwatchError, ValueError):
 
 class ConfigError(StreamwatchError, ValueError):
     """A setting, the YAML config file or a CLI argument is invalid."""
+
+
+# Errors raised by whole-model checks carry the field they concern as a
+# "field: reason" prefix, because pydantic gives them no location of their own.
+FIELD_PREFIXED_ERRORS = {"value_error", "prediction_missing", "window_order"}
+_FIELD_PREFIX = re.compile(r"^((?:[^\s:']|'[^']*')+): (.+)$")
 
 
 def format_loc(loc: Sequence[int | str], data: Any = None) -> str:
@@ -93,7 +100,8 @@ def describe_validation_error(exc: ValidationError, data: Any = None, *, skip: i
     elif first["type"] == "extra_forbidden":
         reason = "unknown field (check the spelling)"
     elif first["type"] == "union_tag_invalid" and "ctx" in first:
-        reason = f"type: unknown value {first['ctx']['tag']!r}; expected {first['ctx']['expected_tags']}"
+        field = f"{field}.{first['ctx']['discriminator'].strip(chr(39))}" if field else "type"
+        reason = f"unknown value {first['ctx']['tag']!r}; expected {first['ctx']['expected_tags']}"
     elif first["type"] == "string_pattern_mismatch":
         reason = "must be non-empty and contain no control characters"
     elif first["type"] == "too_long" and "ctx" in first:
@@ -102,6 +110,9 @@ def describe_validation_error(exc: ValidationError, data: Any = None, *, skip: i
         reason = f"must be {first['ctx']['expected']}" if "ctx" in first else reason
     if reason.startswith("Value error, "):
         reason = reason[len("Value error, ") :]
+    if first["type"] in FIELD_PREFIXED_ERRORS and (match := _FIELD_PREFIX.match(reason)):
+        field = f"{field}.{match.group(1)}" if field else match.group(1)
+        reason = match.group(2)
     if len(errors) > 1:
         reason += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
     return field, reason

@@ -24,6 +24,7 @@ streamwatch.errors.ContractError: label event: label: must be a number, string o
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -85,6 +86,11 @@ AlertKind = Literal["drift", "data_quality", "performance", "fairness", "slo", "
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+# RFC 3339 with a mandatory offset; the JSON Schema carries the same pattern.
+RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+_RFC3339 = re.compile(RFC3339)
+
+
 def _to_utc(value: Any) -> datetime:
     # bool is an int subclass; True is not a timestamp.
     if type(value) is int:
@@ -92,9 +98,13 @@ def _to_utc(value: Any) -> datetime:
             raise PydanticCustomError("timestamp", "epoch milliseconds out of range (1970 to 9999)")
         return _EPOCH + timedelta(milliseconds=value)
     if isinstance(value, str):
+        if not _RFC3339.match(value):
+            if _RFC3339.match(value + "Z"):
+                raise PydanticCustomError("timestamp", "must carry a UTC offset, e.g. 2026-11-23T10:00:00Z")
+            raise PydanticCustomError("timestamp", "must be an RFC 3339 date-time or epoch milliseconds")
         try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
+            value = datetime.fromisoformat(value.upper())  # RFC 3339 allows "t" and "z"
+        except ValueError:  # e.g. month 13
             raise PydanticCustomError("timestamp", "must be an RFC 3339 date-time or epoch milliseconds") from None
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
@@ -119,7 +129,7 @@ Timestamp = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "format": "date-time"},
+                {"type": "string", "format": "date-time", "pattern": RFC3339},
                 {"type": "integer", "description": "milliseconds since the Unix epoch"},
             ],
             "description": "Event time: RFC 3339 with an offset, or epoch milliseconds. Stored as UTC.",
@@ -326,6 +336,4 @@ def _contract_error(exc: ValidationError) -> ContractError:
         return ContractError("event", "must be a JSON object")
     field, reason = describe_validation_error(exc, skip=1)
     tag = first["loc"][0]
-    if not field and ": " in reason:  # model-level checks name their field in the message
-        field, reason = reason.split(": ", 1)
     return ContractError(field, reason, event_type=str(tag))

@@ -201,12 +201,6 @@ def _config_error(exc: ValidationError, overrides: dict[str, Any]) -> ConfigErro
     path = overrides.get("config_file") or os.environ.get(CONFIG_FILE_ENV)
     data = _read_yaml(Path(path)) if path else {}
     field, reason = describe_validation_error(exc, data)
-    if ": " in reason and reason.split(": ", 1)[0].replace("_", "").isalnum():
-        # model-level checks name their own field, e.g. "sasl_mechanism: required ..."
-        sub, reason = reason.split(": ", 1)
-        field = f"{field}.{sub}" if field else sub
-    elif not field and ": " in reason:
-        field, reason = reason.split(": ", 1)
     source = ""
     env_name = ENV_PREFIX + field.upper().replace(".", "__")
     if env_name in os.environ:

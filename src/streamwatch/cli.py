@@ -151,7 +151,7 @@ def config_check(config: ConfigOption = None) -> None:
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        app(prog_name="streamwatch")
     except StreamwatchError as exc:
         print(f"streamwatch: error: {exc}", file=sys.stderr)
         sys.exit(2)

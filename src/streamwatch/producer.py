@@ -37,12 +37,19 @@ _log = logging.getLogger("streamwatch.producer")
 
 
 class Transport(Protocol):
-    """What the producer needs from a Kafka client; see :class:`streamwatch.kafka.KafkaTransport`."""
+    """What the producer needs from a Kafka client; see :class:`streamwatch.kafka.KafkaTransport`.
+
+    ``send`` raises BufferError when its bounded buffer is full, or one of
+    ``send_errors`` when it refuses a message.
+    """
+
+    send_errors: tuple[type[Exception], ...]
 
     def send(self, topic: str, value: bytes, key: str | bytes | None) -> None: ...
     def poll(self, timeout: float) -> None: ...
     def flush(self, timeout: float) -> int: ...
     def pending(self) -> int: ...
+    def close(self, timeout: float) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +132,11 @@ class Producer:
                 settings.kafka, settings.producer, on_failure=self._on_failure, on_error=self._on_error
             )
         self._transport = transport
+        self._produce = transport.send
+        self._send_errors = transport.send_errors
+        self._encode_prediction = self._encoder.prediction
+        self._prediction_topic = self._topics.predictions
+        self._open = True
         self._closed = threading.Event()
         # Delivery reports are served by a background thread that sleeps inside
         # librdkafka (GIL released), so the caller never pays for them.
@@ -155,26 +167,25 @@ class Producer:
         if request_id is None:
             request_id = new_request_id()
         try:
-            payload = self._encoder.prediction(
-                model=model or self.model,
-                model_version=model_version or self.model_version,
-                request_id=request_id,
-                latency_ms=latency_ms,
-                features=features,
-                prediction=prediction,
-                score=score,
-                variant=variant,
-                status=status,
-                error=error,
-                segments=segments,
-                metadata=metadata,
-                timestamp=timestamp,
-                event_id=event_id,
+            payload = self._encode_prediction(
+                model or self.model, model_version or self.model_version, request_id, latency_ms, features,
+                prediction, score, variant, status, error, segments, metadata, timestamp, event_id,
             )
         except ContractError as exc:
             self._reject(exc, "prediction")
             return request_id
-        self._send(self._topics.predictions, payload, request_id)
+        # Inlined rather than calling _send: this is the call inference pays for.
+        if self._open:
+            try:
+                self._produce(self._prediction_topic, payload, request_id)
+                self._queued_incr()
+                return request_id
+            except BufferError:
+                pass
+            except self._send_errors as exc:
+                self._refused(self._prediction_topic, exc)
+                return request_id
+        self._send(self._prediction_topic, payload, request_id)
         return request_id
 
     def log_features(
@@ -226,17 +237,24 @@ class Producer:
     def _send(self, topic: str, payload: bytes, key: str | None) -> None:
         # Keyed by request_id: a prediction, its label and its shadow/canary twins
         # land on the same partition number, which the label join relies on.
+        if not self._open:
+            self._error.incr()
+            self._log.warning("closed", "producer is closed: dropping events")
+            return
         try:
-            self._transport.send(topic, payload, key)
+            self._produce(topic, payload, key)
         except BufferError:
             self._full.incr()
             self._log.warning("buffer_full", "producer buffer full (broker slow or down): dropping events")
             return
-        except Exception as exc:  # never raise into the inference path
-            self._error.incr()
-            self._log.warning("send_error", "producer refused an event for topic %s: %s", topic, exc)
+        except self._send_errors as exc:  # never raise into the inference path
+            self._refused(topic, exc)
             return
         self._queued_incr()
+
+    def _refused(self, topic: str, exc: Exception) -> None:
+        self._error.incr()
+        self._log.warning("send_error", "producer refused an event for topic %s: %s", topic, exc)
 
     def _reject(self, exc: ContractError, kind: str) -> None:
         if self.strict:
@@ -263,7 +281,7 @@ class Producer:
         # moving on between two reads is counted twice, not missed: "delivered"
         # may lag for a moment but never over-counts.
         queued = self._queued.value()
-        in_flight = self._transport.pending()
+        in_flight = 0 if self._closed.is_set() else self._transport.pending()
         failed = self._failed.value()
         full, invalid, error = self._full.value(), self._invalid.value(), self._error.value()
         return ProducerStats(
@@ -279,14 +297,20 @@ class Producer:
 
     def flush(self, timeout: float = 10.0) -> int:
         """Wait up to ``timeout`` seconds for queued events; return how many are still in flight."""
-        return self._transport.flush(timeout)
+        return 0 if self._closed.is_set() else self._transport.flush(timeout)
 
     def close(self, timeout: float = 5.0) -> int:
-        """Flush for up to ``timeout`` seconds and stop the background thread."""
-        remaining = self.flush(timeout) if not self._closed.is_set() else self._transport.pending()
+        """Flush for up to ``timeout`` seconds, then give up on what is left.
+
+        Returns how many events were still in flight; they are counted as
+        ``delivery_failed``. Logging after ``close()`` drops and counts events.
+        """
+        if self._closed.is_set():
+            return 0
+        self._open = False
         self._closed.set()
         self._poller.join()
-        return remaining
+        return self._transport.close(timeout)
 
     def __enter__(self) -> Producer:
         return self

@@ -1,0 +1,55 @@
+"""Each I/O library sits behind exactly one module, and the contract modules do no I/O."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parent.parent / "src" / "streamwatch"
+
+# library -> the only module allowed to import it
+OWNERS = {
+    "confluent_kafka": "kafka.py",
+    "subprocess": "localbroker.py",
+    "socket": "localbroker.py",
+    "clickhouse_connect": "clickhouse.py",
+    "httpx": "http.py",
+    "faust": "worker.py",
+    "typer": "cli.py",
+}
+# Modules that must stay pure: no I/O, no threads, no clock.
+PURE = {"limits.py", "errors.py", "events.py", "ids.py", "config.py"}
+IMPURE = {"confluent_kafka", "subprocess", "socket", "clickhouse_connect", "httpx", "faust", "threading", "time",
+          "requests", "urllib", "asyncio", "aiokafka", "chdb"}
+
+
+def imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+def test_io_libraries_have_one_owner(path: Path) -> None:
+    for library in imports(path):
+        owner = OWNERS.get(library)
+        assert owner is None or path.name == owner, f"{path.name} imports {library}; only {owner} may"
+
+
+@pytest.mark.parametrize("name", sorted(PURE))
+def test_contract_modules_are_pure(name: str) -> None:
+    assert not imports(PACKAGE / name) & IMPURE
+
+
+def test_the_layering_test_sees_imports() -> None:
+    assert "confluent_kafka" in imports(PACKAGE / "kafka.py")
+    assert "pydantic" in imports(PACKAGE / "events.py")

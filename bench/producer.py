@@ -35,7 +35,10 @@ def event_kwargs(i: int) -> dict[str, object]:
     features: dict[str, object] = {f"num_{j}": round(i * 0.37 + j * 1.618, 4) for j in range(15)}
     features.update({f"cat_{j}": f"level-{(i + j) % 7}" for j in range(5)})
     return {
-        "features": features, "prediction": i % 2, "score": (i % 1000) / 1000, "latency_ms": 12.5 + i % 10,
+        "features": features,
+        "prediction": i % 2,
+        "score": (i % 1000) / 1000,
+        "latency_ms": 12.5 + i % 10,
         "segments": {"gender": "FM"[i % 2], "region": ["north", "south", "east", "west"][i % 4]},
     }
 
@@ -70,11 +73,17 @@ def main() -> None:
         # The baseline gets exactly the librdkafka settings the SDK uses.
         sdk = Producer(settings=settings, model="credit-risk", model_version="3.1.0")
         conf = client_config(settings.kafka)
-        conf.update({
-            "enable.idempotence": True, "partitioner": "murmur2_random", "linger.ms": 50, "compression.type": "lz4",
-            "queue.buffering.max.messages": 2_000_000, "queue.buffering.max.kbytes": 2_000_000,
-            "delivery.report.only.error": True,
-        })
+        conf.update(
+            {
+                "enable.idempotence": True,
+                "partitioner": "murmur2_random",
+                "linger.ms": 50,
+                "compression.type": "lz4",
+                "queue.buffering.max.messages": 2_000_000,
+                "queue.buffering.max.kbytes": 2_000_000,
+                "delivery.report.only.error": True,
+            }
+        )
         bare = confluent_kafka.Producer(conf)
         produce, log = bare.produce, sdk.log_prediction
 
@@ -87,13 +96,21 @@ def main() -> None:
                 produce(topic, orjson.dumps(body), rid)
 
         # The SDK is called the way a service calls it: explicit keywords.
-        rows = [(rid, kw["features"], kw["prediction"], kw["score"], kw["latency_ms"], kw["segments"])
-                for rid, kw in zip(request_ids, kwargs, strict=True)]
+        rows = [
+            (rid, kw["features"], kw["prediction"], kw["score"], kw["latency_ms"], kw["segments"])
+            for rid, kw in zip(request_ids, kwargs, strict=True)
+        ]
 
         def run_sdk() -> None:
             for rid, features, prediction, score, latency, segments in rows:
-                log(request_id=rid, features=features, prediction=prediction, score=score, latency_ms=latency,
-                    segments=segments)
+                log(
+                    request_id=rid,
+                    features=features,
+                    prediction=prediction,
+                    score=score,
+                    latency_ms=latency,
+                    segments=segments,
+                )
 
         def timed_calls(which: str) -> list[int]:
             out = []
@@ -106,8 +123,14 @@ def main() -> None:
             else:
                 for rid, features, prediction, score, latency, segments in rows:
                     t = clock()
-                    log(request_id=rid, features=features, prediction=prediction, score=score, latency_ms=latency,
-                        segments=segments)
+                    log(
+                        request_id=rid,
+                        features=features,
+                        prediction=prediction,
+                        score=score,
+                        latency_ms=latency,
+                        segments=segments,
+                    )
                     out.append(clock() - t)
             return out
 

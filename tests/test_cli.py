@@ -14,8 +14,9 @@ from streamwatch.cli import app
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streamwatch", *args], capture_output=True, text=True,
-                          input=stdin, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "streamwatch", *args], capture_output=True, text=True, input=stdin, timeout=120
+    )
 
 
 def commands(group: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -55,18 +56,21 @@ def test_bad_arguments_get_one_line_naming_them(args: tuple[str, ...], words: st
 
 def test_bad_config_is_one_line(tmp_path: Path) -> None:
     config = tmp_path / "streamwatch.yaml"
-    config.write_text("rules:\n  - name: r1\n    kind: drift\n    when: {metric: psi, threshold: 0.2}\n"
-                      "    channels: [nowhere]\n")
+    config.write_text(
+        "rules:\n  - name: r1\n    kind: drift\n    when: {metric: psi, threshold: 0.2}\n    channels: [nowhere]\n"
+    )
     result = run("config", "check", "--config", str(config))
     assert result.returncode == 2
-    assert result.stderr == (f"streamwatch: error: invalid setting rules['r1'].channels: unknown channel 'nowhere' "
-                             f"(in {config})\n")
+    assert result.stderr == (
+        f"streamwatch: error: invalid setting rules['r1'].channels: unknown channel 'nowhere' (in {config})\n"
+    )
 
 
 def test_config_check_hides_secrets(tmp_path: Path) -> None:
     config = tmp_path / "streamwatch.yaml"
-    config.write_text("kafka: {security_protocol: SASL_SSL, sasl_mechanism: PLAIN, sasl_username: u,"
-                      " sasl_password: topsecret}\n")
+    config.write_text(
+        "kafka: {security_protocol: SASL_SSL, sasl_mechanism: PLAIN, sasl_username: u, sasl_password: topsecret}\n"
+    )
     result = run("config", "check", "-c", str(config))
     assert result.returncode == 0 and "config ok" in result.stdout and "topsecret" not in result.stdout
 

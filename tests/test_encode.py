@@ -33,15 +33,31 @@ any_names = st.one_of(
 )
 floats = st.floats(allow_nan=True, allow_infinity=True)
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), floats, unicode_text,
-    st.just("s" * (MAX_STRING_LENGTH + 1)), st.just(2**64), st.just(-(2**63) - 1),
-    st.just(np.float32(1.5)), st.just(np.int64(7)), st.just(np.bool_(False)),
-    st.just([1]), st.just({"a": 1}), st.just(b"bytes"),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    floats,
+    unicode_text,
+    st.just("s" * (MAX_STRING_LENGTH + 1)),
+    st.just(2**64),
+    st.just(-(2**63) - 1),
+    st.just(np.float32(1.5)),
+    st.just(np.int64(7)),
+    st.just(np.bool_(False)),
+    st.just([1]),
+    st.just({"a": 1}),
+    st.just(b"bytes"),
 )
 timestamps = st.one_of(
-    st.none(), st.integers(-10, 300_000_000_000_000), st.just(1.5), st.just(True),
-    st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9000, 1, 1),
-                 timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7))])),
+    st.none(),
+    st.integers(-10, 300_000_000_000_000),
+    st.just(1.5),
+    st.just(True),
+    st.datetimes(
+        min_value=datetime(1970, 1, 2),
+        max_value=datetime(9000, 1, 1),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7))]),
+    ),
     st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),  # naive: refused
 )
 valid_scalars = st.one_of(
@@ -65,15 +81,15 @@ any_fields = {
     "model_version": any_names,
     "request_id": st.one_of(st.just(""), st.just("r" * 129), st.just("a\nb"), st.integers()),
     "latency_ms": st.one_of(floats, st.floats(-10, 10), st.integers(-5, 5), st.booleans(), st.just("3")),
-    "features": st.one_of(st.none(), st.dictionaries(any_names.filter(lambda k: k is not None), scalars,
-                                                      max_size=12)),
+    "features": st.one_of(st.none(), st.dictionaries(any_names.filter(lambda k: k is not None), scalars, max_size=12)),
     "prediction": scalars,
-    "score": st.one_of(floats, st.floats(-0.5, 1.5), st.sampled_from([1.2, -0.1, 2]), st.booleans(),
-                       st.just("0.5")),
+    "score": st.one_of(floats, st.floats(-0.5, 1.5), st.sampled_from([1.2, -0.1, 2]), st.booleans(), st.just("0.5")),
     "variant": st.sampled_from(["blue", "Production", None]),
     "status": st.sampled_from(["fine", None, "OK"]),
-    "segments": st.one_of(st.none(), st.dictionaries(any_names.filter(lambda k: k is not None),
-                                                     st.one_of(unicode_text, st.integers()), max_size=3)),
+    "segments": st.one_of(
+        st.none(),
+        st.dictionaries(any_names.filter(lambda k: k is not None), st.one_of(unicode_text, st.integers()), max_size=3),
+    ),
     "timestamp": timestamps,
 }
 
@@ -122,11 +138,19 @@ def reference_body(kw: dict[str, Any]) -> dict[str, Any]:
         prediction = prediction.item()
     stamp = kw["timestamp"]
     return {
-        "type": "prediction", "event_id": "e-1", "request_id": kw["request_id"],
+        "type": "prediction",
+        "event_id": "e-1",
+        "request_id": kw["request_id"],
         "timestamp": NOW_MS if stamp is None else stamp,
-        "model": kw["model"], "model_version": kw["model_version"], "variant": kw["variant"],
-        "features": features, "prediction": prediction, "score": kw["score"], "latency_ms": kw["latency_ms"],
-        "status": kw["status"], "segments": kw["segments"] or {},
+        "model": kw["model"],
+        "model_version": kw["model_version"],
+        "variant": kw["variant"],
+        "features": features,
+        "prediction": prediction,
+        "score": kw["score"],
+        "latency_ms": kw["latency_ms"],
+        "status": kw["status"],
+        "segments": kw["segments"] or {},
     }
 
 
@@ -146,7 +170,10 @@ def test_encoder_and_contract_agree_on_predictions(kw: dict[str, Any]) -> None:
     assert event.segments == expected.segments
     assert event.prediction == expected.prediction and type(event.prediction) is type(expected.prediction)
     assert (event.score, event.latency_ms, event.model, event.request_id) == (
-        expected.score, expected.latency_ms, expected.model, expected.request_id,
+        expected.score,
+        expected.latency_ms,
+        expected.model,
+        expected.request_id,
     )
     assert event.timestamp == expected.timestamp.replace(microsecond=expected.timestamp.microsecond // 1000 * 1000)
 
@@ -159,7 +186,10 @@ def test_encoder_and_contract_agree_on_predictions(kw: dict[str, Any]) -> None:
 )
 def test_encoder_and_contract_agree_on_labels(model: Any, request_id: Any, label: Any, timestamp: Any) -> None:
     reference = {
-        "type": "label", "event_id": "e-1", "request_id": request_id, "model": model,
+        "type": "label",
+        "event_id": "e-1",
+        "request_id": request_id,
+        "model": model,
         "timestamp": NOW_MS if timestamp is None else timestamp,
         "label": label.item() if isinstance(label, np.generic) else label,
     }
@@ -174,8 +204,13 @@ def test_encoder_and_contract_agree_on_labels(model: Any, request_id: Any, label
 
 @given(features=st.dictionaries(good_names, scalars, max_size=8), model_version=st.one_of(st.none(), any_names))
 def test_encoder_and_contract_agree_on_features(features: dict[str, Any], model_version: Any) -> None:
-    reference = {"type": "feature", "event_id": "e-1", "timestamp": NOW_MS, "model": "m",
-                 "features": {k: plain(v) for k, v in features.items()}}
+    reference = {
+        "type": "feature",
+        "event_id": "e-1",
+        "timestamp": NOW_MS,
+        "model": "m",
+        "features": {k: plain(v) for k, v in features.items()},
+    }
     if model_version is not None:
         reference["model_version"] = model_version
     try:
@@ -189,9 +224,15 @@ def test_encoder_and_contract_agree_on_features(features: dict[str, Any], model_
 
 def test_a_typical_event_is_compact_and_valid() -> None:
     payload = encoder().prediction(
-        model="credit-risk", model_version="3.1.0", request_id="r-1", latency_ms=12.5,
+        model="credit-risk",
+        model_version="3.1.0",
+        request_id="r-1",
+        latency_ms=12.5,
         features={"age": 42, "income": np.float64(52000.5), "region": "north", "missing": float("nan")},
-        prediction=1, score=0.83, segments={"gender": "F"}, error=None,
+        prediction=1,
+        score=0.83,
+        segments={"gender": "F"},
+        error=None,
     )
     body = orjson.loads(payload)
     assert body["features"] == {"age": 42, "income": 52000.5, "region": "north", "missing": None}
@@ -200,7 +241,11 @@ def test_a_typical_event_is_compact_and_valid() -> None:
 
 def test_errors_are_truncated_not_rejected() -> None:
     payload = encoder().prediction(
-        model="m", model_version="1", request_id="r", latency_ms=3, status="error",
+        model="m",
+        model_version="1",
+        request_id="r",
+        latency_ms=3,
+        status="error",
         error=TimeoutError("x" * 5000),
     )
     error = orjson.loads(payload)["error"]
@@ -210,16 +255,18 @@ def test_errors_are_truncated_not_rejected() -> None:
 def test_oversized_events_are_refused() -> None:
     features = {f"f{i:03d}": "v" * 1000 for i in range(70)}
     with pytest.raises(ContractError, match=r"^event: \d+ bytes exceeds the 65536-byte limit$"):
-        encoder().prediction(model="m", model_version="1", request_id="r", latency_ms=1, prediction=1,
-                             features=features)
+        encoder().prediction(
+            model="m", model_version="1", request_id="r", latency_ms=1, prediction=1, features=features
+        )
 
 
 def test_long_strings_are_found_in_large_events() -> None:
     # The fast path skips string lengths only when the payload is shorter than the limit.
     features = {"a": "v" * 600, "b": "w" * (MAX_STRING_LENGTH + 1)}
     with pytest.raises(ContractError, match="^features.b: string longer than 1024 characters$"):
-        encoder().prediction(model="m", model_version="1", request_id="r", latency_ms=1, prediction=1,
-                             features=features)
+        encoder().prediction(
+            model="m", model_version="1", request_id="r", latency_ms=1, prediction=1, features=features
+        )
 
 
 def test_lone_surrogates_are_refused_clearly() -> None:

@@ -53,7 +53,11 @@ def test_defaults_fill_optional_fields() -> None:
         b'"model":"m","model_version":"1","prediction":"approve","latency_ms":0}'
     )
     assert (event.variant, event.status, event.score, event.features, event.schema_version) == (
-        "production", "ok", None, {}, 1,
+        "production",
+        "ok",
+        None,
+        {},
+        1,
     )
 
 
@@ -153,14 +157,34 @@ def test_labels_and_features() -> None:
 def test_alert_and_retrain_events_only_when_asked_for() -> None:
     now = datetime(2026, 11, 23, tzinfo=UTC)
     alert = AlertEvent(
-        event_id="a1", timestamp=now, fingerprint="f" * 16, rule="drift", kind="drift", severity="warning",
-        status="firing", model="m", model_version="1", reason="psi 0.31 > 0.2 on income", metric="psi",
-        feature="income", value=0.31, threshold=0.2, window={"start": now - timedelta(minutes=1), "end": now},
-        starts_at=now, evidence={"psi": 0.31, "bins": [1, 2]}, example_request_ids=["r1"],
+        event_id="a1",
+        timestamp=now,
+        fingerprint="f" * 16,
+        rule="drift",
+        kind="drift",
+        severity="warning",
+        status="firing",
+        model="m",
+        model_version="1",
+        reason="psi 0.31 > 0.2 on income",
+        metric="psi",
+        feature="income",
+        value=0.31,
+        threshold=0.2,
+        window={"start": now - timedelta(minutes=1), "end": now},
+        starts_at=now,
+        evidence={"psi": 0.31, "bins": [1, 2]},
+        example_request_ids=["r1"],
     )
     retrain = RetrainEvent(
-        event_id="t1", timestamp=now, model="m", model_version="1", severity="critical", reason="drift",
-        windows=[{"start": now - timedelta(hours=1), "end": now}], suggested_data_start=now - timedelta(days=30),
+        event_id="t1",
+        timestamp=now,
+        model="m",
+        model_version="1",
+        severity="critical",
+        reason="drift",
+        windows=[{"start": now - timedelta(hours=1), "end": now}],
+        suggested_data_start=now - timedelta(days=30),
     )
     for event in (alert, retrain):
         raw = event.model_dump_json()
@@ -168,8 +192,9 @@ def test_alert_and_retrain_events_only_when_asked_for() -> None:
         with pytest.raises(ContractError, match="type: unknown event type"):
             parse_event(raw)
     with pytest.raises(ContractError, match="alert event: window.end: must be after start"):
-        parse_event(alert.model_dump_json().replace('"start":"2026-11-22T23:59', '"start":"2026-11-23T00:09'),
-                    any_type=True)
+        parse_event(
+            alert.model_dump_json().replace('"start":"2026-11-22T23:59', '"start":"2026-11-23T00:09'), any_type=True
+        )
 
 
 def test_timestamps_serialise_as_rfc3339_utc() -> None:
@@ -180,8 +205,11 @@ def test_timestamps_serialise_as_rfc3339_utc() -> None:
 # JSON text is Unicode: lone surrogates (Cs) cannot be sent at all.
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=50)
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1),
-    st.floats(allow_nan=False, allow_infinity=False), text,
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    text,
 )
 names = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=20)
 
@@ -189,13 +217,23 @@ names = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, ma
 @given(
     features=st.dictionaries(names, scalars, max_size=30),
     segments=st.dictionaries(names, text, max_size=5),
-    stamp=st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30),
-                       timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))])),
+    stamp=st.datetimes(
+        min_value=datetime(1970, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]),
+    ),
 )
 def test_any_valid_prediction_round_trips_through_json(features, segments, stamp) -> None:  # type: ignore[no-untyped-def]
     event = PredictionEvent(
-        event_id="e", request_id="r", timestamp=stamp, model="m", model_version="v", features=features,
-        segments=segments, prediction=True, latency_ms=1.0,
+        event_id="e",
+        request_id="r",
+        timestamp=stamp,
+        model="m",
+        model_version="v",
+        features=features,
+        segments=segments,
+        prediction=True,
+        latency_ms=1.0,
     )
     again = parse_event(event.model_dump_json())
     assert again.features == features and again.segments == segments

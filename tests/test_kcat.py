@@ -53,8 +53,10 @@ def test_the_readme_kcat_label_is_accepted_and_lands_beside_its_prediction(setti
 
 
 def test_a_malformed_kcat_event_is_rejected_with_the_field_named(settings: Settings) -> None:
-    bad = "echo '{\"type\":\"label\",\"event_id\":\"e\",\"request_id\":\"r\",\"timestamp\":\"2026-11-23T10:00:00\"," \
-          "\"model\":\"m\",\"label\":1}' | kcat -P -b 127.0.0.1:9092 -t streamwatch.labels"
+    bad = (
+        'echo \'{"type":"label","event_id":"e","request_id":"r","timestamp":"2026-11-23T10:00:00",'
+        '"model":"m","label":1}\' | kcat -P -b 127.0.0.1:9092 -t streamwatch.labels'
+    )
     kcat(bad, settings, settings.topics.labels)
     [message] = read_topics(settings.kafka, [settings.topics.labels], expect=1)
     with pytest.raises(ContractError, match="^label event: timestamp: must carry a UTC offset"):

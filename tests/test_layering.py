@@ -21,8 +21,21 @@ OWNERS = {
 }
 # Modules that must stay pure: no I/O, no threads, no clock.
 PURE = {"limits.py", "errors.py", "events.py", "ids.py", "config.py"}
-IMPURE = {"confluent_kafka", "subprocess", "socket", "clickhouse_connect", "httpx", "faust", "threading", "time",
-          "requests", "urllib", "asyncio", "aiokafka", "chdb"}
+IMPURE = {
+    "confluent_kafka",
+    "subprocess",
+    "socket",
+    "clickhouse_connect",
+    "httpx",
+    "faust",
+    "threading",
+    "time",
+    "requests",
+    "urllib",
+    "asyncio",
+    "aiokafka",
+    "chdb",
+}
 
 
 def imports(path: Path) -> set[str]:

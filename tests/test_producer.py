@@ -22,17 +22,27 @@ SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "input-event.sch
 
 
 def features(i: int) -> dict[str, object]:
-    return {"age": 20 + i % 50, "income": 1000.5 * i, "region": ["north", "south"][i % 2], "flag": i % 3 == 0,
-            "missing": None}
+    return {
+        "age": 20 + i % 50,
+        "income": 1000.5 * i,
+        "region": ["north", "south"][i % 2],
+        "flag": i % 3 == 0,
+        "missing": None,
+    }
 
 
 def test_events_published_by_the_sdk_come_back_valid(settings: Settings) -> None:
     with Producer(settings=settings, model="credit-risk", model_version="3.1.0", strict=True) as monitor:
         request_ids = []
         for i in range(300):
-            rid = monitor.log_prediction(features=features(i), prediction=i % 2, score=(i % 100) / 100,
-                                         latency_ms=5 + i % 7, segments={"gender": "FM"[i % 2]},
-                                         variant="canary" if i % 10 == 0 else "production")
+            rid = monitor.log_prediction(
+                features=features(i),
+                prediction=i % 2,
+                score=(i % 100) / 100,
+                latency_ms=5 + i % 7,
+                segments={"gender": "FM"[i % 2]},
+                variant="canary" if i % 10 == 0 else "production",
+            )
             request_ids.append(rid)
         for rid in request_ids[::2]:
             monitor.log_label(request_id=rid, label=1)
@@ -170,14 +180,20 @@ def test_many_threads_are_counted_exactly(settings: Settings) -> None:
     assert (stats.logged, stats.queued, stats.delivered) == (12000, 12000, 12000)
 
 
-def test_secrets_are_never_logged(broker: LocalKafka, caplog: pytest.LogCaptureFixture,
-                                  capfd: pytest.CaptureFixture[str]) -> None:
+def test_secrets_are_never_logged(
+    broker: LocalKafka, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
     caplog.set_level(logging.DEBUG)
     secret = "pa55-w0rd-do-not-print"
     settings = load_settings(
-        kafka={"bootstrap_servers": broker.bootstrap_servers, "security_protocol": "SASL_PLAINTEXT",
-               "sasl_mechanism": "PLAIN", "sasl_username": "svc", "sasl_password": secret,
-               "librdkafka": {"debug": "security,broker"}},
+        kafka={
+            "bootstrap_servers": broker.bootstrap_servers,
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "PLAIN",
+            "sasl_username": "svc",
+            "sasl_password": secret,
+            "librdkafka": {"debug": "security,broker"},
+        },
         producer={"message_timeout_ms": 1500},
     )
     monitor = Producer(settings=settings, model="m", model_version="1")

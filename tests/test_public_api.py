@@ -8,9 +8,22 @@ import sys
 import streamwatch
 
 PUBLIC = [
-    "AlertEvent", "ConfigError", "ContractError", "FeatureEvent", "LabelEvent", "PredictionEvent", "Producer",
-    "ProducerStats", "RetrainEvent", "Settings", "StreamwatchError", "__version__", "load_settings",
-    "new_request_id", "parse_event", "request_id_from_headers",
+    "AlertEvent",
+    "ConfigError",
+    "ContractError",
+    "FeatureEvent",
+    "LabelEvent",
+    "PredictionEvent",
+    "Producer",
+    "ProducerStats",
+    "RetrainEvent",
+    "Settings",
+    "StreamwatchError",
+    "__version__",
+    "load_settings",
+    "new_request_id",
+    "parse_event",
+    "request_id_from_headers",
 ]
 
 

@@ -40,9 +40,17 @@ def validator() -> jsonschema.Draft202012Validator:
 def test_encoder_output_validates_against_the_schema() -> None:
     encoder = Encoder()
     events = [
-        encoder.prediction(model="m", model_version="1", request_id="r", latency_ms=3, prediction="yes",
-                           features={"a": 1, "b": None, "c": "x", "d": True}, score=0.2, segments={"g": "F"},
-                           metadata={"host": "h"}),
+        encoder.prediction(
+            model="m",
+            model_version="1",
+            request_id="r",
+            latency_ms=3,
+            prediction="yes",
+            features={"a": 1, "b": None, "c": "x", "d": True},
+            score=0.2,
+            segments={"g": "F"},
+            metadata={"host": "h"},
+        ),
         encoder.prediction(model="m", model_version="1", request_id="r", latency_ms=3, status="error", error="boom"),
         encoder.features(model="m", features={"a": 1.5}, request_id="r"),
         encoder.label(model="m", request_id="r", label=False),
@@ -53,12 +61,20 @@ def test_encoder_output_validates_against_the_schema() -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"score": "0.5"}, {"features": {"a": [1]}}, {"segment": {}}, {"variant": "blue"}, {"latency_ms": -1},
-     {"timestamp": "not a time"}, {"features": {"k" * 129: 1}}],
+    [
+        {"score": "0.5"},
+        {"features": {"a": [1]}},
+        {"segment": {}},
+        {"variant": "blue"},
+        {"latency_ms": -1},
+        {"timestamp": "not a time"},
+        {"features": {"k" * 129: 1}},
+    ],
 )
 def test_the_schema_rejects_what_the_contract_rejects(change: dict[str, object]) -> None:
-    body = orjson.loads(Encoder().prediction(model="m", model_version="1", request_id="r", latency_ms=3,
-                                             prediction=1))
+    body = orjson.loads(Encoder().prediction(model="m", model_version="1", request_id="r", latency_ms=3, prediction=1))
     body.update(change)
     with pytest.raises(jsonschema.ValidationError):
-        validator().validate(body, )
+        validator().validate(
+            body,
+        )

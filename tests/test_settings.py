@@ -82,11 +82,15 @@ def test_secrets_never_print(config: Path, caplog: pytest.LogCaptureFixture) -> 
 @pytest.mark.parametrize(
     ("mutation", "message"),
     [
-        ("when: {metric: psi, threshold: 0.2}|when: {metric: psi, threshold: high}",
-         "invalid setting rules['feature-drift'].when.threshold: Input should be a valid number"),
+        (
+            "when: {metric: psi, threshold: 0.2}|when: {metric: psi, threshold: high}",
+            "invalid setting rules['feature-drift'].when.threshold: Input should be a valid number",
+        ),
         ("kind: drift|kind: drfit", "invalid setting rules['feature-drift'].kind: must be 'drift'"),
-        ("channels: [oncall, hooks]|channels: [oncall, pager]",
-         "invalid setting rules['feature-drift'].channels: unknown channel 'pager'"),
+        (
+            "channels: [oncall, hooks]|channels: [oncall, pager]",
+            "invalid setting rules['feature-drift'].channels: unknown channel 'pager'",
+        ),
         ("period: 30d|period: a month", "invalid setting models['credit-risk'].slo.period: must be a positive"),
         ("type: slack|type: teams", "invalid setting channels['oncall'].type: unknown value 'teams'"),
         ("sasl_mechanism: PLAIN|sasl_mechanism: KERBEROS", "invalid setting kafka.sasl_mechanism: must be"),

@@ -137,9 +137,7 @@ class AlertmanagerChannel(_Strict):
     url: str
 
 
-Channel = Annotated[
-    SlackChannel | PagerDutyChannel | WebhookChannel | AlertmanagerChannel, Field(discriminator="type")
-]
+Channel = Annotated[SlackChannel | PagerDutyChannel | WebhookChannel | AlertmanagerChannel, Field(discriminator="type")]
 
 
 class MonitorConfig(_Strict):

@@ -64,14 +64,26 @@ class CreditRiskService:
         latency = self.rng.lognormvariate(math.log(40 if canary else 25), 0.4)
         if self.rng.random() < 0.01:
             rid = self.monitor.log_prediction(
-                model_version=version, variant=variant, features=features, segments=segments,
-                latency_ms=latency, status="error", error=TimeoutError("feature store timed out"), timestamp=at,
+                model_version=version,
+                variant=variant,
+                features=features,
+                segments=segments,
+                latency_ms=latency,
+                status="error",
+                error=TimeoutError("feature store timed out"),
+                timestamp=at,
             )
             return rid, math.nan
         score = self.predict(features)
         rid = self.monitor.log_prediction(
-            model_version=version, variant=variant, features=features, segments=segments,
-            prediction=int(score >= 0.5), score=round(score, 6), latency_ms=round(latency, 3), timestamp=at,
+            model_version=version,
+            variant=variant,
+            features=features,
+            segments=segments,
+            prediction=int(score >= 0.5),
+            score=round(score, 6),
+            latency_ms=round(latency, 3),
+            timestamp=at,
             metadata={"host": f"pod-{self.rng.randint(1, 4)}"},
         )
         return rid, score
@@ -101,8 +113,11 @@ def run_demo(requests: int = 2000, *, partitions: int = 3, settings: Settings | 
     """Run the scenario against ``settings.kafka`` (a local broker is started when not given)."""
     if settings is None:
         with LocalKafka() as broker:
-            return run_demo(requests, partitions=partitions, settings=load_settings(
-                kafka={"bootstrap_servers": broker.bootstrap_servers}))
+            return run_demo(
+                requests,
+                partitions=partitions,
+                settings=load_settings(kafka={"bootstrap_servers": broker.bootstrap_servers}),
+            )
     topics = settings.topics
     create_topics(settings.kafka, [topics.predictions, topics.features, topics.labels], partitions=partitions)
     produced = Counter({"prediction": 0, "feature": 0, "label": 0})
@@ -116,7 +131,9 @@ def run_demo(requests: int = 2000, *, partitions: int = 3, settings: Settings | 
             request_id, score = service.serve(at)
             produced["prediction"] += 1
             if i % 5 == 0:  # a feature pipeline logs some features on its own
-                monitor.log_features(features={"bureau_score": rng.randint(300, 850)}, request_id=request_id, timestamp=at)
+                monitor.log_features(
+                    features={"bureau_score": rng.randint(300, 850)}, request_id=request_id, timestamp=at
+                )
                 produced["feature"] += 1
             if not math.isnan(score) and rng.random() < 0.5:  # ground truth arrives for half, days later
                 pending_labels.append((at + timedelta(days=rng.randint(1, 30)), request_id, int(rng.random() < score)))

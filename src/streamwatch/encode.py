@@ -290,7 +290,9 @@ class Encoder:
                 raise ContractError("timestamp", "datetime must be timezone-aware (e.g. datetime.now(UTC))")
             ms = (value - _EPOCH) // _MS
         else:
-            raise ContractError("timestamp", f"must be epoch milliseconds (int) or an aware datetime, not {type(value).__name__}")
+            raise ContractError(
+                "timestamp", f"must be epoch milliseconds (int) or an aware datetime, not {type(value).__name__}"
+            )
         if not MIN_TIMESTAMP_MS <= ms <= MAX_TIMESTAMP_MS:
             raise ContractError("timestamp", "out of range (1970 to 9999)")
         return ms

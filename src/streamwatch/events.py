@@ -159,7 +159,9 @@ def _scalar(value: Any, *, nullable: bool) -> Any:
     if value is None and nullable:
         return None
     expected = "a number, string, boolean or null" if nullable else "a number, string or boolean"
-    raise PydanticCustomError("scalar_type", "must be {expected}, not {kind}", {"expected": expected, "kind": kind.__name__})
+    raise PydanticCustomError(
+        "scalar_type", "must be {expected}, not {kind}", {"expected": expected, "kind": kind.__name__}
+    )
 
 
 _SCALAR_SCHEMA: list[dict[str, Any]] = [
@@ -329,7 +331,9 @@ def _contract_error(exc: ValidationError) -> ContractError:
     if first["type"] == "json_invalid":
         return ContractError("event", f"not valid JSON ({first['ctx']['error']})")
     if first["type"] in {"union_tag_not_found", "model_type", "model_attributes_type"}:
-        return ContractError("type", f"missing; must be {_TYPES}" if first["loc"] == () else "event must be a JSON object")
+        return ContractError(
+            "type", f"missing; must be {_TYPES}" if first["loc"] == () else "event must be a JSON object"
+        )
     if first["type"] == "union_tag_invalid":
         return ContractError("type", f"unknown event type; must be {_TYPES}")
     if first["type"] in {"dict_type"} and first["loc"] == ():

@@ -43,9 +43,9 @@ class LocalKafka:
     ``data_dir`` keeps the broker's state across a stop and a start; a
     temporary directory is used (and removed) when it is not given.
 
-    >>> with LocalKafka() as broker:  # doctest: +SKIP
-    ...     broker.bootstrap_servers
-    '127.0.0.1:40123'
+    >>> with LocalKafka() as broker:
+    ...     broker.bootstrap_servers.startswith("127.0.0.1:")
+    True
     """
 
     def __init__(self, port: int | None = None, data_dir: Path | None = None) -> None:

@@ -94,10 +94,12 @@ class Producer:
 
     Examples
     --------
-    >>> monitor = Producer("127.0.0.1:9092", model="credit-risk", model_version="3.1.0")  # doctest: +SKIP
-    >>> with monitor:                                                                     # doctest: +SKIP
-    ...     rid = monitor.log_prediction(features={"age": 42}, prediction=1, score=0.8, latency_ms=12.5)
-    ...     monitor.log_label(request_id=rid, label=0)
+    Needs a broker, so it is shown rather than run here (``tests/test_producer.py`` runs it)::
+
+        monitor = Producer("127.0.0.1:9092", model="credit-risk", model_version="3.1.0")
+        with monitor:
+            rid = monitor.log_prediction(features={"age": 42}, prediction=1, score=0.8, latency_ms=12.5)
+            monitor.log_label(request_id=rid, label=0)
     """
 
     def __init__(
@@ -168,8 +170,20 @@ class Producer:
             request_id = new_request_id()
         try:
             payload = self._encode_prediction(
-                model or self.model, model_version or self.model_version, request_id, latency_ms, features,
-                prediction, score, variant, status, error, segments, metadata, timestamp, event_id,
+                model or self.model,
+                model_version or self.model_version,
+                request_id,
+                latency_ms,
+                features,
+                prediction,
+                score,
+                variant,
+                status,
+                error,
+                segments,
+                metadata,
+                timestamp,
+                event_id,
             )
         except ContractError as exc:
             self._reject(exc, "prediction")

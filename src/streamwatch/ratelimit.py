@@ -26,9 +26,7 @@ class RateLimitedLog:
     [True, False, False, True]
     """
 
-    def __init__(
-        self, logger: logging.Logger, interval: float, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, logger: logging.Logger, interval: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.logger = logger
         self.interval = interval
         self.clock = clock
@@ -61,7 +59,8 @@ class Counter:
     before it; reads are rare and take a lock.
 
     >>> c = Counter()
-    >>> c.incr(); c.incr(); c.value(), c.value()
+    >>> _ = c.incr(); _ = c.incr()
+    >>> c.value(), c.value()
     (2, 2)
     """
 

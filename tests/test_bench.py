@@ -1,0 +1,18 @@
+"""The benchmarks run (in --quick mode); their figures are for the README, not for assertions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parent.parent / "bench"
+
+
+def test_producer_bench_runs_and_prints_its_ratio() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "producer.py"), "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for line in ("bare produce()", "streamwatch log_prediction()", "ratio SDK / bare produce():", "dropped 0"):
+        assert line in result.stdout

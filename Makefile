@@ -14,11 +14,12 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 tools:
-	@command -v kcat >/dev/null 2>&1 || { \
+	@missing=""; for tool in kcat openssl; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	    echo "installing kcat (apt-get)"; \
-	    (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null 2>&1 || echo "warning: could not install kcat"; \
-	  else echo "warning: kcat is not installed; install it to run the cross-language test"; fi; }
+	    echo "installing$$missing (apt-get)"; \
+	    (apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null 2>&1 || echo "warning: could not install$$missing"; \
+	  else echo "warning:$$missing not installed; the tests that need them will fail or skip"; fi; fi
 
 demo: $(STAMP)
 	$(BIN)/streamwatch demo

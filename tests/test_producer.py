@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -204,3 +205,32 @@ def test_secrets_are_never_logged(
     logged = caplog.text + out + err + repr(monitor) + str(settings)
     assert "SASL" in logged  # librdkafka's security debug logs did reach the captured output
     assert secret not in logged
+
+
+def test_a_producer_made_before_fork_works_in_the_child(settings: Settings) -> None:
+    # gunicorn --preload and multiprocessing fork a process that already made its producer.
+    monitor = Producer(settings=settings, model="m", model_version="1")
+    monitor.log_prediction(prediction=1, latency_ms=1, request_id="parent")
+    assert monitor.flush(10) == 0
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code only
+        code = 3
+        try:
+            monitor.log_prediction(prediction=1, latency_ms=1, request_id="child")
+            delivered = monitor.flush(10) == 0 and monitor.stats().delivered == 1
+            code = 0 if delivered else 1
+            monitor.close(1)
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 30
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    messages = read_topics(settings.kafka, [settings.topics.predictions], expect=2)
+    assert sorted(m.key for m in messages) == [b"child", b"parent"]
+    monitor.log_prediction(prediction=1, latency_ms=1, request_id="parent-again")  # the parent is unaffected
+    assert monitor.close(10) == 0 and monitor.stats().delivered == 2

@@ -229,12 +229,7 @@ class Encoder:
     def _name(self, value: Any, field: str) -> None:
         if type(value) is str and value in self._names:
             return
-        if type(value) is not str:
-            raise ContractError(field, f"must be a string, not {type(value).__name__}")
-        if not 0 < len(value) <= MAX_NAME_LENGTH:
-            raise ContractError(field, f"must be 1 to {MAX_NAME_LENGTH} characters")
-        if not value.isprintable() and _CONTROL.search(value):
-            raise ContractError(field, "must contain no control characters")
+        _bounded_string(value, field, MAX_NAME_LENGTH)
         if len(self._names) < _NAME_CACHE_SIZE:
             self._names.add(value)
 
@@ -313,14 +308,19 @@ class Encoder:
         return payload
 
 
-def _id(value: Any, field: str) -> str:
+def _bounded_string(value: Any, field: str, limit: int) -> str:
+    """The rule names and ids share: a string of 1 to ``limit`` characters, no control characters."""
     if type(value) is not str:
         raise ContractError(field, f"must be a string, not {type(value).__name__}")
-    if not 0 < len(value) <= MAX_ID_LENGTH:
-        raise ContractError(field, f"must be 1 to {MAX_ID_LENGTH} characters")
+    if not 0 < len(value) <= limit:
+        raise ContractError(field, f"must be 1 to {limit} characters")
     if not value.isprintable() and _CONTROL.search(value):
         raise ContractError(field, "must contain no control characters")
     return value
+
+
+def _id(value: Any, field: str) -> str:
+    return _bounded_string(value, field, MAX_ID_LENGTH)
 
 
 def _target(value: Any, field: str) -> Any:

@@ -12,15 +12,19 @@ Its one promise is to never hurt the service it monitors:
 Delivery failures are logged at most once per ``log_interval`` seconds per
 kind, with the number suppressed. Counters are read with :meth:`Producer.stats`.
 
-Create the producer in each process that serves requests: librdkafka's
-threads do not survive ``fork()``, so with gunicorn or multiprocessing make it
-after the fork (e.g. in a post-fork hook), not at import time.
+A producer made before ``fork()`` (gunicorn ``--preload``, multiprocessing)
+keeps working in the child: librdkafka's threads do not survive a fork, so the
+child leaves the inherited client alone and builds its own on its first event,
+with counters starting from zero. Events the parent had not yet delivered stay
+the parent's. (An injected transport is the caller's to rebuild.)
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -34,6 +38,10 @@ from .settings import Settings, load_settings
 __all__ = ["Producer", "ProducerStats", "Transport"]
 
 _log = logging.getLogger("streamwatch.producer")
+
+# Clients inherited across fork(): their threads are gone, and destroying them
+# could wait on those threads forever, so a child process keeps them alive.
+_FORK_ORPHANS: list[object] = []
 
 
 class Transport(Protocol):
@@ -124,26 +132,55 @@ class Producer:
         self._topics = settings.topics
         self._encoder = Encoder()
         self._log = RateLimitedLog(_log, log_interval)
-        self._queued, self._failed, self._full = Counter(), Counter(), Counter()
-        self._invalid, self._error = Counter(), Counter()
-        self._queued_incr = self._queued.incr
+        self._reset_counters()
+        self._build_transport = None
         if transport is None:
             from .kafka import KafkaTransport  # deferred: keeps `import streamwatch` light
 
-            transport = KafkaTransport(
-                settings.kafka, settings.producer, on_failure=self._on_failure, on_error=self._on_error
-            )
-        self._transport = transport
-        self._produce = transport.send
-        self._send_errors = transport.send_errors
+            def build() -> Transport:
+                return KafkaTransport(
+                    settings.kafka, settings.producer, on_failure=self._on_failure, on_error=self._on_error
+                )
+
+            self._build_transport = build
+            transport = build()
+            alive = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: (producer := alive()) is not None and producer._after_fork())
         self._encode_prediction = self._encoder.prediction
         self._prediction_topic = self._topics.predictions
         self._open = True
+        self._attach(transport)
+
+    def _reset_counters(self) -> None:
+        self._queued, self._failed, self._full = Counter(), Counter(), Counter()
+        self._invalid, self._error = Counter(), Counter()
+        self._queued_incr = self._queued.incr
+
+    def _attach(self, transport: Transport) -> None:
+        self._transport: Transport | None = transport
+        self._produce = transport.send
+        self._send_errors = transport.send_errors
         self._closed = threading.Event()
         # Delivery reports are served by a background thread that sleeps inside
         # librdkafka (GIL released), so the caller never pays for them.
         self._poller = threading.Thread(target=self._poll_forever, name="streamwatch-producer-poll", daemon=True)
         self._poller.start()
+
+    def _after_fork(self) -> None:
+        """In a forked child: drop the parent's client and counters; the next event builds a new client."""
+        _FORK_ORPHANS.append(self._transport)
+        self._reset_counters()
+        self._log = RateLimitedLog(_log, self._log.interval)  # its lock may have been held at the fork
+        self._rebuild_lock = threading.Lock()
+        self._transport = None
+        self._closed = threading.Event()
+        self._produce = self._send_after_fork
+
+    def _send_after_fork(self, topic: str, value: bytes, key: str | bytes | None) -> None:
+        with self._rebuild_lock:
+            if self._transport is None and self._build_transport is not None:
+                self._attach(self._build_transport())
+        self._produce(topic, value, key)
 
     # -- logging events ------------------------------------------------------------
 
@@ -284,8 +321,9 @@ class Producer:
         self._log.warning("client_error", "Kafka client error: %s", reason)
 
     def _poll_forever(self) -> None:
-        while not self._closed.is_set():
-            self._transport.poll(0.2)
+        transport, closed = self._transport, self._closed
+        while transport is not None and not closed.is_set():
+            transport.poll(0.2)
 
     # -- public state ---------------------------------------------------------------
 
@@ -295,7 +333,8 @@ class Producer:
         # moving on between two reads is counted twice, not missed: "delivered"
         # may lag for a moment but never over-counts.
         queued = self._queued.value()
-        in_flight = 0 if self._closed.is_set() else self._transport.pending()
+        transport = self._transport
+        in_flight = 0 if self._closed.is_set() or transport is None else transport.pending()
         failed = self._failed.value()
         full, invalid, error = self._full.value(), self._invalid.value(), self._error.value()
         return ProducerStats(
@@ -311,7 +350,8 @@ class Producer:
 
     def flush(self, timeout: float = 10.0) -> int:
         """Wait up to ``timeout`` seconds for queued events; return how many are still in flight."""
-        return 0 if self._closed.is_set() else self._transport.flush(timeout)
+        transport = self._transport
+        return 0 if self._closed.is_set() or transport is None else transport.flush(timeout)
 
     def close(self, timeout: float = 5.0) -> int:
         """Flush for up to ``timeout`` seconds, then give up on what is left.
@@ -323,8 +363,11 @@ class Producer:
             return 0
         self._open = False
         self._closed.set()
+        transport = self._transport
+        if transport is None:  # forked and never used
+            return 0
         self._poller.join()
-        return self._transport.close(timeout)
+        return transport.close(timeout)
 
     def __enter__(self) -> Producer:
         return self

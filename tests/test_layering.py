@@ -19,8 +19,10 @@ OWNERS = {
     "faust": "worker.py",
     "typer": "cli.py",
 }
-# Modules that must stay pure: no I/O, no threads, no clock.
-PURE = {"limits.py", "errors.py", "events.py", "ids.py", "config.py"}
+# Modules that must stay pure: no I/O, no threads, no clock. The whole core is.
+PURE = {"limits.py", "errors.py", "events.py", "ids.py", "config.py"} | {
+    f"core/{p.name}" for p in (Path(__file__).parent.parent / "src" / "streamwatch" / "core").glob("*.py")
+}
 IMPURE = {
     "confluent_kafka",
     "subprocess",
@@ -63,6 +65,36 @@ def test_contract_modules_are_pure(name: str) -> None:
     assert not imports(PACKAGE / name) & IMPURE
 
 
+def test_the_core_is_covered() -> None:
+    assert {"core/histogram.py", "core/drift.py"} <= PURE
+
+
 def test_the_layering_test_sees_imports() -> None:
     assert "confluent_kafka" in imports(PACKAGE / "kafka.py")
     assert "pydantic" in imports(PACKAGE / "events.py")
+
+
+CORE = sorted((PACKAGE / "core").glob("*.py"))
+CLOCK_READS = {"now", "utcnow", "today", "time", "time_ns", "monotonic", "perf_counter", "process_time"}
+
+
+@pytest.mark.parametrize("path", CORE, ids=lambda p: p.name)
+def test_the_core_reads_no_clock_file_or_randomness(path: Path) -> None:
+    assert not imports(path) & {"os", "random", "pathlib", "io", "shutil", "tempfile"}
+    calls = {
+        node.func.attr
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+    assert not calls & CLOCK_READS, f"{path.name} reads a clock: time comes from events"
+
+
+def test_the_clock_check_sees_clock_reads(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("import datetime\nstamp = datetime.datetime.now()\n")
+    calls = {
+        n.func.attr
+        for n in ast.walk(ast.parse(sample.read_text()))
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+    }
+    assert calls & CLOCK_READS

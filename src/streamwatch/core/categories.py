@@ -1,0 +1,82 @@
+"""Counts of a categorical feature against the reference's categories."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+__all__ = ["CategoryCounts"]
+
+
+class CategoryCounts:
+    """Mergeable counts per reference category, plus unseen values and missing ones.
+
+    The reference fixes the categories (capped for high cardinality by the
+    profile); a value outside them counts as *unseen*. ``counts`` has one entry
+    per category, then the unseen count last, so it lines up with a
+    reference's counts for drift statistics.
+
+    Examples
+    --------
+    >>> c = CategoryCounts(["north", "south"])
+    >>> c.update(["north", "north", "west", None, "south"])
+    >>> c.counts.tolist(), c.unseen, c.missing, c.n
+    ([2, 1, 1], 1, 1, 4)
+    """
+
+    def __init__(self, categories: Sequence[str]) -> None:
+        self.categories = tuple(categories)
+        if len(set(self.categories)) != len(self.categories):
+            raise ValueError("categories must be distinct")
+        self._index = {category: i for i, category in enumerate(self.categories)}
+        self._counts = np.zeros(len(self.categories) + 1, dtype=np.int64)
+        self._missing = 0
+
+    def update(self, values: Iterable[object]) -> None:
+        """Count a batch of values; ``None`` means missing. Values are compared as strings."""
+        unseen = len(self.categories)
+        index = self._index
+        codes = []
+        for value in values:
+            if value is None:
+                self._missing += 1
+            else:
+                codes.append(index.get(value if type(value) is str else str(value), unseen))
+        if codes:
+            self._counts += np.bincount(np.asarray(codes, dtype=np.intp), minlength=self._counts.size)
+
+    def merge(self, other: CategoryCounts) -> None:
+        if self.categories != other.categories:
+            raise ValueError("cannot merge counts over different categories")
+        self._counts += other._counts
+        self._missing += other._missing
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Counts per category (a copy), the unseen count last."""
+        return self._counts.copy()
+
+    @property
+    def unseen(self) -> int:
+        return int(self._counts[-1])
+
+    @property
+    def missing(self) -> int:
+        return self._missing
+
+    @property
+    def n(self) -> int:
+        """Values counted, missing ones excluded."""
+        return int(self._counts.sum())
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, CategoryCounts)
+            and self.categories == other.categories
+            and np.array_equal(self._counts, other._counts)
+            and self._missing == other._missing
+        )
+
+    def __repr__(self) -> str:
+        return f"CategoryCounts(categories={len(self.categories)}, n={self.n}, unseen={self.unseen})"

@@ -1,0 +1,99 @@
+"""Counts of a numeric feature on the reference's bin edges."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = ["NumericHistogram"]
+
+
+class NumericHistogram:
+    """A mergeable histogram on fixed edges, with missing values counted apart.
+
+    ``edges`` has ``k`` increasing values and defines ``k + 1`` bins:
+    ``(-inf, e0)``, ``[e0, e1)``, ..., ``[e(k-2), e(k-1))`` and ``[e(k-1), +inf)``.
+    Values below the reference's minimum land in the first bin and values at or
+    above its maximum in the last, so nothing is ever out of range here; the
+    extreme values seen are kept too. Counts are integers, so merging is exact.
+
+    Parameters
+    ----------
+    edges
+        Increasing bin edges, usually :func:`~streamwatch.core.bin_edges` of the reference.
+
+    Examples
+    --------
+    >>> h = NumericHistogram([0.0, 1.0, 2.0])
+    >>> h.update(np.array([-5.0, 0.5, 1.0, 1.5, 7.0, np.nan]))
+    >>> h.counts.tolist(), h.missing, h.n, h.min, h.max
+    ([1, 1, 2, 1], 1, 5, -5.0, 7.0)
+    >>> other = NumericHistogram([0.0, 1.0, 2.0])
+    >>> other.update(np.array([0.1]))
+    >>> h.merge(other)
+    >>> h.counts.tolist()
+    [1, 2, 2, 1]
+    """
+
+    def __init__(self, edges: ArrayLike) -> None:
+        self.edges = np.asarray(edges, dtype=float)
+        if self.edges.ndim != 1 or self.edges.size == 0 or np.any(np.diff(self.edges) <= 0):
+            raise ValueError("edges must be a non-empty, strictly increasing sequence")
+        self._counts = np.zeros(self.edges.size + 1, dtype=np.int64)
+        self._missing = 0
+        self._min = np.inf
+        self._max = -np.inf
+
+    def update(self, values: np.ndarray) -> None:
+        """Count a batch of values; NaN means missing."""
+        values = np.asarray(values, dtype=float)
+        present = values[~np.isnan(values)]
+        self._missing += values.size - present.size
+        if present.size:
+            self._counts += np.bincount(np.searchsorted(self.edges, present, side="right"), minlength=self._counts.size)
+            self._min = min(self._min, float(present.min()))
+            self._max = max(self._max, float(present.max()))
+
+    def merge(self, other: NumericHistogram) -> None:
+        """Add ``other``'s counts (same edges) to this histogram."""
+        if not np.array_equal(self.edges, other.edges):
+            raise ValueError("cannot merge histograms with different edges")
+        self._counts += other._counts
+        self._missing += other._missing
+        self._min = min(self._min, other._min)
+        self._max = max(self._max, other._max)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Counts per bin (a copy), ``len(edges) + 1`` of them."""
+        return self._counts.copy()
+
+    @property
+    def n(self) -> int:
+        """Values counted, missing ones excluded."""
+        return int(self._counts.sum())
+
+    @property
+    def missing(self) -> int:
+        return self._missing
+
+    @property
+    def min(self) -> float:
+        """Smallest value seen (``inf`` when none)."""
+        return self._min
+
+    @property
+    def max(self) -> float:
+        """Largest value seen (``-inf`` when none)."""
+        return self._max
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, NumericHistogram)
+            and np.array_equal(self.edges, other.edges)
+            and np.array_equal(self._counts, other._counts)
+            and (self._missing, self._min, self._max) == (other._missing, other._min, other._max)
+        )
+
+    def __repr__(self) -> str:
+        return f"NumericHistogram(bins={self._counts.size}, n={self.n}, missing={self._missing})"

@@ -18,6 +18,7 @@ OWNERS = {
     "httpx": "http.py",
     "faust": "worker.py",
     "typer": "cli.py",
+    "pyarrow": "datasets.py",
 }
 # Modules that must stay pure: no I/O, no threads, no clock. The whole core is.
 PURE = {"limits.py", "errors.py", "events.py", "ids.py", "config.py"} | {

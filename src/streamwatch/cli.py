@@ -134,6 +134,60 @@ def _open(path: Path):  # type: ignore[no-untyped-def]
         raise StreamwatchError(f"{path}: cannot be read ({exc.strerror})") from None
 
 
+@app.command()
+def profile(
+    data: Annotated[Path, typer.Argument(help="Training data: a .csv or .parquet file.")],
+    model: Annotated[str, typer.Option(help="Model name.")],
+    version: Annotated[str, typer.Option(help="Model version the data trained.")],
+    out: Annotated[Path, typer.Option(help="Where to write the profile (JSON).")],
+    label_column: Annotated[str | None, typer.Option(help="Ground-truth column.")] = None,
+    score_column: Annotated[str | None, typer.Option(help="Score (probability) column.")] = None,
+    prediction_column: Annotated[str | None, typer.Option(help="Prediction column.")] = None,
+    segments: Annotated[str, typer.Option(help="Comma-separated slice columns, e.g. gender,region.")] = "",
+    positive_label: Annotated[str, typer.Option(help="Label value counted as positive.")] = "1",
+    max_categories: Annotated[int, typer.Option(min=1, help="Categories kept per categorical feature.")] = 200,
+    data_uri: Annotated[str | None, typer.Option(help="Where the data lives, for lineage (default: DATA).")] = None,
+    model_artifact: Annotated[str | None, typer.Option(help="Model artifact URI, for lineage.")] = None,
+    git_sha: Annotated[str | None, typer.Option(help="Git commit of the training code, for lineage.")] = None,
+) -> None:
+    """Build a reference profile of a training set: bins, frequencies, distributions, slices and lineage."""
+    from datetime import UTC, datetime
+
+    from .datasets import read_columns, sha256_of
+    from .profiles import Lineage, build_profile
+
+    columns, rows = read_columns(data)
+    try:
+        lineage = Lineage(
+            model=model,
+            model_version=version,
+            data_uri=data_uri or str(data),
+            rows=rows,
+            content_sha256=sha256_of(data),
+            model_artifact_uri=model_artifact,
+            git_sha=git_sha,
+            created_at=datetime.now(UTC),
+            streamwatch_version=__version__,
+        )
+        built = build_profile(
+            columns,
+            lineage=lineage,
+            label_column=label_column,
+            score_column=score_column,
+            prediction_column=prediction_column,
+            segments=[s for s in segments.split(",") if s],
+            positive_label=positive_label,
+            max_categories=max_categories,
+        )
+    except KeyError as exc:
+        raise StreamwatchError(f"{data}: {exc.args[0]}") from None
+    except ValueError as exc:
+        raise StreamwatchError(f"{data}: {str(exc).splitlines()[0]}") from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(built.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    typer.echo(f"wrote {out}: {len(built.features)} features, {rows} rows, {len(built.slices)} slices")
+
+
 @config_app.command("check")
 def config_check(config: ConfigOption = None) -> None:
     """Load the settings (environment and YAML file) and summarise them. Secrets stay hidden."""

@@ -14,6 +14,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from .events import AlertEvent, FeatureEvent, InputEvent, LabelEvent, PredictionEvent, RetrainEvent
 from .limits import SCHEMA_VERSION
+from .profiles import ReferenceProfile
 
 __all__ = ["render_schemas", "stale_schemas", "write_schemas"]
 
@@ -44,6 +45,7 @@ def render_schemas() -> dict[str, str]:
     union["title"] = "InputEvent"
     union["description"] = "Any event an inference service publishes, discriminated by `type`."
     files["input-event.schema.json"] = _document("input-event", union)
+    files["profile.schema.json"] = _document("profile", ReferenceProfile.model_json_schema(mode="validation"))
     return {name: json.dumps(doc, indent=2, sort_keys=True) + "\n" for name, doc in files.items()}
 
 

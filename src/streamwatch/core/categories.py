@@ -33,6 +33,19 @@ class CategoryCounts:
         self._counts = np.zeros(len(self.categories) + 1, dtype=np.int64)
         self._missing = 0
 
+    @classmethod
+    def from_counts(cls, categories: Sequence[str], counts: Sequence[int], *, missing: int = 0) -> CategoryCounts:
+        """Rebuild counts from storage: one per category, then the unseen count."""
+        rebuilt = cls(categories)
+        stored = np.asarray(counts, dtype=np.int64)
+        if stored.shape != rebuilt._counts.shape or np.any(stored < 0):
+            raise ValueError(
+                f"need {rebuilt._counts.size} non-negative counts for {len(rebuilt.categories)} categories"
+            )
+        rebuilt._counts[:] = stored
+        rebuilt._missing = int(missing)
+        return rebuilt
+
     def update(self, values: Iterable[object]) -> None:
         """Count a batch of values; ``None`` means missing. Values are compared as strings."""
         unseen = len(self.categories)

@@ -44,6 +44,19 @@ class NumericHistogram:
         self._min = np.inf
         self._max = -np.inf
 
+    @classmethod
+    def from_counts(
+        cls, edges: ArrayLike, counts: ArrayLike, *, missing: int = 0, min: float = np.inf, max: float = -np.inf
+    ) -> NumericHistogram:
+        """Rebuild a histogram from stored counts (a reference profile's, or a partial from storage)."""
+        histogram = cls(edges)
+        stored = np.asarray(counts, dtype=np.int64)
+        if stored.shape != histogram._counts.shape or np.any(stored < 0):
+            raise ValueError(f"need {histogram._counts.size} non-negative counts for {histogram.edges.size} edges")
+        histogram._counts[:] = stored
+        histogram._missing, histogram._min, histogram._max = int(missing), float(min), float(max)
+        return histogram
+
     def update(self, values: np.ndarray) -> None:
         """Count a batch of values; NaN means missing."""
         values = np.asarray(values, dtype=float)

@@ -1,0 +1,166 @@
+"""The delayed-label join: labels meet their predictions on ``(model, request_id)``.
+
+Ground truth arrives minutes to weeks after a prediction, and sometimes
+before it (the label topic can be ahead of the prediction topic). A label
+joins a prediction when its event time is at most ``horizon_ms`` after the
+prediction's. Canary and shadow predictions share the request id with
+production, so one label may match several predictions.
+
+Every prediction ends in exactly one of ``matched_predictions``,
+``unlabelled`` (its horizon passed with no label), ``evicted_predictions``
+(the state hit its hard cap, ``max_pending``, oldest first) or still pending.
+Every label ends in exactly one of ``matched_labels`` (``early_labels`` of
+them arrived before a prediction they matched), ``late_labels`` (more than the
+horizon after its predictions), ``orphan_labels`` (no prediction came within
+the horizon), ``duplicate_labels``, ``evicted_labels`` or still pending.
+Memory is bounded by ``max_pending`` predictions plus ``max_pending`` labels.
+
+Time comes from events: :meth:`LabelJoin.expire` takes the watermark.
+
+>>> join = LabelJoin(horizon_ms=1_000)
+>>> join.add_prediction("credit", "r1", Prediction(timestamp_ms=0, model_version="3", variant="production",
+...                                                 prediction=1, score=0.9))
+[]
+>>> [(p.prediction, label) for p, label in join.add_label("credit", "r1", label=1, timestamp_ms=400)]
+[(1, 1)]
+>>> join.matched_predictions, join.matched_labels, join.pending_predictions
+(1, 1, 0)
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["LabelJoin", "Prediction"]
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """What the join keeps of a prediction until its label comes: enough to score it in its window."""
+
+    timestamp_ms: int
+    model_version: str
+    variant: str
+    prediction: Any
+    score: float | None = None
+    segments: tuple[tuple[str, str], ...] = field(default=())
+
+
+@dataclass(slots=True)
+class _Label:
+    label: Any
+    timestamp_ms: int
+    matched: bool = False
+
+
+class LabelJoin:
+    """Join labels to predictions within ``horizon_ms`` of event time, in bounded memory.
+
+    Parameters
+    ----------
+    horizon_ms
+        How long after a prediction its label may arrive (default 24 hours).
+    max_pending
+        Hard cap on predictions, and on labels, kept waiting for a partner.
+    clock_skew_ms
+        How far a label's time may fall *before* its prediction's and still
+        match: labels and predictions are stamped by different services' clocks.
+    """
+
+    def __init__(self, horizon_ms: int = DAY_MS, max_pending: int = 1_000_000, clock_skew_ms: int = 60_000) -> None:
+        if horizon_ms <= 0 or max_pending <= 0 or clock_skew_ms < 0:
+            raise ValueError("horizon_ms and max_pending must be positive, clock_skew_ms not negative")
+        self.horizon_ms = horizon_ms
+        self.max_pending = max_pending
+        self.clock_skew_ms = clock_skew_ms
+        # Insertion-ordered so that eviction drops the oldest first.
+        self._predictions: OrderedDict[Hashable, list[Prediction]] = OrderedDict()
+        self._labels: OrderedDict[Hashable, _Label] = OrderedDict()
+        self._npredictions = 0
+        self.matched_predictions = self.unlabelled = self.evicted_predictions = 0
+        self.matched_labels = self.early_labels = self.late_labels = 0
+        self.orphan_labels = self.duplicate_labels = self.evicted_labels = 0
+
+    def _within(self, prediction_ms: int, label_ms: int) -> bool:
+        return -self.clock_skew_ms <= label_ms - prediction_ms <= self.horizon_ms
+
+    @property
+    def pending_predictions(self) -> int:
+        return self._npredictions
+
+    @property
+    def pending_labels(self) -> int:
+        """Labels kept that have not matched yet."""
+        return sum(not label.matched for label in self._labels.values())
+
+    def add_prediction(self, model: str, request_id: str, prediction: Prediction) -> list[tuple[Prediction, Any]]:
+        """Keep a prediction until its label comes; return it with its label if the label is already here."""
+        key = (model, request_id)
+        waiting = self._labels.get(key)
+        if waiting is not None and self._within(prediction.timestamp_ms, waiting.timestamp_ms):
+            self.matched_predictions += 1
+            if not waiting.matched:
+                waiting.matched = True
+                self.matched_labels += 1
+                self.early_labels += 1
+            return [(prediction, waiting.label)]
+        self._predictions.setdefault(key, []).append(prediction)
+        self._npredictions += 1
+        while self._npredictions > self.max_pending:
+            _, evicted = self._predictions.popitem(last=False)
+            self._npredictions -= len(evicted)
+            self.evicted_predictions += len(evicted)
+        return []
+
+    def add_label(self, model: str, request_id: str, label: Any, timestamp_ms: int) -> list[tuple[Prediction, Any]]:
+        """Match a label with its waiting predictions, and keep it for twins still to come."""
+        key = (model, request_id)
+        if key in self._labels:
+            self.duplicate_labels += 1
+            return []
+        predictions = self._predictions.pop(key, [])
+        self._npredictions -= len(predictions)
+        matches = [(p, label) for p in predictions if self._within(p.timestamp_ms, timestamp_ms)]
+        too_old = len(predictions) - len(matches)
+        self.matched_predictions += len(matches)
+        self.unlabelled += too_old  # their label came, but too late to count
+        if predictions and not matches:
+            self.late_labels += 1
+            return []
+        if matches:
+            self.matched_labels += 1
+        self._labels[key] = _Label(label, timestamp_ms, matched=bool(matches))
+        while len(self._labels) > self.max_pending:
+            _, evicted = self._labels.popitem(last=False)
+            if not evicted.matched:
+                self.evicted_labels += 1
+        return matches
+
+    def expire(self, watermark_ms: int) -> list[Prediction]:
+        """Forget what can no longer match; return the predictions that will never get a label.
+
+        A prediction expires once the watermark is past its time plus the
+        horizon, and so does a kept label (a prediction later than the label
+        itself could not be its own).
+        """
+        expired: list[Prediction] = []
+        for key in [
+            k for k, ps in self._predictions.items() if min(p.timestamp_ms for p in ps) + self.horizon_ms < watermark_ms
+        ]:
+            keep = [p for p in self._predictions[key] if p.timestamp_ms + self.horizon_ms >= watermark_ms]
+            expired += [p for p in self._predictions[key] if p.timestamp_ms + self.horizon_ms < watermark_ms]
+            if keep:
+                self._predictions[key] = keep
+            else:
+                del self._predictions[key]
+        self._npredictions -= len(expired)
+        self.unlabelled += len(expired)
+        for key in [k for k, label in self._labels.items() if label.timestamp_ms + self.horizon_ms < watermark_ms]:
+            if not self._labels.pop(key).matched:
+                self.orphan_labels += 1
+        return expired

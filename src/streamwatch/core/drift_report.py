@@ -1,0 +1,146 @@
+"""Drift of one window against a reference profile: metric rows, findings and a summary."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .categories import CategoryCounts
+from .drift import chi_square, hellinger, js_distance, ks, psi, unseen_share, wasserstein
+from .histogram import NumericHistogram
+from .records import Finding, MetricRow
+from .thresholds import DEFAULT_THRESHOLDS, cramers_v
+
+__all__ = ["DriftSummary", "WindowKey", "evaluate_drift"]
+
+#: The statistic that decides whether a feature drifted, by kind. The others are reported too.
+DECIDING = {"numeric": "wasserstein", "categorical": "js"}
+
+
+@dataclass(frozen=True, slots=True)
+class WindowKey:
+    model: str
+    model_version: str
+    variant: str
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSummary:
+    rows: list[MetricRow]
+    findings: list[Finding]
+    drifted: list[str]
+    share_drifted: float
+
+
+def _numeric_stats(reference: NumericHistogram, current: NumericHistogram, scale: float) -> dict[str, float]:
+    statistic, pvalue = ks(reference, current)
+    return {
+        "psi": psi(reference.counts, current.counts),
+        "ks": statistic,
+        "ks_pvalue": pvalue,
+        "js": js_distance(reference.counts, current.counts),
+        "wasserstein": wasserstein(reference, current, scale=scale) if scale > 0 else float("nan"),
+        "hellinger": hellinger(reference.counts, current.counts),
+    }
+
+
+def _categorical_stats(reference: CategoryCounts, current: CategoryCounts) -> dict[str, float]:
+    statistic, pvalue = chi_square(reference, current)
+    return {
+        "chi2": statistic,
+        "chi2_pvalue": pvalue,
+        "cramers_v": cramers_v(reference.counts, current.counts),
+        "js": js_distance(reference.counts, current.counts),
+        "psi": psi(reference.counts, current.counts),
+        "unseen": unseen_share(current),
+    }
+
+
+def evaluate_drift(
+    key: WindowKey,
+    references: Mapping[str, NumericHistogram | CategoryCounts],
+    windows: Mapping[str, NumericHistogram | CategoryCounts],
+    *,
+    scales: Mapping[str, float] | None = None,
+    thresholds: Mapping[str, Mapping[str, float]] | None = None,
+    reference_id: str | None = None,
+    min_count: int = 30,
+) -> DriftSummary:
+    """Every drift statistic of every feature in ``windows``, judged against ``references``.
+
+    ``scales`` gives each numeric feature's reference standard deviation (for
+    the normalised Wasserstein distance); ``thresholds`` overrides defaults per
+    feature and statistic (e.g. from :func:`~streamwatch.core.thresholds.calibrate`
+    or the config). A feature with fewer than ``min_count`` values in the
+    window is reported but not judged.
+    """
+    rows: list[MetricRow] = []
+    findings: list[Finding] = []
+    drifted: list[str] = []
+    judged = 0
+    for feature in sorted(windows):
+        reference, current = references.get(feature), windows[feature]
+        if reference is None:
+            continue
+        if isinstance(current, NumericHistogram):
+            kind, stats = "numeric", _numeric_stats(reference, current, (scales or {}).get(feature, 1.0))  # type: ignore[arg-type]
+        else:
+            kind, stats = "categorical", _categorical_stats(reference, current)  # type: ignore[arg-type]
+        limits = {**DEFAULT_THRESHOLDS, "cramers_v": DEFAULT_THRESHOLDS["chi2"], **(thresholds or {}).get(feature, {})}
+        for metric, value in stats.items():
+            rows.append(
+                MetricRow(
+                    key.model,
+                    key.model_version,
+                    key.variant,
+                    key.start_ms,
+                    key.end_ms,
+                    metric,
+                    value,
+                    feature=feature,
+                    threshold=limits.get(metric),
+                    reference=reference_id,
+                )
+            )
+        if current.n < min_count:
+            continue
+        judged += 1
+        decider = DECIDING[kind]
+        value, limit = stats[decider], limits[decider]
+        if not math.isnan(value) and value >= limit:
+            drifted.append(feature)
+            findings.append(
+                Finding(
+                    "drift",
+                    "warning",
+                    key.model,
+                    key.model_version,
+                    key.variant,
+                    key.start_ms,
+                    key.end_ms,
+                    decider,
+                    value,
+                    limit,
+                    feature=feature,
+                    reference=reference_id,
+                    evidence={k: (None if math.isnan(v) else round(v, 6)) for k, v in stats.items()} | {"n": current.n},
+                )
+            )
+    share = len(drifted) / judged if judged else float("nan")
+    rows.append(
+        MetricRow(
+            key.model,
+            key.model_version,
+            key.variant,
+            key.start_ms,
+            key.end_ms,
+            "drifted_share",
+            share,
+            threshold=0.5,
+            reference=reference_id,
+        )
+    )
+    return DriftSummary(rows, findings, drifted, share)

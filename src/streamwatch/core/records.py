@@ -1,0 +1,89 @@
+"""What the core emits: flat, stable records that storage and alerting consume.
+
+A :class:`MetricRow` is one number about one window; a :class:`Finding` is a
+judgement (a threshold crossed, a detector fired) with its evidence. Both stay
+flat on purpose: later stages store them as table rows and export them as JSON
+lines (:meth:`MetricRow.export`), and changing a field breaks those consumers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+__all__ = ["Finding", "FindingKind", "MetricRow", "Segment", "rfc3339"]
+
+#: A slice, as sorted (segment name, value) pairs; empty for the whole population.
+Segment = tuple[tuple[str, str], ...]
+FindingKind = Literal["drift", "data_quality", "performance", "fairness", "slo", "divergence", "change"]
+
+
+def rfc3339(epoch_ms: int) -> str:
+    """Epoch milliseconds as RFC 3339 UTC with milliseconds, the export format's time.
+
+    >>> rfc3339(1763900000000)
+    '2025-11-23T12:13:20.000Z'
+    """
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _finite(value: float | None) -> float | None:
+    # JSON has no NaN: an undefined figure is exported as null.
+    return None if value is None or not math.isfinite(value) else value
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRow:
+    """One metric of one window (or rolling view) of one model version and variant."""
+
+    model: str
+    model_version: str
+    variant: str
+    window_start_ms: int
+    window_end_ms: int
+    metric: str
+    value: float
+    feature: str | None = None
+    segment: Segment = ()
+    threshold: float | None = None
+    window: str = "tumbling"
+    reference: str | None = None
+
+    def export(self) -> dict[str, Any]:
+        """The documented JSON-lines form: RFC 3339 times, the segment as an object, null for NaN."""
+        return {
+            "model": self.model,
+            "model_version": self.model_version,
+            "variant": self.variant,
+            "window_start": rfc3339(self.window_start_ms),
+            "window_end": rfc3339(self.window_end_ms),
+            "window": self.window,
+            "metric": self.metric,
+            "feature": self.feature,
+            "segment": dict(self.segment) if self.segment else None,
+            "value": _finite(self.value),
+            "threshold": _finite(self.threshold),
+            "reference": self.reference,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A judgement about a window: what crossed which threshold, with the evidence."""
+
+    kind: FindingKind
+    severity_hint: Literal["critical", "warning", "info"]
+    model: str
+    model_version: str
+    variant: str
+    window_start_ms: int
+    window_end_ms: int
+    metric: str
+    value: float
+    threshold: float | None
+    feature: str | None = None
+    segment: Segment = ()
+    evidence: dict[str, Any] = field(default_factory=dict)
+    reference: str | None = None

@@ -1,0 +1,270 @@
+"""Error budgets and multi-window, multi-burn-rate alerts, as in the Google SRE workbook.
+
+Everything works on counts of good and total requests; the caller keeps those
+counts over each trailing window (merging per-minute partials, say), since
+the core reads no clock. A request is *good* when its status is ok and, if
+the SLO sets a latency threshold, its latency is at most that threshold.
+
+The *burn rate* over a window is its error rate divided by the error budget
+``1 - target``: at burn rate 1 the budget lasts exactly the SLO period. An
+alert fires when both a long window and a short one burn at least a factor
+fast: the long window makes it significant, the short one makes it stop soon
+after the problem does.
+
+>>> slo = SLO(target=0.999, latency_ms=300.0)
+>>> counts = SLICounts(slo)
+>>> counts.update(np.arange(1000) >= 20, np.full(1000, 120.0))  # 20 errors in 1000 requests
+>>> counts.good, counts.total, counts.error_rate, round(burn_rate(counts, slo), 6)
+(980, 1000, 0.02, 20.0)
+>>> [(a.severity, a.factor) for a in burn_rate_alerts({60: counts, 5: counts}, slo)]
+[('page', 14.4)]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = [
+    "BURN_RATE_ALERTS",
+    "BURN_RATE_WINDOWS_MINUTES",
+    "SLO",
+    "BurnRateAlert",
+    "BurnRateCondition",
+    "SLICounts",
+    "Severity",
+    "budget_consumed",
+    "budget_remaining",
+    "burn_rate",
+    "burn_rate_alerts",
+]
+
+#: Tolerance when comparing a burn rate with a factor: targets such as 0.999
+#: are not exact in binary, so a burn rate of exactly 14.4 computes as
+#: 14.399999999999986 and would otherwise not fire. Integer counts keep real
+#: burn rates far further apart than this.
+_RELATIVE_TOLERANCE = 1e-9
+
+Severity = Literal["page", "ticket"]
+
+
+@dataclass(frozen=True, slots=True)
+class SLO:
+    """``target`` of requests succeed (within ``latency_ms``, if set) over ``period_minutes``.
+
+    Parameters
+    ----------
+    target
+        Share of good requests promised, strictly between 0 and 1 (e.g. 0.999).
+    latency_ms
+        A request slower than this is bad even when its status is ok; None
+        means only the status counts.
+    period_minutes
+        The SLO period, 30 days by default, which the default alert windows assume.
+    """
+
+    target: float
+    latency_ms: float | None = None
+    period_minutes: int = 43_200
+
+    def __post_init__(self) -> None:
+        if not 0 < self.target < 1:
+            raise ValueError("target must lie strictly between 0 and 1")
+        if self.latency_ms is not None and not 0 < self.latency_ms < math.inf:
+            raise ValueError("latency_ms must be positive and finite, or None")
+        if self.period_minutes <= 0:
+            raise ValueError("period_minutes must be positive")
+
+    @property
+    def error_budget(self) -> float:
+        """Share of requests allowed to be bad: ``1 - target``."""
+        return 1 - self.target
+
+
+class SLICounts:
+    """Mergeable counts of good and total requests under one SLO.
+
+    Parameters
+    ----------
+    slo
+        Decides which requests are good (its ``latency_ms``); partials merge
+        only with partials for the same SLO.
+
+    Examples
+    --------
+    >>> slo = SLO(target=0.99, latency_ms=100.0)
+    >>> a, b = SLICounts(slo), SLICounts(slo)
+    >>> a.update(np.array([True, True, False]), np.array([20.0, 150.0, 30.0]))  # slow, then an error
+    >>> b.update(np.array([True]), np.array([100.0]))  # exactly at the threshold is good
+    >>> a.merge(b)
+    >>> a.good, a.bad, a.total, a.error_rate
+    (2, 2, 4, 0.5)
+    """
+
+    def __init__(self, slo: SLO) -> None:
+        self.slo = slo
+        self._good = 0
+        self._total = 0
+
+    def update(self, ok: ArrayLike, latency_ms: ArrayLike | None = None) -> None:
+        """Count a batch of requests: whether each succeeded, and its latency.
+
+        Latencies are needed only when the SLO has a latency threshold; a NaN
+        latency is then bad, since the request cannot be shown to be fast enough.
+        """
+        ok = np.asarray(ok).ravel()
+        if ok.size and ok.dtype != bool:  # status strings would all read as True
+            raise ValueError(f"ok must be booleans, not {ok.dtype}")
+        ok = ok.astype(bool)
+        good = ok
+        if self.slo.latency_ms is not None:
+            if latency_ms is None:
+                raise ValueError("this SLO has a latency threshold: pass latency_ms")
+            latency = np.asarray(latency_ms, dtype=float).ravel()
+            if latency.shape != ok.shape:
+                raise ValueError(f"ok and latency_ms differ in length: {ok.size} and {latency.size}")
+            good = ok & (latency <= self.slo.latency_ms)
+        self._good += int(np.count_nonzero(good))
+        self._total += ok.size
+
+    def merge(self, other: SLICounts) -> None:
+        """Add ``other``'s counts (same SLO) to these."""
+        if self.slo != other.slo:
+            raise ValueError("cannot merge counts kept for different SLOs")
+        self._good += other._good
+        self._total += other._total
+
+    @property
+    def good(self) -> int:
+        return self._good
+
+    @property
+    def total(self) -> int:
+        return self._total
+
+    @property
+    def bad(self) -> int:
+        return self._total - self._good
+
+    @property
+    def error_rate(self) -> float:
+        """Share of bad requests (NaN with no traffic)."""
+        return self.bad / self._total if self._total else float("nan")
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, SLICounts)
+            and self.slo == other.slo
+            and (self._good, self._total) == (other._good, other._total)
+        )
+
+    def __repr__(self) -> str:
+        return f"SLICounts(target={self.slo.target}, good={self._good}, total={self._total})"
+
+
+def _check(counts: SLICounts, slo: SLO) -> None:
+    if counts.slo != slo:
+        raise ValueError("counts were kept for a different SLO")
+
+
+def burn_rate(counts: SLICounts, slo: SLO) -> float:
+    """How fast the window's requests spend the budget: ``error_rate / (1 - target)``; NaN with no traffic."""
+    _check(counts, slo)
+    return counts.error_rate / slo.error_budget
+
+
+def budget_consumed(counts_over_period: SLICounts, slo: SLO) -> float:
+    """Share of the period's error budget spent: ``bad / ((1 - target) * total)``; NaN with no traffic.
+
+    The budget is a share of the traffic counted so far in the period, so this
+    is the period's burn rate. It exceeds 1 once the SLO is missed.
+
+    >>> slo = SLO(target=0.99)
+    >>> counts = SLICounts(slo)
+    >>> counts.update(np.arange(1000) >= 4)  # 4 errors where 10 are allowed
+    >>> round(budget_consumed(counts, slo), 6), round(budget_remaining(counts, slo), 6)
+    (0.4, 0.6)
+    """
+    _check(counts_over_period, slo)
+    if counts_over_period.total == 0:
+        return float("nan")
+    return counts_over_period.bad / (slo.error_budget * counts_over_period.total)
+
+
+def budget_remaining(counts_over_period: SLICounts, slo: SLO) -> float:
+    """Share of the period's error budget left, ``1 - budget_consumed``: negative once the SLO is missed."""
+    return 1 - budget_consumed(counts_over_period, slo)
+
+
+@dataclass(frozen=True, slots=True)
+class BurnRateCondition:
+    """Fire ``severity`` when both windows (minutes) burn at least ``factor`` times the sustainable rate."""
+
+    severity: Severity
+    factor: float
+    long_minutes: int
+    short_minutes: int
+
+
+@dataclass(frozen=True, slots=True)
+class BurnRateAlert:
+    """A condition that fired, with the burn rates that made it fire."""
+
+    severity: Severity
+    factor: float
+    long_minutes: int
+    short_minutes: int
+    long_burn_rate: float
+    short_burn_rate: float
+
+
+#: The SRE workbook's recommendation, as Sloth ships it, for a 30-day SLO:
+#: page on 2% of the budget spent in an hour or 5% in six hours, open a ticket
+#: on 10% in a day or 10% in three days. Short windows are 1/12 of the long ones.
+BURN_RATE_ALERTS: tuple[BurnRateCondition, ...] = (
+    BurnRateCondition("page", 14.4, 60, 5),
+    BurnRateCondition("page", 6.0, 360, 30),
+    BurnRateCondition("ticket", 3.0, 1440, 120),
+    BurnRateCondition("ticket", 1.0, 4320, 360),
+)
+#: Every trailing window the default alerts read, in minutes.
+BURN_RATE_WINDOWS_MINUTES = (5, 30, 60, 120, 360, 1440, 4320)
+
+
+def _reaches(rate: float, factor: float) -> bool:
+    return rate >= factor or math.isclose(rate, factor, rel_tol=_RELATIVE_TOLERANCE)
+
+
+def burn_rate_alerts(
+    counts_by_window: Mapping[int, SLICounts], slo: SLO, conditions: Sequence[BurnRateCondition] = BURN_RATE_ALERTS
+) -> list[BurnRateAlert]:
+    """The conditions that fire, in the order given.
+
+    ``counts_by_window`` maps a trailing window's length in minutes to the
+    counts over it. A condition fires when the burn rate reaches its factor
+    (at it counts) in both its long and its short window; a window that is
+    missing or saw no traffic does not fire.
+    """
+    fired = []
+    for condition in conditions:
+        long, short = counts_by_window.get(condition.long_minutes), counts_by_window.get(condition.short_minutes)
+        if long is None or short is None or long.total == 0 or short.total == 0:
+            continue
+        long_rate, short_rate = burn_rate(long, slo), burn_rate(short, slo)
+        if _reaches(long_rate, condition.factor) and _reaches(short_rate, condition.factor):
+            fired.append(
+                BurnRateAlert(
+                    condition.severity,
+                    condition.factor,
+                    condition.long_minutes,
+                    condition.short_minutes,
+                    long_rate,
+                    short_rate,
+                )
+            )
+    return fired

@@ -1,0 +1,181 @@
+"""SLOs: hand-computed budgets and burn rates, alert boundaries, and counts exact under any split and merge."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streamwatch.core.slo import (
+    BURN_RATE_ALERTS,
+    BURN_RATE_WINDOWS_MINUTES,
+    SLO,
+    BurnRateAlert,
+    BurnRateCondition,
+    SLICounts,
+    budget_consumed,
+    budget_remaining,
+    burn_rate,
+    burn_rate_alerts,
+)
+
+THREE_NINES = SLO(target=0.999, latency_ms=300.0)
+requests = st.lists(
+    st.tuples(st.booleans(), st.one_of(st.floats(0, 1000), st.just(300.0), st.just(float("nan")))), max_size=200
+)
+
+
+def counts_of(total: int, bad: int, slo: SLO = THREE_NINES) -> SLICounts:
+    """``total`` requests of which the first ``bad`` failed."""
+    counts = SLICounts(slo)
+    counts.update(np.arange(total) >= bad, np.full(total, 10.0))
+    return counts
+
+
+def counts_from(pairs: list[tuple[bool, float]], slo: SLO = THREE_NINES) -> SLICounts:
+    counts = SLICounts(slo)
+    counts.update(np.array([ok for ok, _ in pairs], dtype=bool), np.array([ms for _, ms in pairs], dtype=float))
+    return counts
+
+
+def test_twenty_errors_in_a_thousand_burn_twenty_times_the_budget() -> None:
+    counts = counts_of(1000, 20)
+    assert (counts.good, counts.bad, counts.total) == (980, 20, 1000)
+    assert counts.error_rate == 0.02
+    assert burn_rate(counts, THREE_NINES) == pytest.approx(20.0, rel=1e-12)
+    assert budget_consumed(counts, THREE_NINES) == pytest.approx(20.0, rel=1e-12)
+    assert burn_rate_alerts({60: counts, 5: counts}, THREE_NINES) == [
+        BurnRateAlert("page", 14.4, 60, 5, burn_rate(counts, THREE_NINES), burn_rate(counts, THREE_NINES))
+    ]
+    everywhere = {window: counts for window in BURN_RATE_WINDOWS_MINUTES}
+    fired = burn_rate_alerts(everywhere, THREE_NINES)
+    assert [(a.severity, a.factor, a.long_minutes, a.short_minutes) for a in fired] == [
+        ("page", 14.4, 60, 5),
+        ("page", 6.0, 360, 30),
+        ("ticket", 3.0, 1440, 120),
+        ("ticket", 1.0, 4320, 360),
+    ]
+
+
+def test_a_spike_that_has_stopped_does_not_page() -> None:
+    hour, last_five = counts_of(12_000, 240), counts_of(1000, 0)  # 20x over the hour, none lately
+    assert burn_rate_alerts({60: hour, 5: last_five}, THREE_NINES) == []
+    assert burn_rate_alerts({60: counts_of(12_000, 12), 5: counts_of(1000, 20)}, THREE_NINES) == []  # a blip
+
+
+@pytest.mark.parametrize("condition", BURN_RATE_ALERTS, ids=lambda c: f"{c.factor}x")
+def test_exactly_at_the_factor_fires_and_just_below_does_not(condition: BurnRateCondition) -> None:
+    total = 100_000
+    at = round(condition.factor * (1 - THREE_NINES.target) * total)  # 1440, 600, 300 and 100 bad requests
+    windows = {condition.long_minutes: counts_of(total, at), condition.short_minutes: counts_of(total, at)}
+    (alert,) = burn_rate_alerts(windows, THREE_NINES, [condition])
+    assert alert.long_burn_rate == pytest.approx(condition.factor) == alert.short_burn_rate
+    below = counts_of(total, at - 1)
+    assert burn_rate_alerts({**windows, condition.long_minutes: below}, THREE_NINES, [condition]) == []
+    assert burn_rate_alerts({**windows, condition.short_minutes: below}, THREE_NINES, [condition]) == []
+
+
+def test_missing_windows_and_zero_traffic_do_not_fire() -> None:
+    burning, silent = counts_of(1000, 500), SLICounts(THREE_NINES)
+    assert math.isnan(silent.error_rate) and math.isnan(burn_rate(silent, THREE_NINES))
+    assert math.isnan(budget_consumed(silent, THREE_NINES)) and math.isnan(budget_remaining(silent, THREE_NINES))
+    assert burn_rate_alerts({}, THREE_NINES) == []
+    assert burn_rate_alerts({60: burning}, THREE_NINES) == []
+    assert burn_rate_alerts({60: burning, 5: silent}, THREE_NINES) == []
+    assert burn_rate_alerts({60: silent, 5: burning}, THREE_NINES) == []
+
+
+def test_error_budget_consumed_and_remaining() -> None:
+    counts = counts_of(1_000_000, 250)
+    assert budget_consumed(counts, THREE_NINES) == pytest.approx(0.25)
+    assert budget_remaining(counts, THREE_NINES) == pytest.approx(0.75)
+    overspent = counts_of(1_000_000, 2000)
+    assert budget_consumed(overspent, THREE_NINES) == pytest.approx(2.0)
+    assert budget_remaining(overspent, THREE_NINES) == pytest.approx(-1.0)
+    assert budget_remaining(counts_of(10, 0), THREE_NINES) == 1.0
+
+
+def test_the_latency_threshold_makes_slow_requests_bad() -> None:
+    counts = SLICounts(THREE_NINES)
+    counts.update(np.array([True, True, True, False, True]), np.array([10.0, 300.0, 300.5, 10.0, np.nan]))
+    assert (counts.good, counts.bad) == (2, 3)  # at the threshold is good; slow, failed or unknown is bad
+    status_only = SLO(target=0.999)
+    counts = SLICounts(status_only)
+    counts.update(np.array([True, True, False]), np.array([10.0, 1e6, 10.0]))
+    counts.update(np.array([True]))
+    assert (counts.good, counts.bad) == (3, 1)
+    with pytest.raises(ValueError, match="pass latency_ms"):
+        SLICounts(THREE_NINES).update(np.array([True]))
+    with pytest.raises(ValueError, match="differ in length"):
+        SLICounts(THREE_NINES).update(np.array([True, True]), np.array([1.0]))
+    with pytest.raises(ValueError, match="booleans"):
+        SLICounts(status_only).update(np.array(["ok", "error"]))
+
+
+@given(st.lists(requests, max_size=8))
+def test_every_update_matches_numpy(stream: list[list[tuple[bool, float]]]) -> None:
+    counts = SLICounts(THREE_NINES)
+    ok: list[bool] = []
+    latency: list[float] = []
+    for batch in stream:
+        counts.update(np.array([o for o, _ in batch], dtype=bool), np.array([ms for _, ms in batch], dtype=float))
+        ok += [o for o, _ in batch]
+        latency += [ms for _, ms in batch]
+        good = np.array(ok, dtype=bool) & (np.array(latency, dtype=float) <= 300.0)
+        assert (counts.good, counts.total) == (int(good.sum()), len(ok))
+        if ok:
+            assert counts.error_rate == pytest.approx(1 - good.mean(), abs=1e-12)
+            assert burn_rate(counts, THREE_NINES) == pytest.approx((1 - good.mean()) / 0.001, abs=1e-9)
+        else:
+            assert math.isnan(counts.error_rate)
+
+
+@given(requests, st.lists(st.integers(0, 200), max_size=6))
+def test_merging_any_split_equals_the_whole(stream: list[tuple[bool, float]], cuts: list[int]) -> None:
+    whole = counts_from(stream)
+    bounds = [0, *sorted(c for c in cuts if c <= len(stream)), len(stream)]
+    parts = [counts_from(stream[start:end]) for start, end in itertools.pairwise(bounds)]
+    forward, backward = SLICounts(THREE_NINES), SLICounts(THREE_NINES)
+    for part in parts:
+        forward.merge(part)
+    for part in reversed(parts):
+        backward.merge(part)
+    assert forward == whole == backward
+
+
+def test_counts_for_another_slo_are_refused() -> None:
+    other = SLO(target=0.999, latency_ms=500.0)
+    with pytest.raises(ValueError, match="different SLOs"):
+        SLICounts(THREE_NINES).merge(SLICounts(other))
+    assert SLICounts(THREE_NINES) != SLICounts(other)
+    for read in (burn_rate, budget_consumed):
+        with pytest.raises(ValueError, match="different SLO"):
+            read(counts_of(10, 1), other)
+    assert repr(counts_of(10, 1)) == "SLICounts(target=0.999, good=9, total=10)"
+
+
+def test_slo_validation() -> None:
+    for target in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="target"):
+            SLO(target=target)
+    for latency in (0.0, -1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="latency_ms"):
+            SLO(target=0.99, latency_ms=latency)
+    with pytest.raises(ValueError, match="period_minutes"):
+        SLO(target=0.99, period_minutes=0)
+    assert SLO(target=0.99).period_minutes == 30 * 24 * 60
+
+
+def test_default_alerts_follow_the_workbook() -> None:
+    """Each spends 2%, 5%, 10% and 10% of a 30-day budget over its long window; short windows are 1/12."""
+    period = SLO(target=0.999).period_minutes
+    spent = [c.factor * c.long_minutes / period for c in BURN_RATE_ALERTS]
+    assert spent == pytest.approx([0.02, 0.05, 0.10, 0.10])
+    assert all(c.short_minutes * 12 == c.long_minutes for c in BURN_RATE_ALERTS)
+    assert [c.severity for c in BURN_RATE_ALERTS] == ["page", "page", "ticket", "ticket"]
+    windows = {w for c in BURN_RATE_ALERTS for w in (c.long_minutes, c.short_minutes)}
+    assert tuple(sorted(windows)) == BURN_RATE_WINDOWS_MINUTES

@@ -99,3 +99,9 @@ def test_the_clock_check_sees_clock_reads(tmp_path: Path) -> None:
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
     }
     assert calls & CLOCK_READS
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+def test_reference_implementations_stay_in_the_tests(path: Path) -> None:
+    # fairlearn, scikit-learn and pandas check the core's figures; the product never needs them.
+    assert not imports(path) & {"fairlearn", "sklearn", "pandas", "evidently"}

@@ -4,19 +4,36 @@ Nothing here reads a clock, a file or a socket. Aggregates take batches
 (numpy arrays) through ``update``, combine with ``merge``, and merging the
 partials of any split of a stream gives exactly what the whole stream gives,
 so results do not depend on how many partitions or workers computed them.
-Drift statistics are computed from those aggregates, never from raw events.
+Statistics are computed from those aggregates, never from raw events.
+
+Modules: ``histogram`` and ``categories`` (feature distributions on the
+reference's bins), ``drift`` and ``thresholds`` (statistics and when they mean
+drift), ``drift_report`` (a window against its reference), ``latency`` and
+``slo`` (percentiles, error budgets, burn rates), ``confusion``, ``scores`` and
+``fairness`` (performance and parity per slice), ``join`` (delayed labels),
+``windows`` (event time), ``change`` (river's detectors) and ``records`` (what
+the core emits).
 """
 
 from __future__ import annotations
 
 from .binning import bin_edges
 from .categories import CategoryCounts
+from .confusion import ConfusionCounts
 from .drift import chi_square, hellinger, js_distance, ks, psi, unseen_share, wasserstein
 from .histogram import NumericHistogram
+from .latency import LatencySketch
+from .scores import ScoreHistogram
+from .slo import SLO, SLICounts
 
 __all__ = [
+    "SLO",
     "CategoryCounts",
+    "ConfusionCounts",
+    "LatencySketch",
     "NumericHistogram",
+    "SLICounts",
+    "ScoreHistogram",
     "bin_edges",
     "chi_square",
     "hellinger",

@@ -29,7 +29,7 @@ def one_at_a_time(stream: list[int]) -> list[bool]:
 
 @given(times, st.lists(st.integers(0, 200), max_size=6))
 def test_lateness_does_not_depend_on_batching(stream: list[int], cuts: list[int]) -> None:
-    windows = TumblingWindows(SIZE, LATENESS, factory=list)
+    windows = TumblingWindows(SIZE, LATENESS, factory=lambda key: [])
     bounds = [0, *sorted(c for c in cuts if c <= len(stream)), len(stream)]
     late: list[bool] = []
     for start, end in itertools.pairwise(bounds):
@@ -43,7 +43,7 @@ def test_lateness_does_not_depend_on_batching(stream: list[int], cuts: list[int]
 
 
 def test_windows_close_in_order_once_the_watermark_passes() -> None:
-    windows = TumblingWindows(SIZE, LATENESS, factory=lambda: NumericHistogram([0.0, 1.0]))
+    windows = TumblingWindows(SIZE, LATENESS, factory=lambda key: NumericHistogram([0.0, 1.0]))
     batch = windows.route(np.array([100, 1500, 2100, 900]))
     assert batch.late.tolist() == [False, False, False, True]  # 900 came after the watermark reached 1800
     for key in ("m1", "m2"):
@@ -57,7 +57,7 @@ def test_windows_close_in_order_once_the_watermark_passes() -> None:
 
 
 def test_window_zero_closes_and_late_events_are_counted() -> None:
-    windows = TumblingWindows(SIZE, LATENESS, factory=list)
+    windows = TumblingWindows(SIZE, LATENESS, factory=lambda key: [])
     windows.route(np.array([10]))
     windows.window("m", 0).append(10)
     windows.route(np.array([1300]))  # watermark 1000: [0, 1000) is complete
@@ -67,7 +67,7 @@ def test_window_zero_closes_and_late_events_are_counted() -> None:
 
 
 def test_an_idle_partition_is_advanced_by_the_caller() -> None:
-    windows = TumblingWindows(SIZE, LATENESS, factory=list)
+    windows = TumblingWindows(SIZE, LATENESS, factory=lambda key: [])
     windows.route(np.array([500]))
     windows.window("m", 0)
     assert windows.close_ready() == []
@@ -91,4 +91,4 @@ def test_rolling_view_merges_without_touching_the_windows() -> None:
 
 def test_bad_sizes_are_refused() -> None:
     with pytest.raises(ValueError, match="size_ms"):
-        TumblingWindows(0, factory=list)
+        TumblingWindows(0, factory=lambda key: [])

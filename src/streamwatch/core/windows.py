@@ -13,7 +13,7 @@ A partition that goes quiet would hold its windows open forever; the caller
 (which may read a clock, unlike the core) advances the watermark with
 :meth:`TumblingWindows.advance_to` after an idle timeout.
 
->>> windows = TumblingWindows(size_ms=60_000, allowed_lateness_ms=10_000, factory=list)
+>>> windows = TumblingWindows(size_ms=60_000, allowed_lateness_ms=10_000, factory=lambda key: [])
 >>> batch = windows.route(np.array([5_000, 61_000, 65_000, 30_000]))
 >>> batch.starts.tolist(), batch.late.tolist()
 ([0, 60000, 60000, 0], [False, False, False, False])
@@ -67,10 +67,12 @@ class TumblingWindows(Generic[A]):
     allowed_lateness_ms
         How far behind the largest event time an event may be and still count.
     factory
-        Makes an empty aggregate for a new window.
+        Makes an empty aggregate for a new window of the key it is given.
     """
 
-    def __init__(self, size_ms: int = 60_000, allowed_lateness_ms: int = 0, *, factory: Callable[[], A]) -> None:
+    def __init__(
+        self, size_ms: int = 60_000, allowed_lateness_ms: int = 0, *, factory: Callable[[Hashable], A]
+    ) -> None:
         if size_ms <= 0 or allowed_lateness_ms < 0:
             raise ValueError("size_ms must be positive and allowed_lateness_ms not negative")
         self.size_ms = size_ms
@@ -118,7 +120,7 @@ class TumblingWindows(Generic[A]):
         slot = (key, int(start))
         aggregate = self._open.get(slot)
         if aggregate is None:
-            aggregate = self._open[slot] = self.factory()
+            aggregate = self._open[slot] = self.factory(key)
         return aggregate
 
     def close_ready(self) -> list[ClosedWindow[A]]:

@@ -1,0 +1,281 @@
+"""The monitoring pipeline: batches of raw event bytes in, metric rows and findings out.
+
+It is pure (no broker, no database, no clock), so it is also the test entry
+point for everything the workers will run: feed it bytes, read what it emits.
+One pipeline serves one stream of events in order (a partition, or a replayed
+file); windows from several pipelines merge exactly in storage.
+
+Per ``(model, model_version, variant)`` and event-time window it keeps, for
+every feature of the version's reference profile, a histogram on the
+reference's bins (numeric) or counts of the reference's categories
+(categorical), plus missing, out-of-range and type-mismatch counts; the
+score's histogram; a latency sketch; and request and error counts. When a
+window closes it emits metric rows (drift statistics, quality rates, latency
+percentiles, error rate) and drift findings.
+
+Not yet here: labels and the performance and fairness metrics they feed, and
+shadow/canary comparison (the core has the parts: ``core.join``,
+``core.confusion``, ``core.fairness``, ``core.scores``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .core.categories import CategoryCounts
+from .core.drift_report import WindowKey, evaluate_drift
+from .core.histogram import NumericHistogram
+from .core.latency import LatencySketch
+from .core.records import Finding, MetricRow
+from .core.windows import TumblingWindows
+from .decode import DeadLetter, decode_batch
+from .profiles import CategoricalProfile, NumericProfile, ReferenceProfile
+
+__all__ = ["Pipeline", "PipelineOutput", "WindowAggregates"]
+
+_NUMBERS = (int, float)
+#: Request ids kept per window, so an alert can point at real requests.
+EXAMPLES_PER_WINDOW = 5
+
+
+class WindowAggregates:
+    """Everything one window of one model version and variant accumulates; all of it merges exactly."""
+
+    def __init__(self, profile: ReferenceProfile | None) -> None:
+        self.profile = profile
+        self.features: dict[str, NumericHistogram | CategoryCounts] = {}
+        self.out_of_range: dict[str, int] = defaultdict(int)
+        self.type_mismatch: dict[str, int] = defaultdict(int)
+        self.unknown_features: dict[str, int] = defaultdict(int)
+        if profile is not None:
+            for name, reference in profile.features.items():
+                self.features[name] = (
+                    NumericHistogram(reference.edges)
+                    if isinstance(reference, NumericProfile)
+                    else CategoryCounts(reference.categories)
+                )
+        self.score = NumericHistogram(profile.score.edges) if profile and profile.score else None
+        self.latency = LatencySketch()
+        self.requests = 0
+        self.errors = 0
+        self.examples: list[str] = []
+
+    def update(self, events: Sequence[dict[str, Any]]) -> None:
+        """Add a batch of decoded prediction or feature events (all of this window)."""
+        rows = [event["features"] for event in events]
+        for name, aggregate in self.features.items():
+            column = [row.get(name) for row in rows]
+            if isinstance(aggregate, NumericHistogram):
+                self._numeric(name, aggregate, column)
+            else:
+                self._categorical(name, aggregate, column)
+        known = self.features.keys()
+        for row in rows:
+            if not known >= row.keys():
+                for name in row.keys() - known:
+                    self.unknown_features[name] += 1
+        predictions = [event for event in events if event["type"] == "prediction"]
+        if not predictions:
+            return
+        self.requests += len(predictions)
+        self.errors += sum(event["status"] == "error" for event in predictions)
+        self.latency.update(np.array([event["latency_ms"] for event in predictions], dtype=float))
+        if self.score is not None:
+            self.score.update(np.array([event["score"] for event in predictions], dtype=float))
+        room = EXAMPLES_PER_WINDOW - len(self.examples)
+        if room > 0:
+            self.examples += [event["request_id"] for event in predictions[:room]]
+
+    def _numeric(self, name: str, histogram: NumericHistogram, column: list[Any]) -> None:
+        if str in set(map(type, column)):
+            # A string where the reference had numbers is a type mismatch, counted
+            # apart from missing values and kept out of the distribution.
+            self.type_mismatch[name] += sum(type(v) is str for v in column)
+            column = [v for v in column if type(v) is not str]
+        values = np.array(column, dtype=float)  # None becomes NaN, True 1.0
+        histogram.update(values)
+        reference = self.profile.features[name] if self.profile else None
+        if isinstance(reference, NumericProfile) and reference.min is not None:
+            self.out_of_range[name] += int(np.count_nonzero((values < reference.min) | (values > reference.max)))
+
+    def _categorical(self, name: str, counts: CategoryCounts, column: list[Any]) -> None:
+        if not {str, type(None)}.issuperset(map(type, column)):
+            self.type_mismatch[name] += sum(type(v) is not str and v is not None for v in column)
+            column = [v for v in column if type(v) is str or v is None]
+        counts.update(column)
+
+    def merge(self, other: WindowAggregates) -> None:
+        for name, aggregate in self.features.items():
+            aggregate.merge(other.features[name])  # type: ignore[arg-type]
+        for mine, theirs in (
+            (self.out_of_range, other.out_of_range),
+            (self.type_mismatch, other.type_mismatch),
+            (self.unknown_features, other.unknown_features),
+        ):
+            for name, count in theirs.items():
+                mine[name] += count
+        if self.score is not None and other.score is not None:
+            self.score.merge(other.score)
+        self.latency.merge(other.latency)
+        self.requests += other.requests
+        self.errors += other.errors
+        self.examples = sorted(self.examples + other.examples)[:EXAMPLES_PER_WINDOW]
+
+
+@dataclass
+class PipelineOutput:
+    rows: list[MetricRow] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    late_events: int = 0
+    labels_received: int = 0
+
+
+class Pipeline:
+    """Windows of aggregates per model version and variant, judged against reference profiles.
+
+    Parameters
+    ----------
+    profiles
+        Reference profile per ``(model, model_version)``; a version without one
+        still gets latency, error and volume metrics.
+    window_ms, allowed_lateness_ms
+        Tumbling window length and how late an event may be, in event time.
+    """
+
+    def __init__(
+        self,
+        profiles: Mapping[tuple[str, str], ReferenceProfile] | None = None,
+        *,
+        window_ms: int = 60_000,
+        allowed_lateness_ms: int = 10_000,
+    ) -> None:
+        self.profiles = dict(profiles or {})
+        self.window_ms = window_ms
+        self.allowed_lateness_ms = allowed_lateness_ms
+        self._windows: TumblingWindows[WindowAggregates] = TumblingWindows(
+            window_ms, allowed_lateness_ms, factory=lambda key: WindowAggregates(self._profile_for(key))
+        )
+
+    def _profile_for(self, key: Any) -> ReferenceProfile | None:
+        model, version, _ = key
+        if version is not None:
+            return self.profiles.get((model, version))
+        # A feature event need not name a version: use the model's profile if it has just one.
+        candidates = [profile for (name, _), profile in self.profiles.items() if name == model]
+        return candidates[0] if len(candidates) == 1 else None
+
+    def process(self, raws: Sequence[bytes]) -> PipelineOutput:
+        """Decode a batch, add it to its windows, and emit what the windows that closed say."""
+        batch = decode_batch(raws)
+        out = PipelineOutput(dead_letters=batch.dead_letters, labels_received=len(batch.labels))
+        # Arrival order within the batch is kept: lateness must not depend on batching.
+        events = batch.predictions + batch.features
+        if events:
+            routed = self._windows.route(np.fromiter((e["timestamp"] for e in events), np.int64, len(events)))
+            out.late_events = int(routed.late.sum())
+            groups: dict[tuple[tuple[str, str, str], int], list[dict[str, Any]]] = defaultdict(list)
+            for event, start, late in zip(events, routed.starts.tolist(), routed.late.tolist(), strict=True):
+                if not late:
+                    key = (event["model"], event.get("model_version"), event.get("variant", "production"))
+                    groups[key, start].append(event)
+            for (key, start), members in groups.items():
+                self._windows.window(key, start).update(members)
+        self._emit(self._windows.close_ready(), out)
+        return out
+
+    def open_windows(self) -> dict[tuple[Any, int], WindowAggregates]:
+        """The windows still open, by (key, start): the partials a runtime merges across partitions."""
+        return dict(self._windows._open)
+
+    def flush(self) -> PipelineOutput:
+        """Close every open window (the end of a replayed file)."""
+        out = PipelineOutput()
+        self._windows.advance_to(2**62)
+        self._emit(self._windows.close_ready(), out)
+        return out
+
+    def _emit(self, closed: list[Any], out: PipelineOutput) -> None:
+        for window in closed:
+            (model, version, variant), start, end = window.key, window.start, window.end
+            version = version or "*"  # feature events that named no version
+            aggregates: WindowAggregates = window.aggregate
+            key = WindowKey(model, version, variant, start, end)
+            profile = aggregates.profile
+            reference_id = profile.lineage.content_sha256 if profile else None
+
+            def row(
+                metric: str,
+                value: float,
+                feature: str | None = None,
+                key: WindowKey = key,
+                ref: str | None = reference_id,
+            ) -> MetricRow:
+                return MetricRow(
+                    key.model,
+                    key.model_version,
+                    key.variant,
+                    key.start_ms,
+                    key.end_ms,
+                    metric,
+                    value,
+                    feature=feature,
+                    reference=ref,
+                )
+
+            if aggregates.requests:
+                out.rows += [
+                    row("requests", aggregates.requests),
+                    row("error_rate", aggregates.errors / aggregates.requests),
+                ]
+                out.rows += [row(f"latency_p{int(q * 100)}", aggregates.latency.quantile(q)) for q in (0.5, 0.95, 0.99)]
+            if profile is None:
+                continue
+            references: dict[str, NumericHistogram | CategoryCounts] = {}
+            scales: dict[str, float] = {}
+            for name, reference in profile.features.items():
+                if isinstance(reference, NumericProfile):
+                    references[name] = reference.histogram()
+                    scales[name] = reference.std or 1.0
+                elif isinstance(reference, CategoricalProfile):
+                    references[name] = reference.category_counts()
+            windows = dict(aggregates.features)
+            if aggregates.score is not None and profile.score is not None:
+                references["__score__"], windows["__score__"] = profile.score.histogram(), aggregates.score
+                scales["__score__"] = profile.score.std or 1.0
+            summary = evaluate_drift(key, references, windows, scales=scales, reference_id=reference_id)
+            out.rows += summary.rows
+            out.findings += [
+                Finding(
+                    f.kind,
+                    f.severity_hint,
+                    f.model,
+                    f.model_version,
+                    f.variant,
+                    f.window_start_ms,
+                    f.window_end_ms,
+                    f.metric,
+                    f.value,
+                    f.threshold,
+                    feature=f.feature,
+                    segment=f.segment,
+                    evidence=f.evidence | {"example_request_ids": aggregates.examples},
+                    reference=f.reference,
+                )
+                for f in summary.findings
+            ]
+            for name, aggregate in aggregates.features.items():
+                mismatched = aggregates.type_mismatch.get(name, 0)
+                total = aggregate.n + aggregate.missing + mismatched
+                if total:
+                    out.rows.append(row("missing_rate", aggregate.missing / total, name))
+                    out.rows.append(row("type_mismatch_rate", mismatched / total, name))
+                    if isinstance(aggregate, NumericHistogram):
+                        out.rows.append(row("out_of_range_rate", aggregates.out_of_range.get(name, 0) / total, name))
+                    else:
+                        out.rows.append(row("unseen_rate", aggregate.unseen / total, name))

@@ -1,0 +1,155 @@
+"""The pipeline end to end without a broker: bytes in, metric rows and findings out."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+from streamwatch.encode import Encoder
+from streamwatch.pipeline import Pipeline
+from streamwatch.profiles import Lineage, build_profile
+
+START = 1_795_000_020_000 - 1_795_000_020_000 % 60_000
+LINEAGE = Lineage(
+    model="credit",
+    model_version="3",
+    data_uri="train.parquet",
+    rows=20_000,
+    content_sha256="f" * 64,
+    created_at="2026-11-23T00:00:00Z",
+    streamwatch_version="0.1.0",
+)
+
+
+def profile():  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    return build_profile(
+        {
+            "income": rng.normal(50, 10, 20_000),
+            "age": rng.integers(18, 80, 20_000).astype(float),
+            "region": rng.choice(np.array(["north", "south"], dtype=object), 20_000),
+            "score": rng.random(20_000),
+        },
+        lineage=LINEAGE,
+        score_column="score",
+    )
+
+
+def events(minutes: int = 3, per_minute: int = 600, drift_minute: int = 2) -> tuple[list[bytes], dict]:
+    """Predictions over `minutes` minutes; income shifts by 2 std in `drift_minute`."""
+    rng = np.random.default_rng(1)
+    encoder = Encoder()
+    raws, truth = [], {"latency": {}, "errors": {}, "missing": {}, "mismatch": {}}
+    for minute in range(minutes):
+        shift = 20 if minute == drift_minute else 0
+        latencies = rng.lognormal(3, 0.5, per_minute)
+        truth["latency"][minute] = latencies
+        truth["errors"][minute] = truth["missing"][minute] = truth["mismatch"][minute] = 0
+        for i in range(per_minute):
+            income: object = float(rng.normal(50 + shift, 10))
+            if i % 50 == 0:
+                income, truth["missing"][minute] = None, truth["missing"][minute] + 1
+            elif i % 75 == 1:
+                income, truth["mismatch"][minute] = "n/a", truth["mismatch"][minute] + 1
+            error = i % 40 == 0
+            truth["errors"][minute] += error
+            raws.append(
+                encoder.prediction(
+                    "credit",
+                    "3",
+                    f"r{minute}-{i}",
+                    float(latencies[i]),
+                    {"income": income, "age": int(rng.integers(18, 80)), "region": str(rng.choice(["north", "south"]))},
+                    None if error else 1,
+                    None if error else float(rng.random()),
+                    "production",
+                    "error" if error else "ok",
+                    "boom" if error else None,
+                    None,
+                    None,
+                    START + minute * 60_000 + i * 90,
+                    None,
+                )
+            )
+    return raws, truth
+
+
+def by(rows, minute, metric, feature=None):  # type: ignore[no-untyped-def]
+    [row] = [
+        r for r in rows if r.window_start_ms == START + minute * 60_000 and r.metric == metric and r.feature == feature
+    ]
+    return row.value
+
+
+def run(raws: list[bytes], batch: int, **options: int):  # type: ignore[no-untyped-def]
+    pipeline = Pipeline({("credit", "3"): profile()}, **options)
+    rows, findings = [], []
+    for start in range(0, len(raws), batch):
+        out = pipeline.process(raws[start : start + batch])
+        rows += out.rows
+        findings += out.findings
+    final = pipeline.flush()
+    return rows + final.rows, findings + final.findings
+
+
+def test_metrics_and_findings_per_window() -> None:
+    raws, truth = events()
+    rows, findings = run(raws, batch=500)
+    assert [(f.feature, f.window_start_ms) for f in findings] == [("income", START + 120_000)]
+    assert findings[0].evidence["example_request_ids"] == [f"r2-{i}" for i in range(5)]
+    assert findings[0].reference == "f" * 64
+    for minute in range(3):
+        assert by(rows, minute, "requests") == 600
+        assert by(rows, minute, "error_rate") == truth["errors"][minute] / 600
+        assert by(rows, minute, "missing_rate", "income") == truth["missing"][minute] / 600
+        assert by(rows, minute, "type_mismatch_rate", "income") == truth["mismatch"][minute] / 600
+        for q in (50, 95, 99):
+            exact = np.quantile(truth["latency"][minute], q / 100, method="inverted_cdf")
+            assert by(rows, minute, f"latency_p{q}") == pytest.approx(exact, rel=0.01)
+    assert by(rows, 2, "drifted_share") == pytest.approx(1 / 4)  # income of income, age, region and the score
+    assert by(rows, 0, "drifted_share") == 0
+    assert by(rows, 2, "out_of_range_rate", "income") > by(rows, 0, "out_of_range_rate", "income")
+
+
+def test_results_do_not_depend_on_batching() -> None:
+    raws, _ = events(minutes=2, per_minute=200)
+    reference = run(raws, batch=10_000)
+    for size in (1, 7, 128):
+        assert run(raws, batch=size) == reference
+
+
+def test_partials_from_two_partitions_merge_into_the_whole() -> None:
+    raws, _ = events(minutes=2, per_minute=300)
+    whole = Pipeline({("credit", "3"): profile()}, allowed_lateness_ms=10**9)
+    whole.process(raws)
+    parts = [Pipeline({("credit", "3"): profile()}, allowed_lateness_ms=10**9) for _ in range(2)]
+    for raw in raws:  # keyed by request id, as the producer does
+        request_id = raw.split(b'"request_id":"')[1].split(b'"')[0]
+        parts[zlib.crc32(request_id) % 2].process([raw])
+    expected = whole.open_windows()
+    for slot, aggregate in expected.items():
+        merged = parts[0].open_windows()[slot]
+        merged.merge(parts[1].open_windows()[slot])
+        for name in aggregate.features:
+            assert merged.features[name] == aggregate.features[name]
+        assert merged.latency == aggregate.latency and merged.score == aggregate.score
+        assert (merged.requests, merged.errors) == (aggregate.requests, aggregate.errors)
+        assert dict(merged.type_mismatch) == dict(aggregate.type_mismatch)
+
+
+def test_bad_and_late_events_are_accounted_for() -> None:
+    raws, _ = events(minutes=2, per_minute=100)
+    pipeline = Pipeline({("credit", "3"): profile()}, allowed_lateness_ms=1_000)
+    out = pipeline.process([*raws, b"{broken", raws[0]])
+    assert [d.index for d in out.dead_letters] == [200]
+    assert out.late_events == 1  # the replay of the first event, two minutes later
+
+
+def test_a_version_without_a_profile_still_gets_operational_metrics() -> None:
+    raws, _ = events(minutes=1, per_minute=50)
+    pipeline = Pipeline({})
+    pipeline.process(raws)
+    rows = pipeline.flush().rows
+    assert {r.metric for r in rows} == {"requests", "error_rate", "latency_p50", "latency_p95", "latency_p99"}

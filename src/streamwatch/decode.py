@@ -43,7 +43,6 @@ from .limits import (
     MAX_TIMESTAMP_MS,
     MIN_INTEGER,
     MIN_TIMESTAMP_MS,
-    SCHEMA_VERSION,
 )
 
 __all__ = ["DeadLetter", "DecodedBatch", "decode_batch"]
@@ -107,9 +106,23 @@ class _Refused(Exception):
     """The fast checks refused an event; the contract will say why."""
 
 
+# Feature, segment and model names repeat in every event: each distinct one is
+# checked once and remembered (a bounded set, so hostile input cannot grow it).
+_KNOWN_NAMES: set[str] = set()
+_KNOWN_NAMES_CAP = 100_000
+
+
 def _name(value: Any, limit: int = MAX_KEY_LENGTH) -> None:
     if type(value) is not str or not 0 < len(value) <= limit or (not value.isprintable() and _CONTROL.search(value)):
         raise _Refused
+
+
+def _names(mapping: dict[str, Any]) -> None:
+    if not _KNOWN_NAMES.issuperset(mapping):
+        for key in mapping:
+            _name(key)
+        if len(_KNOWN_NAMES) < _KNOWN_NAMES_CAP:
+            _KNOWN_NAMES.update(mapping)
 
 
 def _timestamp(value: Any) -> int:
@@ -148,45 +161,65 @@ def _scalar(value: Any, nullable: bool) -> None:
         raise _Refused
 
 
-def _features(value: Any, *, required: bool) -> None:
+def _features(value: Any, *, required: bool, short: bool) -> None:
+    """``short``: the whole event is shorter than the string limit, so no string in it can be too long."""
     if type(value) is not dict or len(value) > MAX_FEATURES or (required and not value):
         raise _Refused
-    for key in value:
-        _name(key)
-    if not _SCALARS.issuperset(map(type, value.values())):
+    _names(value)
+    kinds = set(map(type, value.values()))
+    if not _SCALARS.issuperset(kinds):
         raise _Refused
-    for item in value.values():
-        if type(item) is not bool and item is not None:
-            _scalar(item, True)
+    # orjson never yields NaN, infinities or out-of-range ints; only large floats and long strings need a look.
+    if float in kinds:
+        for item in value.values():
+            if type(item) is float and not -_AMBIGUOUS_FLOAT < item < _AMBIGUOUS_FLOAT:
+                raise _Refused
+    if not short and str in kinds:
+        for item in value.values():
+            if type(item) is str and len(item) > MAX_STRING_LENGTH:
+                raise _Refused
 
 
-def _strings(value: Any) -> None:
+def _strings(value: Any, *, short: bool) -> None:
     if type(value) is not dict or len(value) > MAX_MAP_ENTRIES:
         raise _Refused
-    for key in value:
-        _name(key)
-    if not _STRINGS.issuperset(map(type, value.values())):
-        raise _Refused
-    for item in value.values():
-        if len(item) > MAX_STRING_LENGTH:
+    if value:
+        _names(value)
+        if not _STRINGS.issuperset(map(type, value.values())):
             raise _Refused
+        if not short:
+            for item in value.values():
+                if len(item) > MAX_STRING_LENGTH:
+                    raise _Refused
+
+
+def _known_name(value: Any) -> None:
+    if not (type(value) is str and value in _KNOWN_NAMES):
+        _name(value)
+        if len(_KNOWN_NAMES) < _KNOWN_NAMES_CAP:
+            _KNOWN_NAMES.add(value)
+
+
+def _id(value: Any) -> None:
+    if not (type(value) is str and 0 < len(value) <= MAX_ID_LENGTH and value.isprintable()):
+        _name(value, MAX_ID_LENGTH)
 
 
 def _common(event: dict[str, Any], allowed: frozenset[str], required: frozenset[str]) -> None:
     keys = event.keys()
     if not (keys <= allowed and keys >= required):
         raise _Refused
-    if event.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION or type(event.get("schema_version", 1)) is not int:
+    if "schema_version" in event and (type(event["schema_version"]) is not int or event["schema_version"] != 1):
         raise _Refused
-    _name(event["event_id"], MAX_ID_LENGTH)
-    _name(event["model"])
+    _id(event["event_id"])
+    _known_name(event["model"])
     event["timestamp"] = _timestamp(event["timestamp"])
 
 
-def _prediction(event: dict[str, Any]) -> None:
+def _prediction(event: dict[str, Any], short: bool) -> None:
     _common(event, _PREDICTION_KEYS, _PREDICTION_REQUIRED)
-    _name(event["request_id"], MAX_ID_LENGTH)
-    _name(event["model_version"])
+    _id(event["request_id"])
+    _known_name(event["model_version"])
     if event.setdefault("variant", "production") not in _VARIANTS:
         raise _Refused
     status = event.setdefault("status", "ok")
@@ -207,23 +240,23 @@ def _prediction(event: dict[str, Any]) -> None:
     error = event.setdefault("error", None)
     if error is not None and (type(error) is not str or len(error) > MAX_STRING_LENGTH):
         raise _Refused
-    _features(event.setdefault("features", {}), required=False)
-    _strings(event.setdefault("segments", {}))
-    _strings(event.setdefault("metadata", {}))
+    _features(event.setdefault("features", {}), required=False, short=short)
+    _strings(event.setdefault("segments", {}), short=short)
+    _strings(event.setdefault("metadata", {}), short=short)
 
 
-def _feature(event: dict[str, Any]) -> None:
+def _feature(event: dict[str, Any], short: bool) -> None:
     _common(event, _FEATURE_KEYS, _FEATURE_REQUIRED)
     if event.setdefault("request_id", None) is not None:
-        _name(event["request_id"], MAX_ID_LENGTH)
+        _id(event["request_id"])
     if event.setdefault("model_version", None) is not None:
-        _name(event["model_version"])
-    _features(event["features"], required=True)
+        _known_name(event["model_version"])
+    _features(event["features"], required=True, short=short)
 
 
-def _label(event: dict[str, Any]) -> None:
+def _label(event: dict[str, Any], short: bool) -> None:
     _common(event, _LABEL_KEYS, _LABEL_KEYS - {"schema_version"})
-    _name(event["request_id"], MAX_ID_LENGTH)
+    _id(event["request_id"])
     _scalar(event["label"], False)
 
 
@@ -237,7 +270,8 @@ def decode_batch(raws: Sequence[bytes]) -> DecodedBatch:
     loads = orjson.loads
     for index, raw in enumerate(raws):
         try:
-            if len(raw) > MAX_EVENT_BYTES:
+            size = len(raw)
+            if size > MAX_EVENT_BYTES:
                 raise _Refused
             event = loads(raw)
             if type(event) is not dict:
@@ -246,7 +280,7 @@ def decode_batch(raws: Sequence[bytes]) -> DecodedBatch:
             check = _CHECKS.get(kind) if type(kind) is str else None
             if check is None:
                 raise _Refused
-            check(event)
+            check(event, size <= MAX_STRING_LENGTH)
         except (_Refused, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             event = _slow_path(raw, index, out)
             if event is None:

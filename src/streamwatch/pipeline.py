@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -68,12 +70,16 @@ class WindowAggregates:
     def update(self, events: Sequence[dict[str, Any]]) -> None:
         """Add a batch of decoded prediction or feature events (all of this window)."""
         rows = [event["features"] for event in events]
+        numeric = [name for name, a in self.features.items() if isinstance(a, NumericHistogram)]
+        matrix = self._numeric_matrix(rows, numeric)
         for name, aggregate in self.features.items():
-            column = [row.get(name) for row in rows]
             if isinstance(aggregate, NumericHistogram):
-                self._numeric(name, aggregate, column)
+                if matrix is not None:
+                    self._numeric_values(name, aggregate, matrix[:, numeric.index(name)])
+                else:
+                    self._numeric(name, aggregate, [row.get(name) for row in rows])
             else:
-                self._categorical(name, aggregate, column)
+                self._categorical(name, aggregate, [row.get(name) for row in rows])
         known = self.features.keys()
         for row in rows:
             if not known >= row.keys():
@@ -91,13 +97,31 @@ class WindowAggregates:
         if room > 0:
             self.examples += [event["request_id"] for event in predictions[:room]]
 
+    @staticmethod
+    def _numeric_matrix(rows: list[dict[str, Any]], names: list[str]) -> np.ndarray | None:
+        """All numeric features of the batch at once, or None when a row lacks one or holds a string."""
+        if not names:
+            return None
+        pick = itemgetter(*names)
+        try:
+            picked = [pick(row) for row in rows]  # one C call per row, not one Python step per feature
+            if len(names) == 1:
+                picked = [(value,) for value in picked]
+            if str in set(map(type, chain.from_iterable(picked))):
+                return None  # strings would be parsed as numbers by numpy; the slow path counts them
+            return np.array(picked, dtype=float).reshape(len(rows), len(names))
+        except KeyError:
+            return None
+
     def _numeric(self, name: str, histogram: NumericHistogram, column: list[Any]) -> None:
         if str in set(map(type, column)):
             # A string where the reference had numbers is a type mismatch, counted
             # apart from missing values and kept out of the distribution.
             self.type_mismatch[name] += sum(type(v) is str for v in column)
             column = [v for v in column if type(v) is not str]
-        values = np.array(column, dtype=float)  # None becomes NaN, True 1.0
+        self._numeric_values(name, histogram, np.array(column, dtype=float))  # None becomes NaN, True 1.0
+
+    def _numeric_values(self, name: str, histogram: NumericHistogram, values: np.ndarray) -> None:
         histogram.update(values)
         reference = self.profile.features[name] if self.profile else None
         if isinstance(reference, NumericProfile) and reference.min is not None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import repeat
 
 import numpy as np
 
 __all__ = ["CategoryCounts"]
+
+_STR_OR_NONE = frozenset({str, type(None)})
 
 
 class CategoryCounts:
@@ -29,7 +32,9 @@ class CategoryCounts:
         self.categories = tuple(categories)
         if len(set(self.categories)) != len(self.categories):
             raise ValueError("categories must be distinct")
-        self._index = {category: i for i, category in enumerate(self.categories)}
+        self._index: dict[object, int] = {category: i for i, category in enumerate(self.categories)}
+        self._index[None] = len(self.categories) + 1
+        self._lookup = self._index.get
         self._counts = np.zeros(len(self.categories) + 1, dtype=np.int64)
         self._missing = 0
 
@@ -48,16 +53,16 @@ class CategoryCounts:
 
     def update(self, values: Iterable[object]) -> None:
         """Count a batch of values; ``None`` means missing. Values are compared as strings."""
-        unseen = len(self.categories)
-        index = self._index
-        codes = []
-        for value in values:
-            if value is None:
-                self._missing += 1
-            else:
-                codes.append(index.get(value if type(value) is str else str(value), unseen))
-        if codes:
-            self._counts += np.bincount(np.asarray(codes, dtype=np.intp), minlength=self._counts.size)
+        values = values if isinstance(values, list) else list(values)
+        if not _STR_OR_NONE.issuperset(map(type, values)):
+            values = [v if v is None or type(v) is str else str(v) for v in values]
+        # dict.get over the batch runs in C; None lands in the extra "missing" slot.
+        counts = np.bincount(
+            np.fromiter(map(self._lookup, values, repeat(len(self.categories))), np.intp, len(values)),
+            minlength=self._counts.size + 1,
+        )
+        self._counts += counts[:-1]
+        self._missing += int(counts[-1])
 
     def merge(self, other: CategoryCounts) -> None:
         if self.categories != other.categories:

@@ -32,10 +32,12 @@ import numpy as np
 from .core.categories import CategoryCounts
 from .core.drift_report import WindowKey, evaluate_drift
 from .core.histogram import NumericHistogram
+from .core.join import LabelJoin, Prediction
 from .core.latency import LatencySketch
 from .core.records import Finding, MetricRow
 from .core.windows import TumblingWindows
 from .decode import DeadLetter, decode_batch
+from .performance import PerformanceAggregates
 from .profiles import CategoricalProfile, NumericProfile, ReferenceProfile
 
 __all__ = ["Pipeline", "PipelineOutput", "WindowAggregates"]
@@ -158,6 +160,7 @@ class PipelineOutput:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     late_events: int = 0
     labels_received: int = 0
+    labels_matched: int = 0
 
 
 class Pipeline:
@@ -170,6 +173,14 @@ class Pipeline:
         still gets latency, error and volume metrics.
     window_ms, allowed_lateness_ms
         Tumbling window length and how late an event may be, in event time.
+    label_horizon_ms
+        How long after a prediction its label may come (default 24 hours).
+    slices
+        Segment-name combinations to report fairness on, per model, e.g.
+        ``{"credit": [["gender"], ["gender", "region"]]}``; by default each
+        segment of the model's reference profile on its own.
+    min_samples
+        Fewest labelled rows a slice needs before its rates are reported.
     """
 
     def __init__(
@@ -178,10 +189,18 @@ class Pipeline:
         *,
         window_ms: int = 60_000,
         allowed_lateness_ms: int = 10_000,
+        label_horizon_ms: int = 86_400_000,
+        slices: Mapping[str, Sequence[Sequence[str]]] | None = None,
+        min_samples: int = 30,
     ) -> None:
         self.profiles = dict(profiles or {})
         self.window_ms = window_ms
         self.allowed_lateness_ms = allowed_lateness_ms
+        self.label_horizon_ms = label_horizon_ms
+        self.slices = dict(slices or {})
+        self.min_samples = min_samples
+        self.join = LabelJoin(horizon_ms=label_horizon_ms)
+        self._performance: dict[tuple[Any, int], PerformanceAggregates] = {}
         self._windows: TumblingWindows[WindowAggregates] = TumblingWindows(
             window_ms, allowed_lateness_ms, factory=lambda key: WindowAggregates(self._profile_for(key))
         )
@@ -200,6 +219,7 @@ class Pipeline:
         out = PipelineOutput(dead_letters=batch.dead_letters, labels_received=len(batch.labels))
         # Arrival order within the batch is kept: lateness must not depend on batching.
         events = batch.predictions + batch.features
+        matches: list[tuple[str, Prediction, Any]] = []
         if events:
             routed = self._windows.route(np.fromiter((e["timestamp"] for e in events), np.int64, len(events)))
             out.late_events = int(routed.late.sum())
@@ -210,8 +230,72 @@ class Pipeline:
                     groups[key, start].append(event)
             for (key, start), members in groups.items():
                 self._windows.window(key, start).update(members)
+            for event, late in zip(events, routed.late.tolist(), strict=True):
+                if not late and event["type"] == "prediction" and event["prediction"] is not None:
+                    record = Prediction(
+                        event["timestamp"],
+                        event["model_version"],
+                        event["variant"],
+                        event["prediction"],
+                        event["score"],
+                        tuple(sorted(event["segments"].items())),
+                    )
+                    model = event["model"]
+                    matches += [
+                        (model, p, label) for p, label in self.join.add_prediction(model, event["request_id"], record)
+                    ]
+        for label in batch.labels:
+            joined = self.join.add_label(label["model"], label["request_id"], label["label"], label["timestamp"])
+            matches += [(label["model"], prediction, value) for prediction, value in joined]
+        out.labels_matched = len(matches)
+        self._score(matches, out)
+        self._expire()
         self._emit(self._windows.close_ready(), out)
         return out
+
+    def _slices_for(self, model: str, version: str) -> list[list[str]]:
+        if model in self.slices:
+            return [list(names) for names in self.slices[model]]
+        profile = self.profiles.get((model, version))
+        return [[name] for name in sorted({s.segment for s in profile.slices})] if profile else []
+
+    def _score(self, matches: list[tuple[Any, Prediction, Any]], out: PipelineOutput) -> None:
+        """Add joined labels to their prediction windows and report those windows' performance."""
+        touched: dict[tuple[Any, int], list[tuple[Prediction, Any]]] = defaultdict(list)
+        for model, prediction, label in matches:
+            key = (model, prediction.model_version, prediction.variant)
+            touched[key, prediction.timestamp_ms - prediction.timestamp_ms % self.window_ms].append((prediction, label))
+        for (key, start), pairs in touched.items():
+            aggregates = self._performance.get((key, start))
+            if aggregates is None:
+                profile = self.profiles.get(key[:2])
+                positive = (profile.positive_label if profile else None) or "1"
+                aggregates = self._performance[key, start] = PerformanceAggregates(self._slices_for(*key[:2]), positive)
+            aggregates.update(pairs)
+            profile = self.profiles.get(key[:2])
+            reference_id = profile.lineage.content_sha256 if profile else None
+            for metric, value, segment, interval in aggregates.metrics(self.min_samples):
+                out.rows.append(
+                    MetricRow(
+                        key[0],
+                        key[1],
+                        key[2],
+                        start,
+                        start + self.window_ms,
+                        metric,
+                        value,
+                        segment=segment,
+                        reference=reference_id,
+                        lower=interval[0] if interval else None,
+                        upper=interval[1] if interval else None,
+                    )
+                )
+
+    def _expire(self) -> None:
+        watermark = self._windows.watermark
+        self.join.expire(watermark)
+        for slot in [s for s in self._performance if s[1] + self.window_ms + self.label_horizon_ms < watermark]:
+            del self._performance[slot]
 
     def open_windows(self) -> dict[tuple[Any, int], WindowAggregates]:
         """The windows still open, by (key, start): the partials a runtime merges across partitions."""

@@ -86,6 +86,8 @@ def test_rows_export_as_documented() -> None:
         "segment": {"gender": "F"},
         "value": None,
         "threshold": None,
+        "lower": None,
+        "upper": None,
         "reference": None,
     }
     json.dumps(exported, allow_nan=False)

@@ -50,6 +50,8 @@ class MetricRow:
     threshold: float | None = None
     window: str = "tumbling"
     reference: str | None = None
+    lower: float | None = None
+    upper: float | None = None
 
     def export(self) -> dict[str, Any]:
         """The documented JSON-lines form: RFC 3339 times, the segment as an object, null for NaN."""
@@ -65,6 +67,8 @@ class MetricRow:
             "segment": dict(self.segment) if self.segment else None,
             "value": _finite(self.value),
             "threshold": _finite(self.threshold),
+            "lower": _finite(self.lower),
+            "upper": _finite(self.upper),
             "reference": self.reference,
         }
 

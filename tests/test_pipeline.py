@@ -97,9 +97,13 @@ def run(raws: list[bytes], batch: int, **options: int):  # type: ignore[no-untyp
 def test_metrics_and_findings_per_window() -> None:
     raws, truth = events()
     rows, findings = run(raws, batch=500)
-    assert [(f.feature, f.window_start_ms) for f in findings] == [("income", START + 120_000)]
-    assert findings[0].evidence["example_request_ids"] == [f"r2-{i}" for i in range(5)]
-    assert findings[0].reference == "f" * 64
+    drift = [f for f in findings if f.kind == "drift"]
+    assert [(f.feature, f.window_start_ms) for f in drift] == [("income", START + 120_000)]
+    assert drift[0].evidence["example_request_ids"] == [f"r2-{i}" for i in range(5)]
+    assert drift[0].reference == "f" * 64
+    # 2.5% errors against a 0.1% budget burns it 25 times too fast: page and ticket conditions all
+    # hold (with minutes of history every trailing window burns alike; inhibiting the tickets is alerting's job).
+    assert {f.severity_hint for f in findings if f.kind == "slo"} == {"critical", "warning"}
     for minute in range(3):
         assert by(rows, minute, "requests") == 600
         assert by(rows, minute, "error_rate") == truth["errors"][minute] / 600
@@ -152,4 +156,57 @@ def test_a_version_without_a_profile_still_gets_operational_metrics() -> None:
     pipeline = Pipeline({})
     pipeline.process(raws)
     rows = pipeline.flush().rows
-    assert {r.metric for r in rows} == {"requests", "error_rate", "latency_p50", "latency_p95", "latency_p99"}
+    assert {r.metric for r in rows} == {
+        "requests",
+        "error_rate",
+        "latency_p50",
+        "latency_p95",
+        "latency_p99",
+        "burn_rate_5m",
+        "burn_rate_30m",
+        "burn_rate_1h",
+        "burn_rate_2h",
+        "burn_rate_6h",
+        "burn_rate_1d",
+        "burn_rate_3d",
+        "error_budget_consumed",
+        "error_budget_remaining",
+    }
+
+
+def test_a_canary_latency_regression_burns_only_the_canarys_budget() -> None:
+    from streamwatch.core.slo import SLO
+
+    rng = np.random.default_rng(4)
+    encoder = Encoder()
+    raws = []
+    for i in range(6_000):  # ten minutes, 600 requests a minute, one in ten on the canary
+        canary = i % 10 == 0
+        latency = float(rng.lognormal(3, 0.3)) + (400.0 if canary and rng.random() < 0.3 else 0.0)
+        raws.append(
+            encoder.prediction(
+                "credit",
+                "3" if not canary else "4",
+                f"r{i}",
+                latency,
+                {"x": 1.0},
+                1,
+                0.5,
+                "canary" if canary else "production",
+                "ok",
+                None,
+                None,
+                None,
+                START + i * 100,
+                None,
+            )
+        )
+    pipeline = Pipeline({}, slos={"credit": SLO(target=0.99, latency_ms=300.0)})
+    out = pipeline.process(raws)
+    findings = out.findings + pipeline.flush().findings
+    fired = {(f.variant, f.evidence["severity"]) for f in findings if f.kind == "slo"}
+    assert fired == {("canary", "page"), ("canary", "ticket")}
+    rows = out.rows
+    burn = [r.value for r in rows if r.metric == "burn_rate_5m" and r.variant == "canary"]
+    assert burn and min(burn[4:]) > 14.4  # ~30% slow against a 1% budget, once five minutes are in
+    assert all(r.value < 1 for r in rows if r.metric == "burn_rate_5m" and r.variant == "production")

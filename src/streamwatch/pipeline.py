@@ -35,23 +35,28 @@ from .core.histogram import NumericHistogram
 from .core.join import LabelJoin, Prediction
 from .core.latency import LatencySketch
 from .core.records import Finding, MetricRow
+from .core.slo import SLO, SLICounts
 from .core.windows import TumblingWindows
 from .decode import DeadLetter, decode_batch
 from .performance import PerformanceAggregates
 from .profiles import CategoricalProfile, NumericProfile, ReferenceProfile
+from .slo_history import SLOHistory
 
 __all__ = ["Pipeline", "PipelineOutput", "WindowAggregates"]
 
 _NUMBERS = (int, float)
 #: Request ids kept per window, so an alert can point at real requests.
 EXAMPLES_PER_WINDOW = 5
+#: Used for a model with no SLO configured: 99.9% of requests OK within 300 ms over 30 days.
+DEFAULT_SLO = SLO(target=0.999, latency_ms=300.0)
 
 
 class WindowAggregates:
     """Everything one window of one model version and variant accumulates; all of it merges exactly."""
 
-    def __init__(self, profile: ReferenceProfile | None) -> None:
+    def __init__(self, profile: ReferenceProfile | None, slo: SLO = DEFAULT_SLO) -> None:
         self.profile = profile
+        self.sli = SLICounts(slo)
         self.features: dict[str, NumericHistogram | CategoryCounts] = {}
         self.out_of_range: dict[str, int] = defaultdict(int)
         self.type_mismatch: dict[str, int] = defaultdict(int)
@@ -92,7 +97,9 @@ class WindowAggregates:
             return
         self.requests += len(predictions)
         self.errors += sum(event["status"] == "error" for event in predictions)
-        self.latency.update(np.array([event["latency_ms"] for event in predictions], dtype=float))
+        latencies = np.array([event["latency_ms"] for event in predictions], dtype=float)
+        self.latency.update(latencies)
+        self.sli.update(np.array([event["status"] == "ok" for event in predictions], dtype=bool), latencies)
         if self.score is not None:
             self.score.update(np.array([event["score"] for event in predictions], dtype=float))
         room = EXAMPLES_PER_WINDOW - len(self.examples)
@@ -148,6 +155,7 @@ class WindowAggregates:
         if self.score is not None and other.score is not None:
             self.score.merge(other.score)
         self.latency.merge(other.latency)
+        self.sli.merge(other.sli)
         self.requests += other.requests
         self.errors += other.errors
         self.examples = sorted(self.examples + other.examples)[:EXAMPLES_PER_WINDOW]
@@ -181,6 +189,8 @@ class Pipeline:
         segment of the model's reference profile on its own.
     min_samples
         Fewest labelled rows a slice needs before its rates are reported.
+    slos
+        The SLO per model; ``DEFAULT_SLO`` otherwise.
     """
 
     def __init__(
@@ -192,6 +202,7 @@ class Pipeline:
         label_horizon_ms: int = 86_400_000,
         slices: Mapping[str, Sequence[Sequence[str]]] | None = None,
         min_samples: int = 30,
+        slos: Mapping[str, SLO] | None = None,
     ) -> None:
         self.profiles = dict(profiles or {})
         self.window_ms = window_ms
@@ -199,10 +210,14 @@ class Pipeline:
         self.label_horizon_ms = label_horizon_ms
         self.slices = dict(slices or {})
         self.min_samples = min_samples
+        self.slos = dict(slos or {})
         self.join = LabelJoin(horizon_ms=label_horizon_ms)
+        self._slo_history: dict[Any, SLOHistory] = {}
         self._performance: dict[tuple[Any, int], PerformanceAggregates] = {}
         self._windows: TumblingWindows[WindowAggregates] = TumblingWindows(
-            window_ms, allowed_lateness_ms, factory=lambda key: WindowAggregates(self._profile_for(key))
+            window_ms,
+            allowed_lateness_ms,
+            factory=lambda key: WindowAggregates(self._profile_for(key), self.slos.get(key[0], DEFAULT_SLO)),
         )
 
     def _profile_for(self, key: Any) -> ReferenceProfile | None:
@@ -291,6 +306,37 @@ class Pipeline:
                     )
                 )
 
+    def _slo(self, key: Any, start: int, end: int, aggregates: WindowAggregates, row: Any, out: PipelineOutput) -> None:
+        history = self._slo_history.get(key)
+        if history is None:
+            history = self._slo_history[key] = SLOHistory(aggregates.sli.slo, self.window_ms)
+        history.add(start, aggregates.sli)
+        rows, alerts = history.report(end)
+        out.rows += [row(metric, value) for metric, value in rows]
+        model, version, variant = key
+        for alert in alerts:
+            out.findings.append(
+                Finding(
+                    "slo",
+                    "critical" if alert.severity == "page" else "warning",
+                    model,
+                    version or "*",
+                    variant,
+                    start,
+                    end,
+                    f"burn_rate_{alert.long_minutes}m",
+                    alert.long_burn_rate,
+                    alert.factor,
+                    evidence={
+                        "severity": alert.severity,
+                        "long_minutes": alert.long_minutes,
+                        "short_minutes": alert.short_minutes,
+                        "short_burn_rate": alert.short_burn_rate,
+                        "example_request_ids": aggregates.examples,
+                    },
+                )
+            )
+
     def _expire(self) -> None:
         watermark = self._windows.watermark
         self.join.expire(watermark)
@@ -337,6 +383,7 @@ class Pipeline:
                 )
 
             if aggregates.requests:
+                self._slo(window.key, start, end, aggregates, row, out)
                 out.rows += [
                     row("requests", aggregates.requests),
                     row("error_rate", aggregates.errors / aggregates.requests),

@@ -111,6 +111,15 @@ class SLICounts:
         self._good = 0
         self._total = 0
 
+    @classmethod
+    def from_counts(cls, slo: SLO, good: int, total: int) -> SLICounts:
+        """Counts summed elsewhere (over a trailing window, or read from storage)."""
+        if not 0 <= good <= total:
+            raise ValueError("need 0 <= good <= total")
+        counts = cls(slo)
+        counts._good, counts._total = int(good), int(total)
+        return counts
+
     def update(self, ok: ArrayLike, latency_ms: ArrayLike | None = None) -> None:
         """Count a batch of requests: whether each succeeded, and its latency.
 

@@ -38,6 +38,7 @@ from .core.records import Finding, MetricRow
 from .core.slo import SLO, SLICounts
 from .core.windows import TumblingWindows
 from .decode import DeadLetter, decode_batch
+from .divergence import Divergence, Twin, TwinJoin
 from .performance import PerformanceAggregates
 from .profiles import CategoricalProfile, NumericProfile, ReferenceProfile
 from .slo_history import SLOHistory
@@ -213,6 +214,8 @@ class Pipeline:
         self.slos = dict(slos or {})
         self.join = LabelJoin(horizon_ms=label_horizon_ms)
         self._slo_history: dict[Any, SLOHistory] = {}
+        self.twins = TwinJoin()
+        self._divergence: dict[tuple[Any, int], Divergence] = {}
         self._performance: dict[tuple[Any, int], PerformanceAggregates] = {}
         self._windows: TumblingWindows[WindowAggregates] = TumblingWindows(
             window_ms,
@@ -246,6 +249,8 @@ class Pipeline:
             for (key, start), members in groups.items():
                 self._windows.window(key, start).update(members)
             for event, late in zip(events, routed.late.tolist(), strict=True):
+                if not late and event["type"] == "prediction":
+                    self._pair(event)
                 if not late and event["type"] == "prediction" and event["prediction"] is not None:
                     record = Prediction(
                         event["timestamp"],
@@ -264,9 +269,46 @@ class Pipeline:
             matches += [(label["model"], prediction, value) for prediction, value in joined]
         out.labels_matched = len(matches)
         self._score(matches, out)
+        self._close_divergence(self._windows.watermark, out)
         self._expire()
         self._emit(self._windows.close_ready(), out)
         return out
+
+    def _pair(self, event: dict[str, Any]) -> None:
+        """Pair canary and shadow predictions with production's for the same request."""
+        twin = Twin(
+            event["variant"],
+            event["model_version"],
+            event["prediction"],
+            event["score"],
+            event["latency_ms"],
+            event["timestamp"],
+        )
+        for production, challenger in self.twins.add(event["model"], event["request_id"], twin):
+            start = production.timestamp_ms - production.timestamp_ms % self.window_ms
+            slot = ((event["model"], challenger.version, challenger.variant, production.version), start)
+            divergence = self._divergence.get(slot)
+            if divergence is None:
+                divergence = self._divergence[slot] = Divergence()
+            divergence.update([(production, challenger)])
+
+    def _close_divergence(self, watermark: int, out: PipelineOutput) -> None:
+        for slot in sorted(s for s in self._divergence if s[1] + self.window_ms <= watermark):
+            (model, version, variant, production_version), start = slot
+            for metric, value in self._divergence.pop(slot).metrics():
+                out.rows.append(
+                    MetricRow(
+                        model,
+                        version,
+                        variant,
+                        start,
+                        start + self.window_ms,
+                        metric,
+                        value,
+                        segment=(("production_version", production_version),),
+                    )
+                )
+        self.twins.expire(watermark - self.window_ms)
 
     def _slices_for(self, model: str, version: str) -> list[list[str]]:
         if model in self.slices:
@@ -350,6 +392,7 @@ class Pipeline:
     def flush(self) -> PipelineOutput:
         """Close every open window (the end of a replayed file)."""
         out = PipelineOutput()
+        self._close_divergence(2**62, out)
         self._windows.advance_to(2**62)
         self._emit(self._windows.close_ready(), out)
         return out

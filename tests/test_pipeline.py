@@ -210,3 +210,34 @@ def test_a_canary_latency_regression_burns_only_the_canarys_budget() -> None:
     burn = [r.value for r in rows if r.metric == "burn_rate_5m" and r.variant == "canary"]
     assert burn and min(burn[4:]) > 14.4  # ~30% slow against a 1% budget, once five minutes are in
     assert all(r.value < 1 for r in rows if r.metric == "burn_rate_5m" and r.variant == "production")
+
+
+def test_a_sudden_rise_in_errors_is_a_change_finding() -> None:
+    encoder = Encoder()
+    raws = [
+        encoder.prediction(
+            "credit",
+            "3",
+            f"r{i}",
+            5.0,
+            {"x": 1.0},
+            None if i % 100 < (2 if i < 30_000 else 40) else 1,
+            0.5,
+            "production",
+            "error" if i % 100 < (2 if i < 30_000 else 40) else "ok",
+            None,
+            None,
+            None,
+            START + i * 1_000,
+            None,
+        )
+        for i in range(40_000)  # 1 event a second: 500 windows at 2% errors, then 40%
+    ]
+    pipeline = Pipeline({})
+    findings = [
+        f for batch in range(0, len(raws), 5_000) for f in pipeline.process(raws[batch : batch + 5_000]).findings
+    ]
+    changes = [f for f in findings if f.kind == "change"]
+    assert changes and changes[0].metric == "error_rate"
+    first_minute = (changes[0].window_start_ms - START) // 60_000
+    assert 500 <= first_minute <= 510

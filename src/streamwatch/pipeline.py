@@ -23,143 +23,29 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
 from .core.categories import CategoryCounts
+from .core.change import ChangeDetector
 from .core.drift_report import WindowKey, evaluate_drift
 from .core.histogram import NumericHistogram
 from .core.join import LabelJoin, Prediction
-from .core.latency import LatencySketch
 from .core.records import Finding, MetricRow
-from .core.slo import SLO, SLICounts
+from .core.slo import SLO
 from .core.windows import TumblingWindows
 from .decode import DeadLetter, decode_batch
 from .divergence import Divergence, Twin, TwinJoin
 from .performance import PerformanceAggregates
 from .profiles import CategoricalProfile, NumericProfile, ReferenceProfile
 from .slo_history import SLOHistory
+from .window_aggregates import WindowAggregates
 
-__all__ = ["Pipeline", "PipelineOutput", "WindowAggregates"]
+__all__ = ["DEFAULT_SLO", "Pipeline", "PipelineOutput"]
 
-_NUMBERS = (int, float)
-#: Request ids kept per window, so an alert can point at real requests.
-EXAMPLES_PER_WINDOW = 5
 #: Used for a model with no SLO configured: 99.9% of requests OK within 300 ms over 30 days.
 DEFAULT_SLO = SLO(target=0.999, latency_ms=300.0)
-
-
-class WindowAggregates:
-    """Everything one window of one model version and variant accumulates; all of it merges exactly."""
-
-    def __init__(self, profile: ReferenceProfile | None, slo: SLO = DEFAULT_SLO) -> None:
-        self.profile = profile
-        self.sli = SLICounts(slo)
-        self.features: dict[str, NumericHistogram | CategoryCounts] = {}
-        self.out_of_range: dict[str, int] = defaultdict(int)
-        self.type_mismatch: dict[str, int] = defaultdict(int)
-        self.unknown_features: dict[str, int] = defaultdict(int)
-        if profile is not None:
-            for name, reference in profile.features.items():
-                self.features[name] = (
-                    NumericHistogram(reference.edges)
-                    if isinstance(reference, NumericProfile)
-                    else CategoryCounts(reference.categories)
-                )
-        self.score = NumericHistogram(profile.score.edges) if profile and profile.score else None
-        self.latency = LatencySketch()
-        self.requests = 0
-        self.errors = 0
-        self.examples: list[str] = []
-
-    def update(self, events: Sequence[dict[str, Any]]) -> None:
-        """Add a batch of decoded prediction or feature events (all of this window)."""
-        rows = [event["features"] for event in events]
-        numeric = [name for name, a in self.features.items() if isinstance(a, NumericHistogram)]
-        matrix = self._numeric_matrix(rows, numeric)
-        for name, aggregate in self.features.items():
-            if isinstance(aggregate, NumericHistogram):
-                if matrix is not None:
-                    self._numeric_values(name, aggregate, matrix[:, numeric.index(name)])
-                else:
-                    self._numeric(name, aggregate, [row.get(name) for row in rows])
-            else:
-                self._categorical(name, aggregate, [row.get(name) for row in rows])
-        known = self.features.keys()
-        for row in rows:
-            if not known >= row.keys():
-                for name in row.keys() - known:
-                    self.unknown_features[name] += 1
-        predictions = [event for event in events if event["type"] == "prediction"]
-        if not predictions:
-            return
-        self.requests += len(predictions)
-        self.errors += sum(event["status"] == "error" for event in predictions)
-        latencies = np.array([event["latency_ms"] for event in predictions], dtype=float)
-        self.latency.update(latencies)
-        self.sli.update(np.array([event["status"] == "ok" for event in predictions], dtype=bool), latencies)
-        if self.score is not None:
-            self.score.update(np.array([event["score"] for event in predictions], dtype=float))
-        room = EXAMPLES_PER_WINDOW - len(self.examples)
-        if room > 0:
-            self.examples += [event["request_id"] for event in predictions[:room]]
-
-    @staticmethod
-    def _numeric_matrix(rows: list[dict[str, Any]], names: list[str]) -> np.ndarray | None:
-        """All numeric features of the batch at once, or None when a row lacks one or holds a string."""
-        if not names:
-            return None
-        pick = itemgetter(*names)
-        try:
-            picked = [pick(row) for row in rows]  # one C call per row, not one Python step per feature
-            if len(names) == 1:
-                picked = [(value,) for value in picked]
-            if str in set(map(type, chain.from_iterable(picked))):
-                return None  # strings would be parsed as numbers by numpy; the slow path counts them
-            return np.array(picked, dtype=float).reshape(len(rows), len(names))
-        except KeyError:
-            return None
-
-    def _numeric(self, name: str, histogram: NumericHistogram, column: list[Any]) -> None:
-        if str in set(map(type, column)):
-            # A string where the reference had numbers is a type mismatch, counted
-            # apart from missing values and kept out of the distribution.
-            self.type_mismatch[name] += sum(type(v) is str for v in column)
-            column = [v for v in column if type(v) is not str]
-        self._numeric_values(name, histogram, np.array(column, dtype=float))  # None becomes NaN, True 1.0
-
-    def _numeric_values(self, name: str, histogram: NumericHistogram, values: np.ndarray) -> None:
-        histogram.update(values)
-        reference = self.profile.features[name] if self.profile else None
-        if isinstance(reference, NumericProfile) and reference.min is not None:
-            self.out_of_range[name] += int(np.count_nonzero((values < reference.min) | (values > reference.max)))
-
-    def _categorical(self, name: str, counts: CategoryCounts, column: list[Any]) -> None:
-        if not {str, type(None)}.issuperset(map(type, column)):
-            self.type_mismatch[name] += sum(type(v) is not str and v is not None for v in column)
-            column = [v for v in column if type(v) is str or v is None]
-        counts.update(column)
-
-    def merge(self, other: WindowAggregates) -> None:
-        for name, aggregate in self.features.items():
-            aggregate.merge(other.features[name])  # type: ignore[arg-type]
-        for mine, theirs in (
-            (self.out_of_range, other.out_of_range),
-            (self.type_mismatch, other.type_mismatch),
-            (self.unknown_features, other.unknown_features),
-        ):
-            for name, count in theirs.items():
-                mine[name] += count
-        if self.score is not None and other.score is not None:
-            self.score.merge(other.score)
-        self.latency.merge(other.latency)
-        self.sli.merge(other.sli)
-        self.requests += other.requests
-        self.errors += other.errors
-        self.examples = sorted(self.examples + other.examples)[:EXAMPLES_PER_WINDOW]
 
 
 @dataclass
@@ -192,6 +78,9 @@ class Pipeline:
         Fewest labelled rows a slice needs before its rates are reported.
     slos
         The SLO per model; ``DEFAULT_SLO`` otherwise.
+    detector
+        river's detector (``page_hinkley``, ``adwin`` or ``kswin``) watching each
+        window's error rate and each feature's drift statistic for changes.
     """
 
     def __init__(
@@ -204,6 +93,7 @@ class Pipeline:
         slices: Mapping[str, Sequence[Sequence[str]]] | None = None,
         min_samples: int = 30,
         slos: Mapping[str, SLO] | None = None,
+        detector: str = "page_hinkley",
     ) -> None:
         self.profiles = dict(profiles or {})
         self.window_ms = window_ms
@@ -215,6 +105,8 @@ class Pipeline:
         self.join = LabelJoin(horizon_ms=label_horizon_ms)
         self._slo_history: dict[Any, SLOHistory] = {}
         self.twins = TwinJoin()
+        self.detector = detector
+        self._detectors: dict[Any, ChangeDetector] = {}
         self._divergence: dict[tuple[Any, int], Divergence] = {}
         self._performance: dict[tuple[Any, int], PerformanceAggregates] = {}
         self._windows: TumblingWindows[WindowAggregates] = TumblingWindows(
@@ -348,6 +240,33 @@ class Pipeline:
                     )
                 )
 
+    def _watch(
+        self, series: Any, key: WindowKey, value: float, out: PipelineOutput, feature: str | None = None
+    ) -> None:
+        """Feed one window's value to the series' river detector; a detection is a "change" finding."""
+        detector = self._detectors.get(series)
+        if detector is None:
+            detector = self._detectors[series] = ChangeDetector(self.detector)
+        detector.update(key.start_ms, value)
+        if detector.drift_detected:
+            metric = series[1] if feature is None else "drift"
+            out.findings.append(
+                Finding(
+                    "change",
+                    "info",
+                    key.model,
+                    key.model_version,
+                    key.variant,
+                    key.start_ms,
+                    key.end_ms,
+                    metric,
+                    value,
+                    None,
+                    feature=feature,
+                    evidence={"detector": self.detector},
+                )
+            )
+
     def _slo(self, key: Any, start: int, end: int, aggregates: WindowAggregates, row: Any, out: PipelineOutput) -> None:
         history = self._slo_history.get(key)
         if history is None:
@@ -427,6 +346,7 @@ class Pipeline:
 
             if aggregates.requests:
                 self._slo(window.key, start, end, aggregates, row, out)
+                self._watch((window.key, "error_rate"), key, aggregates.errors / aggregates.requests, out)
                 out.rows += [
                     row("requests", aggregates.requests),
                     row("error_rate", aggregates.errors / aggregates.requests),
@@ -447,6 +367,11 @@ class Pipeline:
                 references["__score__"], windows["__score__"] = profile.score.histogram(), aggregates.score
                 scales["__score__"] = profile.score.std or 1.0
             summary = evaluate_drift(key, references, windows, scales=scales, reference_id=reference_id)
+            for drift_row in summary.rows:
+                # Each feature's deciding statistic: Wasserstein for numbers, Jensen-Shannon for categories.
+                deciding = "js" if isinstance(windows.get(drift_row.feature or ""), CategoryCounts) else "wasserstein"
+                if drift_row.feature is not None and drift_row.metric == deciding:
+                    self._watch((window.key, drift_row.feature), key, drift_row.value, out, drift_row.feature)
             out.rows += summary.rows
             out.findings += [
                 Finding(

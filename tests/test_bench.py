@@ -16,3 +16,12 @@ def test_producer_bench_runs_and_prints_its_ratio() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     for line in ("bare produce()", "streamwatch log_prediction()", "ratio SDK / bare produce():", "dropped 0"):
         assert line in result.stdout
+
+
+def test_core_bench_runs_and_prints_its_ratio() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "core.py"), "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for line in ("orjson.loads", "streamwatch pipeline", "ratio pipeline / orjson.loads:", "peak MiB"):
+        assert line in result.stdout

@@ -67,8 +67,14 @@ class TwinJoin:
         return pairs
 
     def expire(self, before_ms: int) -> None:
-        """Forget requests whose predictions are all older than ``before_ms``: no twin will come now."""
-        for key in [k for k, twins in self._pending.items() if max(t.timestamp_ms for t in twins) < before_ms]:
+        """Forget requests whose latest prediction is older than ``before_ms``: no twin will come now.
+
+        Requests are kept in order of their latest prediction, so the scan stops at the first live one.
+        """
+        while self._pending:
+            key, twins = next(iter(self._pending.items()))
+            if twins[-1].timestamp_ms >= before_ms:
+                break
             del self._pending[key]
 
 

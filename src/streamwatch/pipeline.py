@@ -105,6 +105,8 @@ class Pipeline:
         self.join = LabelJoin(horizon_ms=label_horizon_ms)
         self._slo_history: dict[Any, SLOHistory] = {}
         self.twins = TwinJoin()
+        self._challenged: set[str] = set()  # models that have shown a canary or shadow
+        self._unreported: set[tuple[Any, int]] = set()
         self.detector = detector
         self._detectors: dict[Any, ChangeDetector] = {}
         self._divergence: dict[tuple[Any, int], Divergence] = {}
@@ -160,14 +162,29 @@ class Pipeline:
             joined = self.join.add_label(label["model"], label["request_id"], label["label"], label["timestamp"])
             matches += [(label["model"], prediction, value) for prediction, value in joined]
         out.labels_matched = len(matches)
-        self._score(matches, out)
+        self._score(matches)
         self._close_divergence(self._windows.watermark, out)
         self._expire()
-        self._emit(self._windows.close_ready(), out)
+        closed = self._windows.close_ready()
+        if closed:
+            # Performance is re-reported when event time moves past a window, not after every
+            # batch: the fairness figures of every touched window are too costly to recompute
+            # per batch, and labels keep coming for a day anyway.
+            self._report_performance(out)
+        self._emit(closed, out)
         return out
 
     def _pair(self, event: dict[str, Any]) -> None:
-        """Pair canary and shadow predictions with production's for the same request."""
+        """Pair canary and shadow predictions with production's for the same request.
+
+        Production predictions are kept for pairing only once their model has shown a
+        canary or shadow, so models without one cost nothing; the first few pairs of a
+        new canary whose production twin came first are missed.
+        """
+        if event["variant"] != "production":
+            self._challenged.add(event["model"])
+        elif event["model"] not in self._challenged:
+            return
         twin = Twin(
             event["variant"],
             event["model_version"],
@@ -208,8 +225,8 @@ class Pipeline:
         profile = self.profiles.get((model, version))
         return [[name] for name in sorted({s.segment for s in profile.slices})] if profile else []
 
-    def _score(self, matches: list[tuple[Any, Prediction, Any]], out: PipelineOutput) -> None:
-        """Add joined labels to their prediction windows and report those windows' performance."""
+    def _score(self, matches: list[tuple[Any, Prediction, Any]]) -> None:
+        """Add joined labels to their prediction windows."""
         touched: dict[tuple[Any, int], list[tuple[Prediction, Any]]] = defaultdict(list)
         for model, prediction, label in matches:
             key = (model, prediction.model_version, prediction.variant)
@@ -221,6 +238,14 @@ class Pipeline:
                 positive = (profile.positive_label if profile else None) or "1"
                 aggregates = self._performance[key, start] = PerformanceAggregates(self._slices_for(*key[:2]), positive)
             aggregates.update(pairs)
+            self._unreported.add((key, start))
+
+    def _report_performance(self, out: PipelineOutput) -> None:
+        """The current performance and fairness of every window that got labels since the last report."""
+        for key, start in sorted(self._unreported, key=lambda slot: (slot[1], str(slot[0]))):
+            aggregates = self._performance.get((key, start))
+            if aggregates is None:
+                continue
             profile = self.profiles.get(key[:2])
             reference_id = profile.lineage.content_sha256 if profile else None
             for metric, value, segment, interval in aggregates.metrics(self.min_samples):
@@ -239,6 +264,7 @@ class Pipeline:
                         upper=interval[1] if interval else None,
                     )
                 )
+        self._unreported.clear()
 
     def _watch(
         self, series: Any, key: WindowKey, value: float, out: PipelineOutput, feature: str | None = None
@@ -311,6 +337,7 @@ class Pipeline:
     def flush(self) -> PipelineOutput:
         """Close every open window (the end of a replayed file)."""
         out = PipelineOutput()
+        self._report_performance(out)
         self._close_divergence(2**62, out)
         self._windows.advance_to(2**62)
         self._emit(self._windows.close_ready(), out)

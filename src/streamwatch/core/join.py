@@ -146,21 +146,31 @@ class LabelJoin:
 
         A prediction expires once the watermark is past its time plus the
         horizon, and so does a kept label (a prediction later than the label
-        itself could not be its own).
+        itself could not be its own). Both are scanned oldest first and the
+        scan stops at the first one still live, so each call costs what it
+        expires, not what it keeps: an entry that arrived out of time order
+        waits for the ones before it, within the ``max_pending`` bound.
         """
         expired: list[Prediction] = []
-        for key in [
-            k for k, ps in self._predictions.items() if min(p.timestamp_ms for p in ps) + self.horizon_ms < watermark_ms
-        ]:
-            keep = [p for p in self._predictions[key] if p.timestamp_ms + self.horizon_ms >= watermark_ms]
-            expired += [p for p in self._predictions[key] if p.timestamp_ms + self.horizon_ms < watermark_ms]
+        horizon = watermark_ms - self.horizon_ms
+        while self._predictions:
+            key, predictions = next(iter(self._predictions.items()))
+            if min(p.timestamp_ms for p in predictions) >= horizon:
+                break
+            keep = [p for p in predictions if p.timestamp_ms >= horizon]
+            expired += [p for p in predictions if p.timestamp_ms < horizon]
             if keep:
                 self._predictions[key] = keep
+                self._predictions.move_to_end(key)
             else:
                 del self._predictions[key]
         self._npredictions -= len(expired)
         self.unlabelled += len(expired)
-        for key in [k for k, label in self._labels.items() if label.timestamp_ms + self.horizon_ms < watermark_ms]:
-            if not self._labels.pop(key).matched:
+        while self._labels:
+            key, label = next(iter(self._labels.items()))
+            if label.timestamp_ms >= horizon:
+                break
+            del self._labels[key]
+            if not label.matched:
                 self.orphan_labels += 1
         return expired

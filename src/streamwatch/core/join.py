@@ -51,6 +51,10 @@ class Prediction:
     segments: tuple[tuple[str, str], ...] = field(default=())
 
 
+def _pack(p: Prediction) -> tuple[Any, ...]:
+    return (p.timestamp_ms, p.model_version, p.variant, p.prediction, p.score, p.segments)
+
+
 @dataclass(slots=True)
 class _Label:
     label: Any
@@ -78,8 +82,10 @@ class LabelJoin:
         self.horizon_ms = horizon_ms
         self.max_pending = max_pending
         self.clock_skew_ms = clock_skew_ms
-        # Insertion-ordered so that eviction drops the oldest first.
-        self._predictions: OrderedDict[Hashable, list[Prediction]] = OrderedDict()
+        # Insertion-ordered so that eviction drops the oldest first. Pending predictions
+        # are kept as tuples of plain values, which CPython's garbage collector stops
+        # tracking: a million dataclass objects would be rescanned on every collection.
+        self._predictions: OrderedDict[Hashable, tuple[tuple[Any, ...], ...]] = OrderedDict()
         self._labels: OrderedDict[Hashable, _Label] = OrderedDict()
         self._npredictions = 0
         self.matched_predictions = self.unlabelled = self.evicted_predictions = 0
@@ -109,7 +115,7 @@ class LabelJoin:
                 self.matched_labels += 1
                 self.early_labels += 1
             return [(prediction, waiting.label)]
-        self._predictions.setdefault(key, []).append(prediction)
+        self._predictions[key] = (*self._predictions.get(key, ()), _pack(prediction))
         self._npredictions += 1
         while self._npredictions > self.max_pending:
             _, evicted = self._predictions.popitem(last=False)
@@ -123,7 +129,7 @@ class LabelJoin:
         if key in self._labels:
             self.duplicate_labels += 1
             return []
-        predictions = self._predictions.pop(key, [])
+        predictions = [Prediction(*packed) for packed in self._predictions.pop(key, ())]
         self._npredictions -= len(predictions)
         matches = [(p, label) for p in predictions if self._within(p.timestamp_ms, timestamp_ms)]
         too_old = len(predictions) - len(matches)
@@ -154,11 +160,11 @@ class LabelJoin:
         expired: list[Prediction] = []
         horizon = watermark_ms - self.horizon_ms
         while self._predictions:
-            key, predictions = next(iter(self._predictions.items()))
-            if min(p.timestamp_ms for p in predictions) >= horizon:
+            key, packed = next(iter(self._predictions.items()))
+            if min(p[0] for p in packed) >= horizon:
                 break
-            keep = [p for p in predictions if p.timestamp_ms >= horizon]
-            expired += [p for p in predictions if p.timestamp_ms < horizon]
+            keep = tuple(p for p in packed if p[0] >= horizon)
+            expired += [Prediction(*p) for p in packed if p[0] < horizon]
             if keep:
                 self._predictions[key] = keep
                 self._predictions.move_to_end(key)

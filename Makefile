@@ -34,6 +34,7 @@ schemas: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/producer.py
+	$(BIN)/python bench/core.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples

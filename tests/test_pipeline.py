@@ -241,3 +241,24 @@ def test_a_sudden_rise_in_errors_is_a_change_finding() -> None:
     assert changes and changes[0].metric == "error_rate"
     first_minute = (changes[0].window_start_ms - START) // 60_000
     assert 500 <= first_minute <= 510
+
+
+def test_the_rolling_view_merges_the_last_windows() -> None:
+    raws, truth = events(minutes=3, per_minute=600, drift_minute=2)
+    pipeline = Pipeline({("credit", "3"): profile()}, rolling_windows=3)
+    rows = pipeline.process(raws).rows + pipeline.flush().rows
+    rolling = [r for r in rows if r.window == "3m"]
+    last = {r.metric: r for r in rolling if r.window_end_ms == START + 180_000 and r.feature in (None, "income")}
+    assert last["requests"].value == 1_800 and last["requests"].window_start_ms == START
+    every = np.concatenate([truth["latency"][m] for m in range(3)])
+    assert last["latency_p99"].value == pytest.approx(np.quantile(every, 0.99, method="inverted_cdf"), rel=0.01)
+    # Income drifted in the last minute only: the 3-minute view sees a third of it.
+    minute = next(
+        r.value
+        for r in rows
+        if r.window == "tumbling"
+        and r.metric == "wasserstein"
+        and r.feature == "income"
+        and r.window_start_ms == START + 120_000
+    )
+    assert 0.2 * minute < last["wasserstein"].value < 0.5 * minute

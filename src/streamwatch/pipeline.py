@@ -20,7 +20,9 @@ shadow/canary comparison (the core has the parts: ``core.join``,
 
 from __future__ import annotations
 
-from collections import defaultdict
+import copy
+import dataclasses
+from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,18 +31,18 @@ import numpy as np
 
 from .core.categories import CategoryCounts
 from .core.change import ChangeDetector
-from .core.drift_report import WindowKey, evaluate_drift
-from .core.histogram import NumericHistogram
+from .core.drift_report import WindowKey
 from .core.join import LabelJoin, Prediction
 from .core.records import Finding, MetricRow
 from .core.slo import SLO
-from .core.windows import TumblingWindows
+from .core.windows import TumblingWindows, merged
 from .decode import DeadLetter, decode_batch
 from .divergence import Divergence, Twin, TwinJoin
 from .performance import PerformanceAggregates
-from .profiles import CategoricalProfile, NumericProfile, ReferenceProfile
+from .profiles import ReferenceProfile
 from .slo_history import SLOHistory
 from .window_aggregates import WindowAggregates
+from .window_report import ReferenceCache, drift_of, operational_rows, quality_rows
 
 __all__ = ["DEFAULT_SLO", "Pipeline", "PipelineOutput"]
 
@@ -81,6 +83,9 @@ class Pipeline:
     detector
         river's detector (``page_hinkley``, ``adwin`` or ``kswin``) watching each
         window's error rate and each feature's drift statistic for changes.
+    rolling_windows
+        How many windows the rolling view merges (60 one-minute windows: "1h");
+        below 2, no rolling view.
     """
 
     def __init__(
@@ -94,6 +99,7 @@ class Pipeline:
         min_samples: int = 30,
         slos: Mapping[str, SLO] | None = None,
         detector: str = "page_hinkley",
+        rolling_windows: int = 60,
     ) -> None:
         self.profiles = dict(profiles or {})
         self.window_ms = window_ms
@@ -106,6 +112,9 @@ class Pipeline:
         self._slo_history: dict[Any, SLOHistory] = {}
         self.twins = TwinJoin()
         self._challenged: set[str] = set()  # models that have shown a canary or shadow
+        self.rolling_windows = rolling_windows
+        self._recent: dict[Any, deque[tuple[int, WindowAggregates]]] = {}
+        self._references = ReferenceCache()
         self._unreported: set[tuple[Any, int]] = set()
         self.detector = detector
         self._detectors: dict[Any, ChangeDetector] = {}
@@ -293,24 +302,36 @@ class Pipeline:
                 )
             )
 
-    def _slo(self, key: Any, start: int, end: int, aggregates: WindowAggregates, row: Any, out: PipelineOutput) -> None:
+    def _slo(self, key: Any, window: WindowKey, aggregates: WindowAggregates, out: PipelineOutput) -> None:
         history = self._slo_history.get(key)
         if history is None:
             history = self._slo_history[key] = SLOHistory(aggregates.sli.slo, self.window_ms)
-        history.add(start, aggregates.sli)
-        rows, alerts = history.report(end)
-        out.rows += [row(metric, value) for metric, value in rows]
-        model, version, variant = key
+        history.add(window.start_ms, aggregates.sli)
+        rows, alerts = history.report(window.end_ms)
+        reference_id = aggregates.profile.lineage.content_sha256 if aggregates.profile else None
+        out.rows += [
+            MetricRow(
+                window.model,
+                window.model_version,
+                window.variant,
+                window.start_ms,
+                window.end_ms,
+                metric,
+                value,
+                reference=reference_id,
+            )
+            for metric, value in rows
+        ]
         for alert in alerts:
             out.findings.append(
                 Finding(
                     "slo",
                     "critical" if alert.severity == "page" else "warning",
-                    model,
-                    version or "*",
-                    variant,
-                    start,
-                    end,
+                    window.model,
+                    window.model_version,
+                    window.variant,
+                    window.start_ms,
+                    window.end_ms,
                     f"burn_rate_{alert.long_minutes}m",
                     alert.long_burn_rate,
                     alert.factor,
@@ -346,86 +367,55 @@ class Pipeline:
     def _emit(self, closed: list[Any], out: PipelineOutput) -> None:
         for window in closed:
             (model, version, variant), start, end = window.key, window.start, window.end
-            version = version or "*"  # feature events that named no version
             aggregates: WindowAggregates = window.aggregate
-            key = WindowKey(model, version, variant, start, end)
+            key = WindowKey(model, version or "*", variant, start, end)  # feature events may name no version
             profile = aggregates.profile
             reference_id = profile.lineage.content_sha256 if profile else None
-
-            def row(
-                metric: str,
-                value: float,
-                feature: str | None = None,
-                key: WindowKey = key,
-                ref: str | None = reference_id,
-            ) -> MetricRow:
-                return MetricRow(
-                    key.model,
-                    key.model_version,
-                    key.variant,
-                    key.start_ms,
-                    key.end_ms,
-                    metric,
-                    value,
-                    feature=feature,
-                    reference=ref,
-                )
-
+            out.rows += operational_rows(key, aggregates, "tumbling", reference_id)
             if aggregates.requests:
-                self._slo(window.key, start, end, aggregates, row, out)
+                self._slo(window.key, key, aggregates, out)
                 self._watch((window.key, "error_rate"), key, aggregates.errors / aggregates.requests, out)
-                out.rows += [
-                    row("requests", aggregates.requests),
-                    row("error_rate", aggregates.errors / aggregates.requests),
+            if profile is not None:
+                summary = drift_of(key, aggregates, self._references, "tumbling")
+                for drift_row in summary.rows:
+                    # Each feature's deciding statistic: Wasserstein for numbers, Jensen-Shannon for categories.
+                    deciding = (
+                        "js"
+                        if isinstance(aggregates.features.get(drift_row.feature or ""), CategoryCounts)
+                        else "wasserstein"
+                    )
+                    if drift_row.feature is not None and drift_row.metric == deciding:
+                        self._watch((window.key, drift_row.feature), key, drift_row.value, out, drift_row.feature)
+                out.rows += summary.rows + quality_rows(key, aggregates, reference_id)
+                out.findings += [
+                    dataclasses.replace(f, evidence=f.evidence | {"example_request_ids": aggregates.examples})
+                    for f in summary.findings
                 ]
-                out.rows += [row(f"latency_p{int(q * 100)}", aggregates.latency.quantile(q)) for q in (0.5, 0.95, 0.99)]
-            if profile is None:
-                continue
-            references: dict[str, NumericHistogram | CategoryCounts] = {}
-            scales: dict[str, float] = {}
-            for name, reference in profile.features.items():
-                if isinstance(reference, NumericProfile):
-                    references[name] = reference.histogram()
-                    scales[name] = reference.std or 1.0
-                elif isinstance(reference, CategoricalProfile):
-                    references[name] = reference.category_counts()
-            windows = dict(aggregates.features)
-            if aggregates.score is not None and profile.score is not None:
-                references["__score__"], windows["__score__"] = profile.score.histogram(), aggregates.score
-                scales["__score__"] = profile.score.std or 1.0
-            summary = evaluate_drift(key, references, windows, scales=scales, reference_id=reference_id)
-            for drift_row in summary.rows:
-                # Each feature's deciding statistic: Wasserstein for numbers, Jensen-Shannon for categories.
-                deciding = "js" if isinstance(windows.get(drift_row.feature or ""), CategoryCounts) else "wasserstein"
-                if drift_row.feature is not None and drift_row.metric == deciding:
-                    self._watch((window.key, drift_row.feature), key, drift_row.value, out, drift_row.feature)
+            self._rolling(window.key, key, aggregates, out)
+
+    def _rolling(self, slot_key: Any, key: WindowKey, aggregates: WindowAggregates, out: PipelineOutput) -> None:
+        """The last ``rolling_windows`` windows merged into one view (drift over the last hour, say)."""
+        if self.rolling_windows < 2:
+            return
+        history = self._recent.get(slot_key)
+        if history is None:
+            history = self._recent[slot_key] = deque(maxlen=self.rolling_windows)
+        history.append((key.start_ms, aggregates))
+        span = self.rolling_windows * self.window_ms
+        members = [a for start, a in history if start >= key.end_ms - span]
+        view = merged(members, WindowAggregates.merge, copy.deepcopy)
+        label = _duration(span)
+        rolling_key = WindowKey(key.model, key.model_version, key.variant, key.end_ms - span, key.end_ms)
+        reference_id = view.profile.lineage.content_sha256 if view.profile else None
+        out.rows += operational_rows(rolling_key, view, label, reference_id)
+        if view.profile is not None:
+            summary = drift_of(rolling_key, view, self._references, label)
             out.rows += summary.rows
-            out.findings += [
-                Finding(
-                    f.kind,
-                    f.severity_hint,
-                    f.model,
-                    f.model_version,
-                    f.variant,
-                    f.window_start_ms,
-                    f.window_end_ms,
-                    f.metric,
-                    f.value,
-                    f.threshold,
-                    feature=f.feature,
-                    segment=f.segment,
-                    evidence=f.evidence | {"example_request_ids": aggregates.examples},
-                    reference=f.reference,
-                )
-                for f in summary.findings
-            ]
-            for name, aggregate in aggregates.features.items():
-                mismatched = aggregates.type_mismatch.get(name, 0)
-                total = aggregate.n + aggregate.missing + mismatched
-                if total:
-                    out.rows.append(row("missing_rate", aggregate.missing / total, name))
-                    out.rows.append(row("type_mismatch_rate", mismatched / total, name))
-                    if isinstance(aggregate, NumericHistogram):
-                        out.rows.append(row("out_of_range_rate", aggregates.out_of_range.get(name, 0) / total, name))
-                    else:
-                        out.rows.append(row("unseen_rate", aggregate.unseen / total, name))
+
+
+def _duration(ms: int) -> str:
+    """A view's span as its metric rows name it: ``1h``, ``30m``, ``1d``."""
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"

@@ -1,0 +1,110 @@
+"""What a closed window (or a rolling view of several) says: metric rows and drift findings."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .core.categories import CategoryCounts
+from .core.drift_report import DriftSummary, WindowKey, evaluate_drift
+from .core.histogram import NumericHistogram
+from .core.records import MetricRow
+from .profiles import CategoricalProfile, NumericProfile, ReferenceProfile
+from .window_aggregates import WindowAggregates
+
+__all__ = ["ReferenceCache", "drift_of", "operational_rows", "quality_rows"]
+
+SCORE = "__score__"
+
+
+class ReferenceCache:
+    """Each profile's reference aggregates, built once rather than at every window close."""
+
+    def __init__(self) -> None:
+        self._built: dict[int, tuple[ReferenceProfile, dict, dict]] = {}
+
+    def get(self, profile: ReferenceProfile) -> tuple[dict[str, NumericHistogram | CategoryCounts], dict[str, float]]:
+        cached = self._built.get(id(profile))
+        if cached is not None and cached[0] is profile:
+            return cached[1], cached[2]
+        references: dict[str, NumericHistogram | CategoryCounts] = {}
+        scales: dict[str, float] = {}
+        for name, reference in profile.features.items():
+            if isinstance(reference, NumericProfile):
+                references[name], scales[name] = reference.histogram(), reference.std or 1.0
+            elif isinstance(reference, CategoricalProfile):
+                references[name] = reference.category_counts()
+        if profile.score is not None:
+            references[SCORE], scales[SCORE] = profile.score.histogram(), profile.score.std or 1.0
+        self._built[id(profile)] = (profile, references, scales)
+        return references, scales
+
+
+def _row(
+    key: WindowKey, metric: str, value: float, window: str, reference: str | None, feature: str | None = None
+) -> MetricRow:
+    return MetricRow(
+        key.model,
+        key.model_version,
+        key.variant,
+        key.start_ms,
+        key.end_ms,
+        metric,
+        value,
+        feature=feature,
+        window=window,
+        reference=reference,
+    )
+
+
+def drift_of(key: WindowKey, aggregates: WindowAggregates, cache: ReferenceCache, window: str) -> DriftSummary:
+    """Drift of every feature and of the score against the window's reference profile."""
+    profile = aggregates.profile
+    assert profile is not None
+    references, scales = cache.get(profile)
+    current: dict[str, NumericHistogram | CategoryCounts] = dict(aggregates.features)
+    if aggregates.score is not None:
+        current[SCORE] = aggregates.score
+    summary = evaluate_drift(key, references, current, scales=scales, reference_id=profile.lineage.content_sha256)
+    if window == "tumbling":
+        return summary
+    return DriftSummary(
+        [dataclasses.replace(r, window=window) for r in summary.rows],
+        [dataclasses.replace(f) for f in summary.findings],
+        summary.drifted,
+        summary.share_drifted,
+    )
+
+
+def operational_rows(
+    key: WindowKey, aggregates: WindowAggregates, window: str, reference: str | None
+) -> list[MetricRow]:
+    """Volume, error rate and latency percentiles."""
+    if not aggregates.requests:
+        return []
+    rows = [
+        _row(key, "requests", aggregates.requests, window, reference),
+        _row(key, "error_rate", aggregates.errors / aggregates.requests, window, reference),
+    ]
+    rows += [
+        _row(key, f"latency_p{int(q * 100)}", aggregates.latency.quantile(q), window, reference)
+        for q in (0.5, 0.95, 0.99)
+    ]
+    return rows
+
+
+def quality_rows(key: WindowKey, aggregates: WindowAggregates, reference: str | None) -> list[MetricRow]:
+    """Missing, type-mismatch, out-of-range and unseen rates per feature."""
+    rows = []
+    for name, aggregate in aggregates.features.items():
+        mismatched = aggregates.type_mismatch.get(name, 0)
+        total = aggregate.n + aggregate.missing + mismatched
+        if not total:
+            continue
+        rows.append(_row(key, "missing_rate", aggregate.missing / total, "tumbling", reference, name))
+        rows.append(_row(key, "type_mismatch_rate", mismatched / total, "tumbling", reference, name))
+        if isinstance(aggregate, NumericHistogram):
+            rate = aggregates.out_of_range.get(name, 0) / total
+            rows.append(_row(key, "out_of_range_rate", rate, "tumbling", reference, name))
+        else:
+            rows.append(_row(key, "unseen_rate", aggregate.unseen / total, "tumbling", reference, name))
+    return rows

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint schemas bench clean tools
+.PHONY: demo test lint schemas bench bench-evidently clean tools
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "streamwatch needs Python 3.11, found " + sys.version.split()[0])'
@@ -36,6 +36,16 @@ bench: $(STAMP)
 	$(BIN)/python bench/producer.py
 	$(BIN)/python bench/core.py
 
+# Evidently needs pandas < 3, so its comparison runs in an environment of its own.
+.venv-bench/.installed: bench/requirements-evidently.txt pyproject.toml
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements-evidently.txt
+	.venv-bench/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+bench-evidently: .venv-bench/.installed
+	.venv-bench/bin/python bench/evidently_drift.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
@@ -47,4 +57,4 @@ constraints:
 	/tmp/streamwatch-lock/bin/pip freeze --exclude streamwatch > constraints.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-bench .pytest_cache .ruff_cache .hypothesis

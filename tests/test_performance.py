@@ -131,3 +131,94 @@ def test_labels_before_predictions_and_unlabelled_are_counted() -> None:
     assert out.labels_matched == 10 and pipeline.join.early_labels == 10
     pipeline.process([Encoder().label(model="credit", request_id="nobody", label=1, timestamp=START)])
     assert pipeline.join.pending_labels == 1
+
+
+def test_a_slice_below_four_fifths_is_a_fairness_finding() -> None:
+    rng = np.random.default_rng(12)
+    encoder = Encoder()
+    predictions, labels = [], []
+    for i in range(1_200):
+        group = "AB"[i % 2]
+        selected = rng.random() < (0.5 if group == "A" else 0.3)  # B is selected at 60% of A's rate
+        predictions.append(
+            encoder.prediction(
+                "credit",
+                "3",
+                f"r{i}",
+                5.0,
+                None,
+                int(selected),
+                None,
+                "production",
+                "ok",
+                None,
+                {"group": group},
+                None,
+                START + i * 40,
+                None,
+            )
+        )
+        labels.append(
+            encoder.label(
+                model="credit", request_id=f"r{i}", label=int(rng.random() < 0.4), timestamp=START + i * 40 + 1_000
+            )
+        )
+    pipeline = Pipeline({}, slices={"credit": [["group"]]})
+    pipeline.process(predictions + labels)
+    findings = [f for f in pipeline.flush().findings if f.kind == "fairness"]
+    assert len(findings) == 1
+    [finding] = findings
+    assert finding.segment == (("group", "B"),) and 0.5 < finding.value < 0.7 and finding.threshold == 0.8
+    assert finding.evidence["highest_slice"] == {"group": "A"}
+
+
+def test_regression_errors_equal_numpy_and_merge_exactly() -> None:
+    rng = np.random.default_rng(5)
+    predicted, actual = rng.normal(100, 20, 900), rng.normal(100, 20, 900)
+    encoder = Encoder()
+    raws = [
+        encoder.prediction(
+            "price",
+            "1",
+            f"r{i}",
+            5.0,
+            None,
+            float(predicted[i]),
+            None,
+            "production",
+            "ok",
+            None,
+            None,
+            None,
+            START + i * 50,
+            None,
+        )
+        for i in range(900)
+    ]
+    raws += [
+        encoder.label(model="price", request_id=f"r{i}", label=float(actual[i]), timestamp=START + 10**6)
+        for i in range(900)
+    ]
+    pipeline = Pipeline({}, tasks={"price": "regression"})
+    pipeline.process(raws)
+    figures = {
+        (r.window_start_ms, r.metric): r.value
+        for r in pipeline.flush().rows
+        if r.metric in ("mae", "rmse", "bias", "labelled")
+    }
+    first = slice(0, 1200)  # 50 ms apart: the first one-minute window holds all 900
+    errors = predicted[first] - actual[first]
+    assert figures[START, "labelled"] == 900
+    assert figures[START, "mae"] == pytest.approx(np.abs(errors).mean(), rel=1e-9)
+    assert figures[START, "rmse"] == pytest.approx(np.sqrt((errors**2).mean()), rel=1e-9)
+    assert figures[START, "bias"] == pytest.approx(errors.mean(), rel=1e-6, abs=1e-9)
+    from streamwatch.core.join import Prediction
+    from streamwatch.performance import RegressionAggregates
+
+    pairs = [(Prediction(i, "1", "production", float(predicted[i])), float(actual[i])) for i in range(900)]
+    whole, left, right = RegressionAggregates(), RegressionAggregates(), RegressionAggregates()
+    whole.update(pairs)
+    left.update(pairs[:300])
+    right.update(pairs[300:])
+    left.merge(right)
+    assert left.metrics() == whole.metrics()

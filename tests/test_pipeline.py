@@ -262,3 +262,17 @@ def test_the_rolling_view_merges_the_last_windows() -> None:
         and r.window_start_ms == START + 120_000
     )
     assert 0.2 * minute < last["wasserstein"].value < 0.5 * minute
+
+
+def test_thresholds_from_the_config_and_from_calibration() -> None:
+    raws, _ = events(minutes=3, per_minute=600, drift_minute=2)
+    relaxed = Pipeline({("credit", "3"): profile()}, thresholds={"credit": {"income": {"wasserstein": 10.0}}})
+    findings = relaxed.process(raws).findings + relaxed.flush().findings
+    assert not [f for f in findings if f.kind == "drift"]  # the override silenced income
+    calibrated = Pipeline({("credit", "3"): profile()}, calibrate_for=600)
+    first, last = calibrated.process(raws), calibrated.flush()
+    rows, findings = first.rows + last.rows, first.findings + last.findings
+    psi_limit = {r.threshold for r in rows if r.metric == "psi" and r.feature == "income"}
+    assert len(psi_limit) == 1 and psi_limit.pop() > 0.2  # windows of 600 values: PSI's noise is above the default
+    # The real shift (two standard deviations in minute 2) still crosses the calibrated threshold.
+    assert [(f.feature, f.window_start_ms) for f in findings if f.kind == "drift"] == [("income", START + 120_000)]

@@ -18,6 +18,7 @@ import numpy as np
 
 from .core.confusion import ConfusionCounts
 from .core.fairness import (
+    FOUR_FIFTHS,
     demographic_parity_difference,
     demographic_parity_ratio,
     equal_opportunity_difference,
@@ -26,7 +27,7 @@ from .core.fairness import (
 )
 from .core.scores import ScoreHistogram
 
-__all__ = ["PerformanceAggregates", "is_positive"]
+__all__ = ["PerformanceAggregates", "RegressionAggregates", "is_positive"]
 
 #: Log loss per event is summed in units of 1e-9 (integers merge exactly), with
 #: probabilities clipped to [eps, 1 - eps] at machine epsilon, as scikit-learn does.
@@ -84,6 +85,38 @@ class PerformanceAggregates:
         self._log_loss_units += other._log_loss_units
         self._scored += other._scored
 
+    def fairness_breaches(self, min_samples: int = 30) -> list[tuple[tuple[str, ...], float, dict[str, Any]]]:
+        """Segments whose selection rates break the four-fifths rule, among slices with enough samples.
+
+        Returns ``(segment names, demographic parity ratio, evidence)``; the evidence
+        names the slices with the lowest and highest selection rate.
+        """
+        breaches = []
+        for names in self.confusion.slices:
+            ratio = demographic_parity_ratio(self.confusion, list(names), min_samples=min_samples)
+            if math.isnan(ratio) or ratio >= FOUR_FIFTHS:
+                continue
+            rates = {
+                key: c.selection_rate
+                for key, c in self.confusion.by_slice(list(names)).items()
+                if c.n >= min_samples and not math.isnan(c.selection_rate)
+            }
+            lowest, highest = min(rates, key=rates.get), max(rates, key=rates.get)  # type: ignore[arg-type]
+            breaches.append(
+                (
+                    names,
+                    ratio,
+                    {
+                        "lowest_slice": dict(lowest),
+                        "lowest_selection_rate": rates[lowest],
+                        "highest_slice": dict(highest),
+                        "highest_selection_rate": rates[highest],
+                        "slices": len(rates),
+                    },
+                )
+            )
+        return breaches
+
     @property
     def log_loss(self) -> float:
         return self._log_loss_units * _LOG_LOSS_UNIT / self._scored if self._scored else math.nan
@@ -119,3 +152,54 @@ class PerformanceAggregates:
             ):
                 out.append((metric, function(self.confusion, key, min_samples=min_samples), tag, None))
         return out
+
+
+class RegressionAggregates:
+    """Errors of labelled regression predictions: MAE, RMSE and bias (mean of prediction minus label).
+
+    Errors are summed in fixed point (units of 1e-9 of the label's unit; Python's
+    integers hold the squares without overflow), so partials merge exactly.
+    """
+
+    UNIT = 1e-9
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._error = 0
+        self._absolute = 0
+        self._squared = 0
+
+    def update(self, matches: Sequence[tuple[Any, Any]]) -> None:
+        pairs = [
+            (p.prediction, label)
+            for p, label in matches
+            if isinstance(p.prediction, int | float)
+            and isinstance(label, int | float)
+            and not isinstance(p.prediction, bool)
+            and not isinstance(label, bool)
+        ]
+        for predicted, actual in pairs:
+            error = round((predicted - actual) / self.UNIT)
+            self._error += error
+            self._absolute += abs(error)
+            self._squared += error * error
+        self.n += len(pairs)
+
+    def merge(self, other: RegressionAggregates) -> None:
+        self.n += other.n
+        self._error += other._error
+        self._absolute += other._absolute
+        self._squared += other._squared
+
+    def metrics(self, min_samples: int = 30) -> list[tuple[str, float, tuple[tuple[str, str], ...], Any]]:
+        if not self.n:
+            return [("labelled", 0.0, (), None)]
+        return [
+            ("labelled", float(self.n), (), None),
+            ("mae", self._absolute * self.UNIT / self.n, (), None),
+            ("rmse", math.sqrt(self._squared / self.n) * self.UNIT, (), None),
+            ("bias", self._error * self.UNIT / self.n, (), None),
+        ]
+
+    def fairness_breaches(self, min_samples: int = 30) -> list[tuple[tuple[str, ...], float, dict[str, Any]]]:
+        return []

@@ -32,13 +32,14 @@ import numpy as np
 from .core.categories import CategoryCounts
 from .core.change import ChangeDetector
 from .core.drift_report import WindowKey
+from .core.fairness import FOUR_FIFTHS
 from .core.join import LabelJoin, Prediction
 from .core.records import Finding, MetricRow
 from .core.slo import SLO
 from .core.windows import TumblingWindows, merged
 from .decode import DeadLetter, decode_batch
 from .divergence import Divergence, Twin, TwinJoin
-from .performance import PerformanceAggregates
+from .performance import PerformanceAggregates, RegressionAggregates
 from .profiles import ReferenceProfile
 from .slo_history import SLOHistory
 from .window_aggregates import WindowAggregates
@@ -86,6 +87,14 @@ class Pipeline:
     rolling_windows
         How many windows the rolling view merges (60 one-minute windows: "1h");
         below 2, no rolling view.
+    tasks
+        ``"regression"`` for models whose labels are numbers to compare (MAE,
+        RMSE, bias); classification (the default) otherwise.
+    thresholds
+        Drift threshold overrides per model, feature and statistic (from the config).
+    calibrate_for
+        Calibrate every reference's thresholds for windows of this many values,
+        so that a stationary stream rarely raises drift (see ``core.thresholds``).
     """
 
     def __init__(
@@ -100,6 +109,9 @@ class Pipeline:
         slos: Mapping[str, SLO] | None = None,
         detector: str = "page_hinkley",
         rolling_windows: int = 60,
+        tasks: Mapping[str, str] | None = None,
+        thresholds: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+        calibrate_for: int | None = None,
     ) -> None:
         self.profiles = dict(profiles or {})
         self.window_ms = window_ms
@@ -113,13 +125,17 @@ class Pipeline:
         self.twins = TwinJoin()
         self._challenged: set[str] = set()  # models that have shown a canary or shadow
         self.rolling_windows = rolling_windows
+        self.tasks = dict(tasks or {})
         self._recent: dict[Any, deque[tuple[int, WindowAggregates]]] = {}
-        self._references = ReferenceCache()
+        self.thresholds = {
+            model: {f: dict(v) for f, v in features.items()} for model, features in (thresholds or {}).items()
+        }
+        self._references = ReferenceCache(calibrate_for)
         self._unreported: set[tuple[Any, int]] = set()
         self.detector = detector
         self._detectors: dict[Any, ChangeDetector] = {}
         self._divergence: dict[tuple[Any, int], Divergence] = {}
-        self._performance: dict[tuple[Any, int], PerformanceAggregates] = {}
+        self._performance: dict[tuple[Any, int], PerformanceAggregates | RegressionAggregates] = {}
         self._windows: TumblingWindows[WindowAggregates] = TumblingWindows(
             window_ms,
             allowed_lateness_ms,
@@ -243,9 +259,14 @@ class Pipeline:
         for (key, start), pairs in touched.items():
             aggregates = self._performance.get((key, start))
             if aggregates is None:
-                profile = self.profiles.get(key[:2])
-                positive = (profile.positive_label if profile else None) or "1"
-                aggregates = self._performance[key, start] = PerformanceAggregates(self._slices_for(*key[:2]), positive)
+                if self.tasks.get(key[0]) == "regression":
+                    aggregates = self._performance[key, start] = RegressionAggregates()
+                else:
+                    profile = self.profiles.get(key[:2])
+                    positive = (profile.positive_label if profile else None) or "1"
+                    aggregates = self._performance[key, start] = PerformanceAggregates(
+                        self._slices_for(*key[:2]), positive
+                    )
             aggregates.update(pairs)
             self._unreported.add((key, start))
 
@@ -271,6 +292,25 @@ class Pipeline:
                         reference=reference_id,
                         lower=interval[0] if interval else None,
                         upper=interval[1] if interval else None,
+                    )
+                )
+            for names, ratio, evidence in aggregates.fairness_breaches(self.min_samples):
+                low = evidence["lowest_slice"]
+                out.findings.append(
+                    Finding(
+                        "fairness",
+                        "warning",
+                        key[0],
+                        key[1],
+                        key[2],
+                        start,
+                        start + self.window_ms,
+                        "demographic_parity_ratio",
+                        ratio,
+                        FOUR_FIFTHS,
+                        segment=tuple(sorted(low.items())),
+                        evidence=evidence | {"segments": list(names)},
+                        reference=reference_id,
                     )
                 )
         self._unreported.clear()
@@ -376,7 +416,7 @@ class Pipeline:
                 self._slo(window.key, key, aggregates, out)
                 self._watch((window.key, "error_rate"), key, aggregates.errors / aggregates.requests, out)
             if profile is not None:
-                summary = drift_of(key, aggregates, self._references, "tumbling")
+                summary = drift_of(key, aggregates, self._references, "tumbling", self.thresholds.get(key.model))
                 for drift_row in summary.rows:
                     # Each feature's deciding statistic: Wasserstein for numbers, Jensen-Shannon for categories.
                     deciding = (
@@ -409,7 +449,7 @@ class Pipeline:
         reference_id = view.profile.lineage.content_sha256 if view.profile else None
         out.rows += operational_rows(rolling_key, view, label, reference_id)
         if view.profile is not None:
-            summary = drift_of(rolling_key, view, self._references, label)
+            summary = drift_of(rolling_key, view, self._references, label, self.thresholds.get(key.model))
             out.rows += summary.rows
 
 

@@ -8,6 +8,7 @@ from .core.categories import CategoryCounts
 from .core.drift_report import DriftSummary, WindowKey, evaluate_drift
 from .core.histogram import NumericHistogram
 from .core.records import MetricRow
+from .core.thresholds import calibrate
 from .profiles import CategoricalProfile, NumericProfile, ReferenceProfile
 from .window_aggregates import WindowAggregates
 
@@ -19,8 +20,22 @@ SCORE = "__score__"
 class ReferenceCache:
     """Each profile's reference aggregates, built once rather than at every window close."""
 
-    def __init__(self) -> None:
+    def __init__(self, calibrate_for: int | None = None) -> None:
+        self.calibrate_for = calibrate_for
         self._built: dict[int, tuple[ReferenceProfile, dict, dict]] = {}
+        self._calibrated: dict[int, tuple[ReferenceProfile, dict[str, dict[str, float]]]] = {}
+
+    def thresholds(self, profile: ReferenceProfile) -> dict[str, dict[str, float]]:
+        """Thresholds calibrated on the reference for windows of ``calibrate_for`` values (none if unset)."""
+        if self.calibrate_for is None:
+            return {}
+        cached = self._calibrated.get(id(profile))
+        if cached is not None and cached[0] is profile:
+            return cached[1]
+        references, _ = self.get(profile)
+        calibrated = {name: calibrate(reference.counts, self.calibrate_for) for name, reference in references.items()}
+        self._calibrated[id(profile)] = (profile, calibrated)
+        return calibrated
 
     def get(self, profile: ReferenceProfile) -> tuple[dict[str, NumericHistogram | CategoryCounts], dict[str, float]]:
         cached = self._built.get(id(profile))
@@ -56,15 +71,30 @@ def _row(
     )
 
 
-def drift_of(key: WindowKey, aggregates: WindowAggregates, cache: ReferenceCache, window: str) -> DriftSummary:
-    """Drift of every feature and of the score against the window's reference profile."""
+def drift_of(
+    key: WindowKey,
+    aggregates: WindowAggregates,
+    cache: ReferenceCache,
+    window: str,
+    overrides: dict[str, dict[str, float]] | None = None,
+) -> DriftSummary:
+    """Drift of every feature and of the score against the window's reference profile.
+
+    Thresholds: the defaults, then those calibrated on the reference (when the
+    cache calibrates), then ``overrides`` from the config, each over the last.
+    """
     profile = aggregates.profile
     assert profile is not None
     references, scales = cache.get(profile)
+    thresholds = {name: dict(values) for name, values in cache.thresholds(profile).items()}
+    for name, values in (overrides or {}).items():
+        thresholds.setdefault(name, {}).update(values)
     current: dict[str, NumericHistogram | CategoryCounts] = dict(aggregates.features)
     if aggregates.score is not None:
         current[SCORE] = aggregates.score
-    summary = evaluate_drift(key, references, current, scales=scales, reference_id=profile.lineage.content_sha256)
+    summary = evaluate_drift(
+        key, references, current, scales=scales, thresholds=thresholds, reference_id=profile.lineage.content_sha256
+    )
     if window == "tumbling":
         return summary
     return DriftSummary(

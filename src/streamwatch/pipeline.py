@@ -5,17 +5,15 @@ point for everything the workers will run: feed it bytes, read what it emits.
 One pipeline serves one stream of events in order (a partition, or a replayed
 file); windows from several pipelines merge exactly in storage.
 
-Per ``(model, model_version, variant)`` and event-time window it keeps, for
-every feature of the version's reference profile, a histogram on the
-reference's bins (numeric) or counts of the reference's categories
-(categorical), plus missing, out-of-range and type-mismatch counts; the
-score's histogram; a latency sketch; and request and error counts. When a
-window closes it emits metric rows (drift statistics, quality rates, latency
-percentiles, error rate) and drift findings.
-
-Not yet here: labels and the performance and fairness metrics they feed, and
-shadow/canary comparison (the core has the parts: ``core.join``,
-``core.confusion``, ``core.fairness``, ``core.scores``).
+Per ``(model, model_version, variant)`` and event-time window it keeps the
+window's aggregates (``window_aggregates``). When a window closes it emits
+metric rows and findings (``window_report``): drift per feature and score,
+quality rates, volume, errors and latency, SLO burn rates and budget
+(``slo_history``), a rolling view over the last windows, and river's change
+detections. Labels are joined to predictions (``core.join``) and feed each
+prediction window's performance and fairness (``performance``), reported as
+event time moves on; canary and shadow predictions are paired with
+production's (``divergence``).
 """
 
 from __future__ import annotations
@@ -31,10 +29,9 @@ import numpy as np
 
 from .core.categories import CategoryCounts
 from .core.change import ChangeDetector
-from .core.drift_report import WindowKey
 from .core.fairness import FOUR_FIFTHS
 from .core.join import LabelJoin, Prediction
-from .core.records import Finding, MetricRow
+from .core.records import Finding, MetricRow, WindowKey
 from .core.slo import SLO
 from .core.windows import TumblingWindows, merged
 from .decode import DeadLetter, decode_batch
@@ -229,19 +226,9 @@ class Pipeline:
     def _close_divergence(self, watermark: int, out: PipelineOutput) -> None:
         for slot in sorted(s for s in self._divergence if s[1] + self.window_ms <= watermark):
             (model, version, variant, production_version), start = slot
-            for metric, value in self._divergence.pop(slot).metrics():
-                out.rows.append(
-                    MetricRow(
-                        model,
-                        version,
-                        variant,
-                        start,
-                        start + self.window_ms,
-                        metric,
-                        value,
-                        segment=(("production_version", production_version),),
-                    )
-                )
+            window = WindowKey(model, version, variant, start, start + self.window_ms)
+            compared = (("production_version", production_version),)
+            out.rows += [window.row(m, v, segment=compared) for m, v in self._divergence.pop(slot).metrics()]
         self.twins.expire(watermark - self.window_ms)
 
     def _slices_for(self, model: str, version: str) -> list[list[str]]:
@@ -278,21 +265,11 @@ class Pipeline:
                 continue
             profile = self.profiles.get(key[:2])
             reference_id = profile.lineage.content_sha256 if profile else None
+            window = WindowKey(*key, start, start + self.window_ms)
             for metric, value, segment, interval in aggregates.metrics(self.min_samples):
+                low, high = interval if interval else (None, None)
                 out.rows.append(
-                    MetricRow(
-                        key[0],
-                        key[1],
-                        key[2],
-                        start,
-                        start + self.window_ms,
-                        metric,
-                        value,
-                        segment=segment,
-                        reference=reference_id,
-                        lower=interval[0] if interval else None,
-                        upper=interval[1] if interval else None,
-                    )
+                    window.row(metric, value, segment=segment, reference=reference_id, lower=low, upper=high)
                 )
             for names, ratio, evidence in aggregates.fairness_breaches(self.min_samples):
                 low = evidence["lowest_slice"]
@@ -349,19 +326,7 @@ class Pipeline:
         history.add(window.start_ms, aggregates.sli)
         rows, alerts = history.report(window.end_ms)
         reference_id = aggregates.profile.lineage.content_sha256 if aggregates.profile else None
-        out.rows += [
-            MetricRow(
-                window.model,
-                window.model_version,
-                window.variant,
-                window.start_ms,
-                window.end_ms,
-                metric,
-                value,
-                reference=reference_id,
-            )
-            for metric, value in rows
-        ]
+        out.rows += [window.row(metric, value, reference=reference_id) for metric, value in rows]
         for alert in alerts:
             out.findings.append(
                 Finding(

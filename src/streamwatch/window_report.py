@@ -57,12 +57,7 @@ class ReferenceCache:
 def _row(
     key: WindowKey, metric: str, value: float, window: str, reference: str | None, feature: str | None = None
 ) -> MetricRow:
-    return MetricRow(
-        key.model,
-        key.model_version,
-        key.variant,
-        key.start_ms,
-        key.end_ms,
+    return key.row(
         metric,
         value,
         feature=feature,

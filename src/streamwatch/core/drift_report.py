@@ -9,22 +9,13 @@ from dataclasses import dataclass
 from .categories import CategoryCounts
 from .drift import chi_square, hellinger, js_distance, ks, psi, unseen_share, wasserstein
 from .histogram import NumericHistogram
-from .records import Finding, MetricRow
+from .records import Finding, MetricRow, WindowKey
 from .thresholds import DEFAULT_THRESHOLDS, cramers_v
 
 __all__ = ["DriftSummary", "WindowKey", "evaluate_drift"]
 
 #: The statistic that decides whether a feature drifted, by kind. The others are reported too.
 DECIDING = {"numeric": "wasserstein", "categorical": "js"}
-
-
-@dataclass(frozen=True, slots=True)
-class WindowKey:
-    model: str
-    model_version: str
-    variant: str
-    start_ms: int
-    end_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,20 +82,7 @@ def evaluate_drift(
             kind, stats = "categorical", _categorical_stats(reference, current)  # type: ignore[arg-type]
         limits = {**DEFAULT_THRESHOLDS, "cramers_v": DEFAULT_THRESHOLDS["chi2"], **(thresholds or {}).get(feature, {})}
         for metric, value in stats.items():
-            rows.append(
-                MetricRow(
-                    key.model,
-                    key.model_version,
-                    key.variant,
-                    key.start_ms,
-                    key.end_ms,
-                    metric,
-                    value,
-                    feature=feature,
-                    threshold=limits.get(metric),
-                    reference=reference_id,
-                )
-            )
+            rows.append(key.row(metric, value, feature=feature, threshold=limits.get(metric), reference=reference_id))
         if current.n < min_count:
             continue
         judged += 1
@@ -130,17 +108,5 @@ def evaluate_drift(
                 )
             )
     share = len(drifted) / judged if judged else float("nan")
-    rows.append(
-        MetricRow(
-            key.model,
-            key.model_version,
-            key.variant,
-            key.start_ms,
-            key.end_ms,
-            "drifted_share",
-            share,
-            threshold=0.5,
-            reference=reference_id,
-        )
-    )
+    rows.append(key.row("drifted_share", share, threshold=0.5, reference=reference_id))
     return DriftSummary(rows, findings, drifted, share)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-__all__ = ["Finding", "FindingKind", "MetricRow", "Segment", "rfc3339"]
+__all__ = ["Finding", "FindingKind", "MetricRow", "Segment", "WindowKey", "rfc3339"]
 
 #: A slice, as sorted (segment name, value) pairs; empty for the whole population.
 Segment = tuple[tuple[str, str], ...]
@@ -91,3 +91,20 @@ class Finding:
     segment: Segment = ()
     evidence: dict[str, Any] = field(default_factory=dict)
     reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowKey:
+    """Which model version and variant, over which event-time interval, a record is about."""
+
+    model: str
+    model_version: str
+    variant: str
+    start_ms: int
+    end_ms: int
+
+    def row(self, metric: str, value: float, **fields: Any) -> MetricRow:
+        """A metric row of this window; ``fields`` are MetricRow's optional ones (feature, threshold, ...)."""
+        return MetricRow(
+            self.model, self.model_version, self.variant, self.start_ms, self.end_ms, metric, value, **fields
+        )

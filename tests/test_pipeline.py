@@ -276,3 +276,16 @@ def test_thresholds_from_the_config_and_from_calibration() -> None:
     assert len(psi_limit) == 1 and psi_limit.pop() > 0.2  # windows of 600 values: PSI's noise is above the default
     # The real shift (two standard deviations in minute 2) still crosses the calibrated threshold.
     assert [(f.feature, f.window_start_ms) for f in findings if f.kind == "drift"] == [("income", START + 120_000)]
+
+
+def test_quality_is_judged_against_the_reference() -> None:
+    raws, _ = events(minutes=3, per_minute=600)
+    rows, findings = run(raws, batch=1000)
+    quality = [
+        (f.feature, f.metric, (f.window_start_ms - START) // 60_000) for f in findings if f.kind == "data_quality"
+    ]
+    # 8 strings in 600 incomes (1.3%) break the 1% type-mismatch limit every minute; 2% missing stays within
+    # the training rate (0%) plus 5 points, and no other feature has quality issues.
+    assert quality == [("income", "type_mismatch_rate", minute) for minute in range(3)]
+    missing = next(r for r in rows if r.metric == "missing_rate" and r.feature == "income")
+    assert missing.threshold == pytest.approx(0.05)

@@ -391,7 +391,12 @@ class Pipeline:
                     )
                     if drift_row.feature is not None and drift_row.metric == deciding:
                         self._watch((window.key, drift_row.feature), key, drift_row.value, out, drift_row.feature)
-                out.rows += summary.rows + quality_rows(key, aggregates, reference_id)
+                quality, issues = quality_rows(key, aggregates, reference_id)
+                out.rows += summary.rows + quality
+                out.findings += [
+                    dataclasses.replace(f, evidence=f.evidence | {"example_request_ids": aggregates.examples})
+                    for f in issues
+                ]
                 out.findings += [
                     dataclasses.replace(f, evidence=f.evidence | {"example_request_ids": aggregates.examples})
                     for f in summary.findings

@@ -7,7 +7,7 @@ import dataclasses
 from .core.categories import CategoryCounts
 from .core.drift_report import DriftSummary, WindowKey, evaluate_drift
 from .core.histogram import NumericHistogram
-from .core.records import MetricRow
+from .core.records import Finding, MetricRow
 from .core.thresholds import calibrate
 from .profiles import CategoricalProfile, NumericProfile, ReferenceProfile
 from .window_aggregates import WindowAggregates
@@ -117,19 +117,69 @@ def operational_rows(
     return rows
 
 
-def quality_rows(key: WindowKey, aggregates: WindowAggregates, reference: str | None) -> list[MetricRow]:
-    """Missing, type-mismatch, out-of-range and unseen rates per feature."""
-    rows = []
+#: How far a window's quality may fall from the reference before it is a finding: missing and unseen
+#: values may exceed the reference's own rates by 5 points; out-of-range values (by construction absent
+#: from the reference) may reach 5%; type mismatches (a contract-valid value of the wrong kind) 1%.
+QUALITY_MARGIN = 0.05
+OUT_OF_RANGE_LIMIT = 0.05
+TYPE_MISMATCH_LIMIT = 0.01
+
+
+def quality_rows(
+    key: WindowKey, aggregates: WindowAggregates, reference: str | None, min_count: int = 30
+) -> tuple[list[MetricRow], list[Finding]]:
+    """Missing, type-mismatch, out-of-range and unseen rates per feature, each against its reference-based
+    threshold, and a ``data_quality`` finding for each crossed with at least ``min_count`` values."""
+    rows: list[MetricRow] = []
+    findings: list[Finding] = []
+    profile = aggregates.profile
     for name, aggregate in aggregates.features.items():
         mismatched = aggregates.type_mismatch.get(name, 0)
         total = aggregate.n + aggregate.missing + mismatched
         if not total:
             continue
-        rows.append(_row(key, "missing_rate", aggregate.missing / total, "tumbling", reference, name))
-        rows.append(_row(key, "type_mismatch_rate", mismatched / total, "tumbling", reference, name))
+        expected = profile.features.get(name) if profile else None
+        reference_missing = (
+            expected.missing / (expected.count + expected.missing)
+            if expected and (expected.count + expected.missing)
+            else 0.0
+        )
+        checks = [
+            ("missing_rate", aggregate.missing / total, reference_missing + QUALITY_MARGIN),
+            ("type_mismatch_rate", mismatched / total, TYPE_MISMATCH_LIMIT),
+        ]
         if isinstance(aggregate, NumericHistogram):
-            rate = aggregates.out_of_range.get(name, 0) / total
-            rows.append(_row(key, "out_of_range_rate", rate, "tumbling", reference, name))
+            checks.append(("out_of_range_rate", aggregates.out_of_range.get(name, 0) / total, OUT_OF_RANGE_LIMIT))
         else:
-            rows.append(_row(key, "unseen_rate", aggregate.unseen / total, "tumbling", reference, name))
-    return rows
+            other = (
+                expected.counts[-1] / expected.count
+                if isinstance(expected, CategoricalProfile) and expected.count
+                else 0.0
+            )
+            checks.append(("unseen_rate", aggregate.unseen / total, other + QUALITY_MARGIN))
+        for metric, value, limit in checks:
+            rows.append(key.row(metric, value, feature=name, threshold=limit, reference=reference))
+            if total >= min_count and value > limit:
+                findings.append(
+                    Finding(
+                        "data_quality",
+                        "warning",
+                        key.model,
+                        key.model_version,
+                        key.variant,
+                        key.start_ms,
+                        key.end_ms,
+                        metric,
+                        value,
+                        limit,
+                        feature=name,
+                        reference=reference,
+                        evidence={
+                            "values": total,
+                            "reference_rate": round(limit - QUALITY_MARGIN, 6)
+                            if metric in ("missing_rate", "unseen_rate")
+                            else 0.0,
+                        },
+                    )
+                )
+    return rows, findings

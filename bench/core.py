@@ -147,13 +147,14 @@ def main() -> None:
         print(f"{name:28}{micros:>10.2f}{1e6 / micros:>12,.0f}{micros / base:>16.2f}")
     print(f"\nratio pipeline / orjson.loads: {results['streamwatch pipeline'] / base:.2f}x (goal <= 3x)")
 
-    # Memory is bounded by models x features x bins, not by events. The label join is the one
-    # part that holds events: predictions wait for their labels up to the horizon (and a hard
-    # cap), so it is bounded by horizon x rate. With a one-minute horizon, 2 minutes and 20
-    # minutes of traffic must need the same memory.
+    # Memory is bounded by models x features x bins (times the windows a rolling view keeps), not
+    # by events. The label join is the one part that holds events: predictions wait for their
+    # labels up to the horizon (and a hard cap), so it is bounded by horizon x rate. With
+    # 10-second windows, a one-minute rolling view and a one-minute label horizon, the state is
+    # steady after a minute: 2 minutes and 20 minutes of traffic must need the same memory.
     print(f"\n{'events processed':>18}{'event time':>12}{'waiting for labels':>20}{'peak MiB':>10}")
     for n in (args.events // 10, args.events):
-        monitor = Pipeline({("credit", "3"): profile}, label_horizon_ms=60_000)
+        monitor = Pipeline({("credit", "3"): profile}, window_ms=10_000, rolling_windows=6, label_horizon_ms=60_000)
         events = make_events(n, seed=2)
         gc.collect()
         tracemalloc.start()

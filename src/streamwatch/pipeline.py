@@ -18,7 +18,6 @@ production's (``divergence``).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
@@ -413,7 +412,7 @@ class Pipeline:
         history.append((key.start_ms, aggregates))
         span = self.rolling_windows * self.window_ms
         members = [a for start, a in history if start >= key.end_ms - span]
-        view = merged(members, WindowAggregates.merge, copy.deepcopy)
+        view = merged(members, WindowAggregates.merge, WindowAggregates.copy)
         label = _duration(span)
         rolling_key = WindowKey(key.model, key.model_version, key.variant, key.end_ms - span, key.end_ms)
         reference_id = view.profile.lineage.content_sha256 if view.profile else None

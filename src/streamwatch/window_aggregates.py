@@ -10,6 +10,7 @@ several partitions combine into the window of the whole stream.
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Sequence
 from itertools import chain
@@ -120,6 +121,10 @@ class WindowAggregates:
             self.type_mismatch[name] += sum(type(v) is not str and v is not None for v in column)
             column = [v for v in column if type(v) is str or v is None]
         counts.update(column)
+
+    def copy(self) -> WindowAggregates:
+        """An independent copy of the counts, sharing the (read-only) reference profile."""
+        return copy.deepcopy(self, memo={id(self.profile): self.profile})
 
     def merge(self, other: WindowAggregates) -> None:
         for name, aggregate in self.features.items():

@@ -132,10 +132,10 @@ def test_decoder_agrees_with_the_contract(raws: list[bytes]) -> None:
             continue
         assert index not in dead, (raw, dead.get(index))
         [decoded] = getattr(decode_batch([raw]), f"{event.type}s")
-        assert decoded["timestamp"] == (event.timestamp - EPOCH) // timedelta(milliseconds=1)
+        assert decoded.timestamp == (event.timestamp - EPOCH) // timedelta(milliseconds=1)
         for name in ("model", "request_id", "features", "segments", "prediction", "label", "score", "variant"):
             if hasattr(event, name):
-                assert decoded[name] == getattr(event, name), name
+                assert getattr(decoded, name) == getattr(event, name), name
 
 
 def test_decoded_events_carry_defaults_and_epoch_ms() -> None:
@@ -144,8 +144,8 @@ def test_decoded_events_carry_defaults_and_epoch_ms() -> None:
         b'"model":"m","model_version":"1","prediction":1,"latency_ms":2}'
     )
     [event] = decode_batch([raw]).predictions
-    assert event["timestamp"] == 1500
-    assert (event["variant"], event["status"], event["score"], event["features"], event["segments"]) == (
+    assert event.timestamp == 1500
+    assert (event.variant, event.status, event.score, event.features, event.segments) == (
         "production",
         "ok",
         None,
@@ -168,4 +168,15 @@ def test_big_integers_are_judged_by_the_contract() -> None:
     template = '{{"type":"label","event_id":"e","request_id":"r","timestamp":1,"model":"m","label":{}}}'
     batch = decode_batch([template.format(n).encode() for n in (2**64 - 1, 2**64, "1.8446744073709552e19")])
     assert [d.index for d in batch.dead_letters] == [1]
-    assert [e["label"] for e in batch.labels] == [2**64 - 1, 1.8446744073709552e19]
+    assert [e.label for e in batch.labels] == [2**64 - 1, 1.8446744073709552e19]
+
+
+def test_decoded_events_are_invisible_to_the_garbage_collector() -> None:
+    import gc
+
+    raw = (
+        b'{"type":"prediction","event_id":"e","request_id":"r","timestamp":1,"model":"m","model_version":"1",'
+        b'"prediction":1,"latency_ms":2,"features":{"a":1.5,"b":"x"},"segments":{"g":"F"}}'
+    )
+    [event] = decode_batch([raw]).predictions
+    assert not gc.is_tracked(event) and not gc.is_tracked(event.features) and not gc.is_tracked(event.segments)

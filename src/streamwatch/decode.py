@@ -11,9 +11,12 @@ reason exactly as the contract does, and has the last word: a rare valid event
 that msgspec cannot take (an integer between 2**63 and 2**64) is accepted
 there. A property test keeps the verdicts identical to the contract's.
 
-Good events come out as dicts (the contract's fields, defaults filled in,
-timestamps in epoch milliseconds); bad ones as dead letters with their index
-and reason. Nothing is dropped silently.
+Good events come out as the structs themselves (:class:`PredictionIn`,
+:class:`FeatureIn`, :class:`LabelIn`: the contract's fields, defaults filled
+in, timestamps in epoch milliseconds); bad ones as dead letters with their
+index and reason. Nothing is dropped silently. The structs are invisible to
+Python's cyclic garbage collector, as are their dicts of plain values, which
+spares the collector from rescanning every event of every batch.
 
 >>> batch = decode_batch([
 ...     b'{"type":"label","event_id":"e1","request_id":"r1","timestamp":1000,"model":"m","label":1}',
@@ -29,7 +32,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 import orjson
@@ -48,7 +51,7 @@ from .limits import (
     MIN_TIMESTAMP_MS,
 )
 
-__all__ = ["DeadLetter", "DecodedBatch", "decode_batch"]
+__all__ = ["DeadLetter", "DecodedBatch", "FeatureIn", "LabelIn", "PredictionIn", "decode_batch"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _RFC3339 = re.compile(RFC3339)
@@ -66,7 +69,10 @@ _Features = Annotated[dict[_Key, _Scalar | None], msgspec.Meta(max_length=MAX_FE
 _Strings = Annotated[dict[_Key, _Text], msgspec.Meta(max_length=MAX_MAP_ENTRIES)]
 
 
-class _Prediction(msgspec.Struct, tag_field="type", tag="prediction", forbid_unknown_fields=True):
+class PredictionIn(msgspec.Struct, tag_field="type", tag="prediction", forbid_unknown_fields=True, gc=False):
+    """A decoded prediction event."""
+
+    type: ClassVar[str] = "prediction"
     event_id: _Id
     request_id: _Id
     timestamp: _Int | str
@@ -84,7 +90,11 @@ class _Prediction(msgspec.Struct, tag_field="type", tag="prediction", forbid_unk
     metadata: _Strings = {}
 
 
-class _Feature(msgspec.Struct, tag_field="type", tag="feature", forbid_unknown_fields=True):
+class FeatureIn(msgspec.Struct, tag_field="type", tag="feature", forbid_unknown_fields=True, gc=False):
+    """A decoded feature event."""
+
+    type: ClassVar[str] = "feature"
+    variant: ClassVar[str] = "production"
     event_id: _Id
     timestamp: _Int | str
     model: _Name
@@ -94,7 +104,10 @@ class _Feature(msgspec.Struct, tag_field="type", tag="feature", forbid_unknown_f
     model_version: _Name | None = None
 
 
-class _Label(msgspec.Struct, tag_field="type", tag="label", forbid_unknown_fields=True):
+class LabelIn(msgspec.Struct, tag_field="type", tag="label", forbid_unknown_fields=True, gc=False):
+    """A decoded label event."""
+
+    type: ClassVar[str] = "label"
     event_id: _Id
     request_id: _Id
     timestamp: _Int | str
@@ -103,9 +116,8 @@ class _Label(msgspec.Struct, tag_field="type", tag="label", forbid_unknown_field
     schema_version: Literal[1] = 1
 
 
-_DECODER = msgspec.json.Decoder(_Prediction | _Feature | _Label)
-_ASDICT = msgspec.structs.asdict
-_KIND = {_Prediction: "prediction", _Feature: "feature", _Label: "label"}
+_DECODER = msgspec.json.Decoder(PredictionIn | FeatureIn | LabelIn)
+_TYPES: dict[str, type] = {"prediction": PredictionIn, "feature": FeatureIn, "label": LabelIn}
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +130,11 @@ class DeadLetter:
 
 @dataclass(slots=True)
 class DecodedBatch:
-    """Valid events as dicts (timestamps in epoch ms, defaults filled in), by type, and the dead letters."""
+    """Valid events (timestamps in epoch ms, defaults filled in), by type, and the dead letters."""
 
-    predictions: list[dict[str, Any]] = field(default_factory=list)
-    features: list[dict[str, Any]] = field(default_factory=list)
-    labels: list[dict[str, Any]] = field(default_factory=list)
+    predictions: list[PredictionIn] = field(default_factory=list)
+    features: list[FeatureIn] = field(default_factory=list)
+    labels: list[LabelIn] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
@@ -167,7 +179,8 @@ def _timestamp(value: int | str) -> int:
     raise _Refused
 
 
-def _check(event: Any, kind: str) -> dict[str, Any]:
+def _check(event: Any) -> Any:
+    kind = event.type
     _id(event.event_id)
     _id(getattr(event, "request_id", None))
     names = [event.model]
@@ -182,10 +195,8 @@ def _check(event: Any, kind: str) -> dict[str, Any]:
     _printable(names)
     if kind != "label":
         _printable(event.features)
-    body = _ASDICT(event)
-    body["type"] = kind
-    body["timestamp"] = _timestamp(event.timestamp)
-    return body
+    event.timestamp = _timestamp(event.timestamp)
+    return event
 
 
 def decode_batch(raws: Sequence[bytes]) -> DecodedBatch:
@@ -197,19 +208,16 @@ def decode_batch(raws: Sequence[bytes]) -> DecodedBatch:
         try:
             if len(raw) > MAX_EVENT_BYTES:
                 raise _Refused
-            event = decode(raw)
-            kind = _KIND[type(event)]
-            body = _check(event, kind)
+            event = _check(decode(raw))
         except (_Refused, msgspec.ValidationError, msgspec.DecodeError):
-            body = _slow_path(raw, index, out)
-            if body is None:
+            event = _slow_path(raw, index, out)
+            if event is None:
                 continue
-            kind = body["type"]
-        sinks[kind].append(body)
+        sinks[event.type].append(event)
     return out
 
 
-def _slow_path(raw: bytes, index: int, out: DecodedBatch) -> dict[str, Any] | None:
+def _slow_path(raw: bytes, index: int, out: DecodedBatch) -> Any:
     """Ask the contract itself: a dead letter with its exact reason, or (rarely) an event after all."""
     try:
         event = parse_event(raw)
@@ -218,4 +226,7 @@ def _slow_path(raw: bytes, index: int, out: DecodedBatch) -> dict[str, Any] | No
         return None
     body = orjson.loads(event.model_dump_json())
     body["timestamp"] = (event.timestamp - _EPOCH) // _MS
-    return body
+    kind = body.pop("type")
+    # The contract accepted what msgspec could not hold (an integer over 2**63): build the struct
+    # directly, which takes the values as they are.
+    return _TYPES[kind](**body)

@@ -154,34 +154,34 @@ class Pipeline:
         events = batch.predictions + batch.features
         matches: list[tuple[str, Prediction, Any]] = []
         if events:
-            routed = self._windows.route(np.fromiter((e["timestamp"] for e in events), np.int64, len(events)))
+            routed = self._windows.route(np.fromiter((e.timestamp for e in events), np.int64, len(events)))
             out.late_events = int(routed.late.sum())
-            groups: dict[tuple[tuple[str, str, str], int], list[dict[str, Any]]] = defaultdict(list)
+            groups: dict[tuple[tuple[str, str, str], int], list[Any]] = defaultdict(list)
             for event, start, late in zip(events, routed.starts.tolist(), routed.late.tolist(), strict=True):
                 if not late:
-                    key = (event["model"], event.get("model_version"), event.get("variant", "production"))
+                    key = (event.model, event.model_version, event.variant)
                     groups[key, start].append(event)
             for (key, start), members in groups.items():
                 self._windows.window(key, start).update(members)
             for event, late in zip(events, routed.late.tolist(), strict=True):
-                if not late and event["type"] == "prediction":
+                if not late and event.type == "prediction":
                     self._pair(event)
-                if not late and event["type"] == "prediction" and event["prediction"] is not None:
+                if not late and event.type == "prediction" and event.prediction is not None:
                     record = Prediction(
-                        event["timestamp"],
-                        event["model_version"],
-                        event["variant"],
-                        event["prediction"],
-                        event["score"],
-                        tuple(sorted(event["segments"].items())),
+                        event.timestamp,
+                        event.model_version,
+                        event.variant,
+                        event.prediction,
+                        event.score,
+                        tuple(sorted(event.segments.items())),
                     )
-                    model = event["model"]
+                    model = event.model
                     matches += [
-                        (model, p, label) for p, label in self.join.add_prediction(model, event["request_id"], record)
+                        (model, p, label) for p, label in self.join.add_prediction(model, event.request_id, record)
                     ]
         for label in batch.labels:
-            joined = self.join.add_label(label["model"], label["request_id"], label["label"], label["timestamp"])
-            matches += [(label["model"], prediction, value) for prediction, value in joined]
+            joined = self.join.add_label(label.model, label.request_id, label.label, label.timestamp)
+            matches += [(label.model, prediction, value) for prediction, value in joined]
         out.labels_matched = len(matches)
         self._score(matches)
         self._close_divergence(self._windows.watermark, out)
@@ -195,28 +195,28 @@ class Pipeline:
         self._emit(closed, out)
         return out
 
-    def _pair(self, event: dict[str, Any]) -> None:
+    def _pair(self, event: Any) -> None:
         """Pair canary and shadow predictions with production's for the same request.
 
         Production predictions are kept for pairing only once their model has shown a
         canary or shadow, so models without one cost nothing; the first few pairs of a
         new canary whose production twin came first are missed.
         """
-        if event["variant"] != "production":
-            self._challenged.add(event["model"])
-        elif event["model"] not in self._challenged:
+        if event.variant != "production":
+            self._challenged.add(event.model)
+        elif event.model not in self._challenged:
             return
         twin = Twin(
-            event["variant"],
-            event["model_version"],
-            event["prediction"],
-            event["score"],
-            event["latency_ms"],
-            event["timestamp"],
+            event.variant,
+            event.model_version,
+            event.prediction,
+            event.score,
+            event.latency_ms,
+            event.timestamp,
         )
-        for production, challenger in self.twins.add(event["model"], event["request_id"], twin):
+        for production, challenger in self.twins.add(event.model, event.request_id, twin):
             start = production.timestamp_ms - production.timestamp_ms % self.window_ms
-            slot = ((event["model"], challenger.version, challenger.variant, production.version), start)
+            slot = ((event.model, challenger.version, challenger.variant, production.version), start)
             divergence = self._divergence.get(slot)
             if divergence is None:
                 divergence = self._divergence[slot] = Divergence()

@@ -54,9 +54,9 @@ class WindowAggregates:
         self.errors = 0
         self.examples: list[str] = []
 
-    def update(self, events: Sequence[dict[str, Any]]) -> None:
-        """Add a batch of decoded prediction or feature events (all of this window)."""
-        rows = [event["features"] for event in events]
+    def update(self, events: Sequence[Any]) -> None:
+        """Add a batch of decoded prediction or feature events (all of this window; see ``decode``)."""
+        rows = [event.features for event in events]
         numeric = [name for name, a in self.features.items() if isinstance(a, NumericHistogram)]
         matrix = self._numeric_matrix(rows, numeric)
         for name, aggregate in self.features.items():
@@ -72,19 +72,19 @@ class WindowAggregates:
             if not known >= row.keys():
                 for name in row.keys() - known:
                     self.unknown_features[name] += 1
-        predictions = [event for event in events if event["type"] == "prediction"]
+        predictions = [event for event in events if event.type == "prediction"]
         if not predictions:
             return
         self.requests += len(predictions)
-        self.errors += sum(event["status"] == "error" for event in predictions)
-        latencies = np.array([event["latency_ms"] for event in predictions], dtype=float)
+        self.errors += sum(event.status == "error" for event in predictions)
+        latencies = np.array([event.latency_ms for event in predictions], dtype=float)
         self.latency.update(latencies)
-        self.sli.update(np.array([event["status"] == "ok" for event in predictions], dtype=bool), latencies)
+        self.sli.update(np.array([event.status == "ok" for event in predictions], dtype=bool), latencies)
         if self.score is not None:
-            self.score.update(np.array([event["score"] for event in predictions], dtype=float))
+            self.score.update(np.array([event.score for event in predictions], dtype=float))
         room = EXAMPLES_PER_WINDOW - len(self.examples)
         if room > 0:
-            self.examples += [event["request_id"] for event in predictions[:room]]
+            self.examples += [event.request_id for event in predictions[:room]]
 
     @staticmethod
     def _numeric_matrix(rows: list[dict[str, Any]], names: list[str]) -> np.ndarray | None:

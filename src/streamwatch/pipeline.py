@@ -273,14 +273,9 @@ class Pipeline:
             for names, ratio, evidence in aggregates.fairness_breaches(self.min_samples):
                 low = evidence["lowest_slice"]
                 out.findings.append(
-                    Finding(
+                    window.finding(
                         "fairness",
                         "warning",
-                        key[0],
-                        key[1],
-                        key[2],
-                        start,
-                        start + self.window_ms,
                         "demographic_parity_ratio",
                         ratio,
                         FOUR_FIFTHS,
@@ -302,14 +297,9 @@ class Pipeline:
         if detector.drift_detected:
             metric = series[1] if feature is None else "drift"
             out.findings.append(
-                Finding(
+                key.finding(
                     "change",
                     "info",
-                    key.model,
-                    key.model_version,
-                    key.variant,
-                    key.start_ms,
-                    key.end_ms,
                     metric,
                     value,
                     None,
@@ -328,14 +318,9 @@ class Pipeline:
         out.rows += [window.row(metric, value, reference=reference_id) for metric, value in rows]
         for alert in alerts:
             out.findings.append(
-                Finding(
+                window.finding(
                     "slo",
                     "critical" if alert.severity == "page" else "warning",
-                    window.model,
-                    window.model_version,
-                    window.variant,
-                    window.start_ms,
-                    window.end_ms,
                     f"burn_rate_{alert.long_minutes}m",
                     alert.long_burn_rate,
                     alert.factor,

@@ -94,7 +94,7 @@ def drift_of(
         return summary
     return DriftSummary(
         [dataclasses.replace(r, window=window) for r in summary.rows],
-        [dataclasses.replace(f) for f in summary.findings],
+        summary.findings,
         summary.drifted,
         summary.share_drifted,
     )
@@ -161,14 +161,9 @@ def quality_rows(
             rows.append(key.row(metric, value, feature=name, threshold=limit, reference=reference))
             if total >= min_count and value > limit:
                 findings.append(
-                    Finding(
+                    key.finding(
                         "data_quality",
                         "warning",
-                        key.model,
-                        key.model_version,
-                        key.variant,
-                        key.start_ms,
-                        key.end_ms,
                         metric,
                         value,
                         limit,

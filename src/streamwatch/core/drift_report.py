@@ -91,14 +91,9 @@ def evaluate_drift(
         if not math.isnan(value) and value >= limit:
             drifted.append(feature)
             findings.append(
-                Finding(
+                key.finding(
                     "drift",
                     "warning",
-                    key.model,
-                    key.model_version,
-                    key.variant,
-                    key.start_ms,
-                    key.end_ms,
                     decider,
                     value,
                     limit,

@@ -103,6 +103,30 @@ class WindowKey:
     start_ms: int
     end_ms: int
 
+    def finding(
+        self,
+        kind: FindingKind,
+        severity_hint: Literal["critical", "warning", "info"],
+        metric: str,
+        value: float,
+        threshold: float | None,
+        **fields: Any,
+    ) -> Finding:
+        """A finding about this window; ``fields`` are Finding's optional ones (feature, evidence, ...)."""
+        return Finding(
+            kind,
+            severity_hint,
+            self.model,
+            self.model_version,
+            self.variant,
+            self.start_ms,
+            self.end_ms,
+            metric,
+            value,
+            threshold,
+            **fields,
+        )
+
     def row(self, metric: str, value: float, **fields: Any) -> MetricRow:
         """A metric row of this window; ``fields`` are MetricRow's optional ones (feature, threshold, ...)."""
         return MetricRow(

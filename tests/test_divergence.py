@@ -24,8 +24,6 @@ def test_canary_agreement_shift_and_latency_per_window() -> None:
         canary_score = min(1.0, score + 0.05)
         prod_latency, canary_latency = float(rng.lognormal(3, 0.3)), float(rng.lognormal(3.5, 0.3))
         truth["agree"] += int(score >= 0.5) == int(canary_score >= 0.5)
-        if i == 0:
-            truth["first_agrees"] = int(int(score >= 0.5) == int(canary_score >= 0.5))
         truth["shift"].append(canary_score - score)
         truth["prod_latency"].append(prod_latency)
         truth["canary_latency"].append(canary_latency)
@@ -68,15 +66,14 @@ def test_canary_agreement_shift_and_latency_per_window() -> None:
     pipeline = Pipeline({})
     rows = pipeline.process(raws).rows + pipeline.flush().rows
     figures = {r.metric: r for r in rows if r.variant == "canary" and r.segment}
-    # The first production prediction came before the model had shown any canary, so it was not
-    # kept for pairing (the price of costing nothing for models without challengers).
-    assert figures["paired"].value == 599 and figures["paired"].model_version == "4"
+    # Every pair counts, the first included: production predictions wait for a twin even
+    # before the model has shown any canary.
+    assert figures["paired"].value == 600 and figures["paired"].model_version == "4"
     assert figures["paired"].segment == (("production_version", "3"),)
-    first_agrees = truth["first_agrees"]
-    assert figures["agreement_rate"].value == (truth["agree"] - first_agrees) / 599
-    assert figures["score_shift"].value == pytest.approx(np.mean(truth["shift"][1:]), abs=1e-8)
-    expected_ratio = np.quantile(truth["canary_latency"][1:], 0.95, method="inverted_cdf") / np.quantile(
-        truth["prod_latency"][1:], 0.95, method="inverted_cdf"
+    assert figures["agreement_rate"].value == truth["agree"] / 600
+    assert figures["score_shift"].value == pytest.approx(np.mean(truth["shift"]), abs=1e-8)
+    expected_ratio = np.quantile(truth["canary_latency"], 0.95, method="inverted_cdf") / np.quantile(
+        truth["prod_latency"], 0.95, method="inverted_cdf"
     )
     assert figures["latency_p95_ratio"].value == pytest.approx(expected_ratio, rel=0.02)
 

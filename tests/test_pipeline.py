@@ -99,7 +99,8 @@ def test_metrics_and_findings_per_window() -> None:
     rows, findings = run(raws, batch=500)
     drift = [f for f in findings if f.kind == "drift"]
     assert [(f.feature, f.window_start_ms) for f in drift] == [("income", START + 120_000)]
-    assert drift[0].evidence["example_request_ids"] == [f"r2-{i}" for i in range(5)]
+    # The window's smallest request ids (a choice that merges exactly across partitions).
+    assert drift[0].evidence["example_request_ids"] == sorted(f"r2-{i}" for i in range(600))[:5]
     assert drift[0].reference == "f" * 64
     # 2.5% errors against a 0.1% budget burns it 25 times too fast: page and ticket conditions all
     # hold (with minutes of history every trailing window burns alike; inhibiting the tickets is alerting's job).

@@ -21,6 +21,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -48,34 +49,46 @@ class TwinJoin:
 
     def __init__(self, max_pending: int = 200_000) -> None:
         self.max_pending = max_pending
-        self._pending: OrderedDict[Hashable, list[Twin]] = OrderedDict()
+        # Per request, its answers so far as tuples of plain values, which the garbage collector
+        # stops tracking: every production prediction waits here. In order of latest answer,
+        # so that expiry scans from the front.
+        self._pending: OrderedDict[Hashable, tuple[tuple[Any, ...], ...]] = OrderedDict()
         self.evicted = 0
 
     def add(self, model: str, request_id: str, twin: Twin) -> list[tuple[Twin, Twin]]:
         """Return (production, challenger) pairs this prediction completes."""
+        return self.add_answer(
+            model,
+            request_id,
+            (twin.variant, twin.version, twin.prediction, twin.score, twin.latency_ms, twin.timestamp_ms),
+        )
+
+    def add_answer(self, model: str, request_id: str, answer: tuple[Any, ...]) -> list[tuple[Twin, Twin]]:
+        """:meth:`add` for a twin given as the tuple of its fields (the hot path makes no object)."""
         key = (model, request_id)
-        others = self._pending.setdefault(key, [])
-        if twin.variant == "production":
-            pairs = [(twin, other) for other in others if other.variant != "production"]
-        else:
-            pairs = [(other, twin) for other in others if other.variant == "production"]
-        others.append(twin)
-        self._pending.move_to_end(key)
-        while len(self._pending) > self.max_pending:
-            _, dropped = self._pending.popitem(last=False)
-            self.evicted += len(dropped)
-        return pairs
+        others = self._pending.pop(key, None)
+        if others is None:
+            self._pending[key] = (answer,)
+            while len(self._pending) > self.max_pending:
+                _, dropped = self._pending.popitem(last=False)
+                self.evicted += len(dropped)
+            return []
+        self._pending[key] = (*others, answer)
+        if answer[0] == "production":
+            return [(Twin(*answer), Twin(*other)) for other in others if other[0] != "production"]
+        return [(Twin(*other), Twin(*answer)) for other in others if other[0] == "production"]
 
     def expire(self, before_ms: int) -> None:
         """Forget requests whose latest prediction is older than ``before_ms``: no twin will come now.
 
         Requests are kept in order of their latest prediction, so the scan stops at the first live one.
         """
-        while self._pending:
-            key, twins = next(iter(self._pending.items()))
-            if twins[-1].timestamp_ms >= before_ms:
+        pending = self._pending
+        while pending:
+            key, answers = next(iter(pending.items()))
+            if answers[-1][5] >= before_ms:
                 break
-            del self._pending[key]
+            del pending[key]
 
 
 class Divergence:

@@ -4,13 +4,14 @@ For every feature of the version's reference profile: a histogram on the
 reference's bins (numeric) or counts of its categories (categorical), plus
 missing, out-of-range and type-mismatch counts; the score's histogram; a
 latency sketch; SLI counts; request and error counts; and a few request ids
-for alerts to point at. Every part merges exactly, so windows computed by
+(the smallest) for alerts to point at. Every part merges exactly, so windows computed by
 several partitions combine into the window of the whole stream.
 """
 
 from __future__ import annotations
 
 import copy
+import heapq
 from collections import defaultdict
 from collections.abc import Sequence
 from itertools import chain
@@ -82,9 +83,10 @@ class WindowAggregates:
         self.sli.update(np.array([event.status == "ok" for event in predictions], dtype=bool), latencies)
         if self.score is not None:
             self.score.update(np.array([event.score for event in predictions], dtype=float))
-        room = EXAMPLES_PER_WINDOW - len(self.examples)
-        if room > 0:
-            self.examples += [event.request_id for event in predictions[:room]]
+        # The smallest ids, not the first ones: that choice merges exactly across partitions.
+        self.examples = heapq.nsmallest(
+            EXAMPLES_PER_WINDOW, {*self.examples, *(event.request_id for event in predictions)}
+        )
 
     @staticmethod
     def _numeric_matrix(rows: list[dict[str, Any]], names: list[str]) -> np.ndarray | None:
@@ -142,4 +144,4 @@ class WindowAggregates:
         self.sli.merge(other.sli)
         self.requests += other.requests
         self.errors += other.errors
-        self.examples = sorted(self.examples + other.examples)[:EXAMPLES_PER_WINDOW]
+        self.examples = heapq.nsmallest(EXAMPLES_PER_WINDOW, {*self.examples, *other.examples})

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from streamwatch.encode import Encoder
 from streamwatch.partial_merge import PartialMerger
+from streamwatch.partition_stage import Partial, StageOutput
 from streamwatch.pipeline import Pipeline, PipelineOutput
 
 from .test_pipeline import START, profile
@@ -179,3 +180,15 @@ def test_an_idle_partition_stops_holding_windows_open() -> None:
     assert not [p for p in merger.release() if p.kind == "window"]  # partition 1 has sent nothing
     merger.set_idle(1)
     assert [p for p in merger.release() if p.kind == "window"]
+
+
+def test_a_partial_sent_again_replaces_the_first_and_a_late_one_is_counted() -> None:
+    merger = PartialMerger([0, 1], 60_000, merge=list.extend)
+    key = ("m", "1", "production")
+    merger.add(0, StageOutput([Partial("window", key, 0, [1])], watermark=10))
+    merger.add(0, StageOutput([Partial("window", key, 0, [1])], watermark=70_000))  # a restarted stage resends
+    merger.add(1, StageOutput([Partial("window", key, 0, [2])], watermark=70_000))
+    [released] = merger.release()
+    assert released.aggregate == [1, 2]
+    merger.add(1, StageOutput([Partial("window", key, 0, [2])], watermark=70_000))
+    assert merger.release() == [] and merger.late_partials == 1

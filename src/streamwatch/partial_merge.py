@@ -39,6 +39,11 @@ _NOT_YET = -(2**62)  # the watermark of a partition that has sent nothing
 class PartialMerger:
     """Partials of several partitions in, complete partials of the whole stream out.
 
+    A partition's partial of a window replaces any earlier one it sent for that
+    window: a stage that restarted from a checkpoint sends some again, and a
+    performance partial grows as labels come. A partial for a window already
+    released is counted in ``late_partials`` and dropped.
+
     Parameters
     ----------
     partitions
@@ -54,11 +59,12 @@ class PartialMerger:
     ) -> None:
         self.window_ms = window_ms
         self.merge = merge
+        self.late_partials = 0
         self._watermarks: dict[Hashable, int] = dict.fromkeys(partitions, _NOT_YET)
         self._idle: set[Hashable] = set()
-        self._final: dict[tuple[str, Any, int], Any] = {}
-        self._performance: dict[tuple[Any, int], dict[Hashable, Any]] = {}
-        self._touched: set[tuple[Any, int]] = set()
+        self._parts: dict[tuple[str, Any, int], dict[Hashable, Any]] = {}
+        self._touched: set[tuple[Any, int]] = set()  # performance slots with news
+        self._released = _NOT_YET
 
     @property
     def watermark(self) -> int:
@@ -77,46 +83,56 @@ class PartialMerger:
         self._idle.discard(partition)
         self._watermarks[partition] = max(self._watermarks[partition], output.watermark)
         for partial in output.partials:
+            slot = (partial.kind, partial.key, partial.start)
             if partial.kind == "performance":
-                # The stage keeps updating its aggregates: keep a snapshot, replacing the previous one.
-                slot = (partial.key, partial.start)
-                self._performance.setdefault(slot, {})[partition] = copy.deepcopy(partial.aggregate)
-                self._touched.add(slot)
-                continue
-            slot3 = (partial.kind, partial.key, partial.start)
-            mine = self._final.get(slot3)
-            self._final[slot3] = partial.aggregate if mine is None else self._merge(mine, partial.aggregate)
+                # The stage keeps updating its aggregates: keep a snapshot.
+                self._parts.setdefault(slot, {})[partition] = copy.deepcopy(partial.aggregate)
+                self._touched.add((partial.key, partial.start))
+            elif partial.start + self.window_ms <= self._released:
+                self.late_partials += 1
+            else:
+                self._parts.setdefault(slot, {})[partition] = partial.aggregate
 
     def release(self) -> list[Partial]:
         """The merged partials of every window now complete, in the order a reporter wants them."""
         watermark = self.watermark
-        ready = sorted((s for s in self._final if s[2] + self.window_ms <= watermark), key=lambda s: (s[2], str(s[1])))
+        ready = sorted(
+            (s for s in self._parts if s[0] != "performance" and s[2] + self.window_ms <= watermark),
+            key=lambda s: (s[2], str(s[1])),
+        )
+        self._released = max(self._released, watermark)
         out = [
-            Partial("divergence", key, start, self._final.pop((kind, key, start)))
+            Partial("divergence", key, start, self._merged(kind, key, start))
             for kind, key, start in ready
             if kind == "divergence"
         ]
         windows = [(key, start) for kind, key, start in ready if kind == "window"]
         if windows or watermark >= END_OF_TIME - self.window_ms:
             for key, start in sorted(self._touched, key=lambda s: (s[1], str(s[0]))):
-                parts = list(self._performance[key, start].values())
+                parts = list(self._parts[("performance", key, start)].values())
                 total = copy.deepcopy(parts[0])
                 for part in parts[1:]:
                     self._merge(total, part)
                 out.append(Partial("performance", key, start, total))
             self._touched.clear()
-        out += [Partial("window", key, start, self._final.pop(("window", key, start))) for key, start in windows]
+        out += [Partial("window", key, start, self._merged("window", key, start)) for key, start in windows]
         return out
+
+    def _merged(self, kind: str, key: Any, start: int) -> Any:
+        parts = list(self._parts.pop((kind, key, start)).values())
+        total = parts[0]
+        for part in parts[1:]:
+            self._merge(total, part)
+        return total
 
     def forget_before(self, start_ms: int) -> None:
         """Drop performance snapshots of prediction windows no label can reach any more."""
-        for slot in [s for s in self._performance if s[1] < start_ms]:
-            del self._performance[slot]
-            self._touched.discard(slot)
+        for slot in [s for s in self._parts if s[0] == "performance" and s[2] < start_ms]:
+            del self._parts[slot]
+            self._touched.discard(slot[1:])
 
-    def _merge(self, mine: Any, theirs: Any) -> Any:
+    def _merge(self, mine: Any, theirs: Any) -> None:
         if self.merge is not None:
             self.merge(mine, theirs)
         else:
             mine.merge(theirs)
-        return mine

@@ -33,6 +33,7 @@ PURE = {
     "partition_stage.py",
     "partial_merge.py",
     "reporter.py",
+    "state_codec.py",
     "window_aggregates.py",
     "window_report.py",
     "performance.py",

@@ -136,6 +136,8 @@ class DecodedBatch:
     features: list[FeatureIn] = field(default_factory=list)
     labels: list[LabelIn] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    #: Each good event's position in the batch, by type: where storage says it came from.
+    positions: dict[str, list[int]] = field(default_factory=lambda: {"prediction": [], "feature": [], "label": []})
 
 
 class _Refused(Exception):
@@ -203,6 +205,7 @@ def decode_batch(raws: Sequence[bytes]) -> DecodedBatch:
     """Decode and validate a batch of serialised events."""
     out = DecodedBatch()
     sinks = {"prediction": out.predictions, "feature": out.features, "label": out.labels}
+    positions = out.positions
     decode = _DECODER.decode
     for index, raw in enumerate(raws):
         try:
@@ -213,7 +216,9 @@ def decode_batch(raws: Sequence[bytes]) -> DecodedBatch:
             event = _slow_path(raw, index, out)
             if event is None:
                 continue
-        sinks[event.type].append(event)
+        kind = event.type
+        sinks[kind].append(event)
+        positions[kind].append(index)
     return out
 
 

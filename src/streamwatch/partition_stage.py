@@ -40,7 +40,7 @@ import numpy as np
 
 from .core.join import LabelJoin, Prediction
 from .core.windows import TumblingWindows
-from .decode import DeadLetter, decode_batch
+from .decode import DeadLetter, DecodedBatch, decode_batch
 from .divergence import Divergence, TwinJoin
 from .performance import PerformanceAggregates, RegressionAggregates
 from .window_aggregates import WindowAggregates
@@ -76,6 +76,8 @@ class StageOutput:
     labels_matched: int = 0
     #: Event time up to which this stage's windows are complete.
     watermark: int = 0
+    #: The batch's good events, for a runtime that stores them raw.
+    decoded: DecodedBatch | None = None
 
 
 class PartitionStage:
@@ -119,7 +121,7 @@ class PartitionStage:
     def process(self, raws: Sequence[bytes]) -> StageOutput:
         """Decode a batch, add it to its windows, and hand out the partials it completed."""
         batch = decode_batch(raws)
-        out = StageOutput(dead_letters=batch.dead_letters, labels_received=len(batch.labels))
+        out = StageOutput(dead_letters=batch.dead_letters, labels_received=len(batch.labels), decoded=batch)
         # Arrival order within the batch is kept: lateness must not depend on batching.
         events = batch.predictions + batch.features
         matches: list[tuple[str, Prediction, Any]] = []
@@ -224,6 +226,31 @@ class PartitionStage:
     def open_windows(self) -> dict[tuple[Any, int], WindowAggregates]:
         """The windows still open, by (key, start)."""
         return dict(self.windows._open)
+
+    def state(self) -> dict[str, Any]:
+        """Everything this stage has accumulated, for a checkpoint (see :meth:`restore`)."""
+        windows = self.windows
+        return {
+            "open": windows._open,
+            "max_event_time": windows._max_event_time,
+            "late": windows._late,
+            "join": self.join,
+            "twins": self.twins,
+            "divergence": self._divergence,
+            "performance": self._performance,
+            "unreported": self._unreported,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpointed :meth:`state`, as if the events before it had just been processed."""
+        self.windows._open = state["open"]
+        self.windows._max_event_time = state["max_event_time"]
+        self.windows._late = state["late"]
+        self.join = state["join"]
+        self.twins = state["twins"]
+        self._divergence = state["divergence"]
+        self._performance = state["performance"]
+        self._unreported = state["unreported"]
 
 
 def _order(slot: tuple[Any, int]) -> tuple[int, str]:

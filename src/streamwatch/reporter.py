@@ -59,6 +59,15 @@ class Reporter:
         self._detectors: dict[Any, ChangeDetector] = {}
         self._recent: dict[Any, deque[tuple[int, WindowAggregates]]] = {}
 
+    def state(self) -> dict[str, Any]:
+        """What the reporter remembers between windows, for a checkpoint (see :meth:`restore`)."""
+        return {"slo": self._slo_history, "detectors": self._detectors, "recent": self._recent}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._slo_history = state["slo"]
+        self._detectors = state["detectors"]
+        self._recent = state["recent"]
+
     def report(self, partial: Partial, rows: list[MetricRow], findings: list[Finding]) -> None:
         """Append what one complete partial says to ``rows`` and ``findings``."""
         if partial.kind == "window":

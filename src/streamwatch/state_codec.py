@@ -1,0 +1,65 @@
+"""Checkpoints and partials as bytes, without copying reference profiles into them.
+
+Window aggregates point at their reference profile, which is large and the
+same for every window of a model version. :func:`dumps` writes each profile
+as its ``(model, version, content hash)`` only, and :func:`loads` points the
+aggregates back at the profile the worker loaded. A checkpoint made against a
+profile that is no longer configured cannot be restored, and says so.
+
+The bytes are pickles: they are read only from streamwatch's own tables,
+written by streamwatch workers. Whoever can write those tables can already
+change every result.
+
+>>> from streamwatch.profiles import Lineage, build_profile
+>>> import numpy as np
+>>> lineage = Lineage(model="m", model_version="1", data_uri="x", rows=3, content_sha256="0" * 64,
+...                   created_at="2026-01-01T00:00:00Z", streamwatch_version="0")
+>>> profile = build_profile({"f": np.array([1.0, 2.0, 3.0])}, lineage=lineage)
+>>> blob = dumps({"profile": profile, "n": 1})
+>>> loads(blob, {("m", "1"): profile})["profile"] is profile
+True
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import StreamwatchError
+from .profiles import ReferenceProfile
+
+__all__ = ["dumps", "loads"]
+
+
+class _Pickler(pickle.Pickler):
+    def persistent_id(self, obj: Any) -> Any:
+        if isinstance(obj, ReferenceProfile):
+            return ("profile", obj.lineage.model, obj.lineage.model_version, obj.lineage.content_sha256)
+        return None
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, data: bytes, profiles: Mapping[tuple[str, str], ReferenceProfile]) -> None:
+        super().__init__(io.BytesIO(data))
+        self.profiles = profiles
+
+    def persistent_load(self, pid: Any) -> Any:
+        _, model, version, sha = pid
+        profile = self.profiles.get((model, version))
+        if profile is None or profile.lineage.content_sha256 != sha:
+            raise StreamwatchError(
+                f"checkpoint refers to reference profile {model} {version} ({sha[:12]}), which is not loaded"
+            )
+        return profile
+
+
+def dumps(state: Any) -> bytes:
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
+    return buffer.getvalue()
+
+
+def loads(data: bytes, profiles: Mapping[tuple[str, str], ReferenceProfile]) -> Any:
+    return _Unpickler(data, profiles).load()

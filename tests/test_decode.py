@@ -180,3 +180,19 @@ def test_decoded_events_are_invisible_to_the_garbage_collector() -> None:
     )
     [event] = decode_batch([raw]).predictions
     assert not gc.is_tracked(event) and not gc.is_tracked(event.features) and not gc.is_tracked(event.segments)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=8).filter(lambda b: not _is_utf8(b)))
+def test_bytes_that_are_not_utf8_inside_a_string_are_a_dead_letter_not_a_crash(junk: bytes) -> None:
+    raw = b'{"type":"label","event_id":"e","request_id":"r","timestamp":1000,"model":"' + junk + b'","label":1}'
+    batch = decode_batch([raw])
+    assert batch.labels == [] and len(batch.dead_letters) == 1
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

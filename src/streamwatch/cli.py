@@ -188,6 +188,82 @@ def profile(
     typer.echo(f"wrote {out}: {len(built.features)} features, {rows} rows, {len(built.slices)} slices")
 
 
+@app.command()
+def replay(
+    files: Annotated[
+        list[Path],
+        typer.Argument(metavar="EVENTS.jsonl", help="JSON Lines files of events (.gz too), replayed in order."),
+    ],
+    reference: Annotated[
+        list[Path] | None,
+        typer.Option("--reference", "-r", metavar="REF.json", help="A reference profile; repeat for more."),
+    ] = None,
+    config: ConfigOption = None,
+    out: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Also write the JSON Lines export into this directory.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=1_000_000, help="Lines per pipeline call.")] = 1000,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Do not store the results in ClickHouse.")] = False,
+) -> None:
+    """Replay event files through the monitoring pipeline into ClickHouse (and --out files).
+
+    Reference profiles come from --reference and from the config file's models; the
+    config's slices, SLOs, tasks and drift thresholds apply.
+    """
+    from contextlib import ExitStack
+
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .pipeline_config import configured_profiles, load_profiles, pipeline_from_settings
+    from .replay import ClickHouseSink, ExportSink, check_files
+    from .replay import replay as run_replay
+
+    settings = _settings(config)
+    check_files(files)  # before any work: a typo in the last file should not cost a long run
+    profiles = configured_profiles(settings) | load_profiles(reference or [])
+    pipeline = pipeline_from_settings(settings, profiles)
+    total = sum(path.stat().st_size for path in files)
+    errors = Console(stderr=True)
+    with ExitStack() as stack:
+        sinks: list[ClickHouseSink | ExportSink] = []
+        if not no_store:
+            sinks.append(ClickHouseSink.connect(settings))
+        if out is not None:
+            try:
+                sinks.append(stack.enter_context(ExportSink(out)))
+            except OSError as exc:
+                raise StreamwatchError(f"--out {out}: cannot be written ({exc.strerror})") from None
+        progress = Progress(
+            TextColumn("replaying"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=errors,
+            disable=not (total > 1_000_000 or errors.is_terminal),
+        )
+        with progress:
+            task = progress.add_task("replay", total=total)
+            summary = run_replay(
+                files, profiles, pipeline, sinks, batch_size, lambda size: progress.advance(task, size)
+            )
+    table = Table(title=f"replayed {len(files)} file{'s' if len(files) != 1 else ''}")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    table.add_row("events", str(summary.events))
+    table.add_row("dead letters", str(summary.dead_letters))
+    table.add_row("late events", str(summary.late_events))
+    table.add_row("labels matched", f"{summary.labels_matched} of {summary.labels_received}")
+    table.add_row("metric rows", str(summary.metric_rows))
+    for kind, count in sorted(summary.findings.items()):
+        table.add_row(f"findings: {kind}", str(count))
+    if not summary.findings:
+        table.add_row("findings", "0")
+    table.add_row("model versions", ", ".join(f"{m} {v}" for m, v in sorted(summary.models)) or "none")
+    Console().print(table)
+    stored = "not stored (--no-store)" if no_store else "stored in ClickHouse"
+    typer.echo(f"results {stored}" + (f"; export written to {out}" if out is not None else ""))
+
+
 @config_app.command("check")
 def config_check(config: ConfigOption = None) -> None:
     """Load the settings (environment and YAML file) and summarise them. Secrets stay hidden."""

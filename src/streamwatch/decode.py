@@ -212,7 +212,7 @@ def decode_batch(raws: Sequence[bytes]) -> DecodedBatch:
             if len(raw) > MAX_EVENT_BYTES:
                 raise _Refused
             event = _check(decode(raw))
-        except (_Refused, msgspec.ValidationError, msgspec.DecodeError):
+        except (_Refused, msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
             event = _slow_path(raw, index, out)
             if event is None:
                 continue

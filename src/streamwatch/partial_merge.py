@@ -29,7 +29,7 @@ import copy
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
-from .partition_stage import END_OF_TIME, Partial, StageOutput
+from .partition_stage import Partial, StageOutput
 
 __all__ = ["PartialMerger"]
 
@@ -107,7 +107,7 @@ class PartialMerger:
             if kind == "divergence"
         ]
         windows = [(key, start) for kind, key, start in ready if kind == "window"]
-        if windows or watermark >= END_OF_TIME - self.window_ms:
+        if self._touched:  # the stages already send these only now and then
             for key, start in sorted(self._touched, key=lambda s: (s[1], str(s[0]))):
                 parts = list(self._parts[("performance", key, start)].values())
                 total = copy.deepcopy(parts[0])

@@ -167,11 +167,20 @@ class PartitionStage:
         return out
 
     def advance_to(self, event_time_ms: int) -> StageOutput:
-        """Move event time on without an event (an idle partition) and hand out what that completed."""
+        """Move event time on without an event (an idle partition) and hand out what that completed.
+
+        Performance partials with news are handed out too, even if no window closed: on a quiet
+        partition, labels may still have come in since event time last moved.
+        """
         out = StageOutput()
         self.windows.advance_to(event_time_ms)
-        self._complete(self.windows.watermark, out)
+        self._complete(self.windows.watermark, out, flushing=True)
         return out
+
+    @property
+    def performance_pending(self) -> bool:
+        """Whether labels came in that no performance partial has shown yet."""
+        return bool(self._unreported)
 
     def _complete(self, watermark: int, out: StageOutput, flushing: bool = False) -> None:
         # The order matters to a reporter fed directly: divergence, then performance, then windows.

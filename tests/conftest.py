@@ -40,3 +40,24 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("STREAMWATCH_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def chdb_client(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The one embedded ClickHouse engine of the session: chdb allows one per process."""
+    from streamwatch.clickhouse import connect
+    from streamwatch.settings import ClickHouseSettings
+
+    return connect(ClickHouseSettings(dsn=f"chdb://{tmp_path_factory.mktemp('chdb')}")).client
+
+
+@pytest.fixture
+def store(chdb_client):  # type: ignore[no-untyped-def]
+    """A migrated store in a database of its own, raw events kept forever (no TTL)."""
+    from uuid import uuid4
+
+    from streamwatch.clickhouse import Store
+
+    made = Store(chdb_client, database=f"t_{uuid4().hex[:12]}")
+    made.migrate(raw_ttl_days=0)
+    return made

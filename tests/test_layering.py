@@ -19,6 +19,8 @@ OWNERS = {
     "faust": "worker.py",
     "typer": "cli.py",
     "pyarrow": "datasets.py",
+    "prometheus_client": "worker_metrics.py",
+    "tenacity": "runtime.py",
 }
 # Modules that must stay pure: no I/O, no threads, no clock. The whole core is, and so is the
 # pipeline that drives it from raw bytes (its test entry point needs no broker).
@@ -55,6 +57,8 @@ IMPURE = {
     "asyncio",
     "aiokafka",
     "chdb",
+    "prometheus_client",
+    "tenacity",
 }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import random
 import subprocess
 import sys
@@ -353,16 +352,16 @@ def test_the_clickhouse_sink_versions_each_write_above_the_last() -> None:
     assert versions == [5, 6]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("streamwatch.clickhouse") is None, reason="no ClickHouse storage yet")
-def test_the_clickhouse_sink_stores_every_metric_row(tmp_path: Path, store: Any) -> None:
-    events = write_jsonl(tmp_path / "events.jsonl", [*make_events(600, labels=False), b"not json"])
+def test_the_clickhouse_sink_stores_the_current_rows_and_the_dead_letters(tmp_path: Path, store: Any) -> None:
+    events = write_jsonl(tmp_path / "events.jsonl", [*make_events(600), b"not json"])
     with ExportSink(tmp_path / "out") as export:
         replay([events], {}, pipeline(), [export, ClickHouseSink(store)])
-    metrics = read(tmp_path / "out" / "metrics.jsonl")
-    assert len(current(metrics)) == len(metrics)  # no row superseded: the store's count is unambiguous
-    result = store.query("SELECT count() FROM metrics")
-    count = result.result_rows[0][0] if hasattr(result, "result_rows") else result[0][0]
-    assert int(count) == len(metrics)
+    exported = current(read(tmp_path / "out" / "metrics.jsonl"))  # the latest line per window, metric, segment
+    stored = current([row.export() for row in store.metrics()])
+    assert stored == exported  # values compare as numbers: 600 == 600.0
+    [letter] = store.dead_letters()
+    lines = events.read_bytes().splitlines()
+    assert (letter.raw, letter.source.topic, letter.source.offset) == (b"not json", str(events), len(lines))
 
 
 def test_cli_replays_into_the_export_and_summarises(tmp_path: Path) -> None:

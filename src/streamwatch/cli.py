@@ -264,6 +264,61 @@ def replay(
     typer.echo(f"results {stored}" + (f"; export written to {out}" if out is not None else ""))
 
 
+@app.command()
+def init(config: ConfigOption = None) -> None:
+    """Create the Kafka topics (with the configured partition counts) and apply the ClickHouse schema."""
+    from .service import init_deployment
+
+    settings = _settings(config)
+    created, applied = init_deployment(settings)
+    typer.echo(f"topics created: {', '.join(created) or 'none (all exist)'}")
+    typer.echo(f"ClickHouse migrations applied: {', '.join(applied) or 'none (up to date)'}")
+
+
+@app.command()
+def worker(
+    config: ConfigOption = None,
+    reference: Annotated[
+        list[Path] | None,
+        typer.Option("--reference", "-r", metavar="REF.json", help="A reference profile; repeat for more."),
+    ] = None,
+    web_port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port of /metrics and /health.")] = None,
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Run a stream worker: consume the event topics, monitor, and store results in ClickHouse.
+
+    Start as many as the input topics have partitions; they share the work as one consumer group.
+    """
+    import logging
+
+    from .clickhouse import connect
+    from .pipeline_config import configured_profiles, load_profiles, pipeline_from_settings
+    from .service import build_runtime, faust_broker, input_partitions
+    from .worker import build_app, run_worker
+
+    settings = _settings(config)
+    profiles = configured_profiles(settings) | load_profiles(reference or [])
+    pipeline = pipeline_from_settings(settings, profiles)
+    partitions = input_partitions(settings)
+    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def runtime():  # type: ignore[no-untyped-def]
+        store = connect(settings.clickhouse)
+        store.migrate(settings.clickhouse.raw_ttl_days)
+        for profile in profiles.values():
+            store.insert_profile(profile)
+        return build_runtime(settings, pipeline, store, partitions)
+
+    app_ = build_app(
+        runtime,
+        app_id=f"{settings.worker.group}-app",
+        broker=faust_broker(settings),
+        web_host=settings.worker.web_host,
+        web_port=settings.worker.web_port if web_port is None else web_port,
+    )
+    run_worker(app_, loglevel)
+
+
 @config_app.command("check")
 def config_check(config: ConfigOption = None) -> None:
     """Load the settings (environment and YAML file) and summarise them. Secrets stay hidden."""

@@ -18,7 +18,15 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from .settings import KafkaSettings, ProducerSettings
 
-__all__ = ["KafkaTransport", "Message", "client_config", "create_topics", "read_topics"]
+__all__ = [
+    "BatchConsumer",
+    "KafkaTransport",
+    "Message",
+    "client_config",
+    "create_topics",
+    "read_topics",
+    "topic_partitions",
+]
 
 _log = logging.getLogger("streamwatch.kafka")
 
@@ -177,3 +185,113 @@ def read_topics(
     finally:
         consumer.close()
     return out
+
+
+class BatchConsumer:
+    """A consumer-group member that hands out batches of raw messages; offsets are the caller's.
+
+    Nothing is committed automatically: the worker seeks each partition it is
+    given to where its checkpoint says, and commits only what it has stored.
+    Partitions are assigned with the *range* strategy, so that partition ``p``
+    of every input topic (equal partition counts) goes to the same member:
+    keyed by request id, a prediction and its label meet there.
+
+    ``on_assign(partitions)`` must return the offset to start each
+    ``(topic, partition)`` at (``None``: the earliest kept). ``on_revoke(partitions)``
+    is called before they go to another member, for the caller to checkpoint.
+    Both run inside :meth:`consume`.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        group: str,
+        topics: list[str],
+        on_assign: Callable[[list[tuple[str, int]]], dict[tuple[str, int], int | None]],
+        on_revoke: Callable[[list[tuple[str, int]]], None],
+    ) -> None:
+        conf = client_config(kafka)
+        conf.update(
+            {
+                "group.id": group,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "range",
+                # noida-db ignores fetch size limits; a backlog must still fit in one response.
+                "receive.message.max.bytes": 1_000_000_000,
+                "session.timeout.ms": 10_000,
+                "heartbeat.interval.ms": 1_000,
+            }
+        )
+        self._consumer = confluent_kafka.Consumer(conf)
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        self._consumer.subscribe(topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked)
+
+    def _assigned(self, consumer: confluent_kafka.Consumer, partitions: list[confluent_kafka.TopicPartition]) -> None:
+        starts = self._on_assign([(tp.topic, tp.partition) for tp in partitions])
+        for tp in partitions:
+            offset = starts.get((tp.topic, tp.partition))
+            tp.offset = confluent_kafka.OFFSET_BEGINNING if offset is None else offset
+        consumer.assign(partitions)
+
+    def _revoked(self, consumer: confluent_kafka.Consumer, partitions: list[confluent_kafka.TopicPartition]) -> None:
+        self._on_revoke([(tp.topic, tp.partition) for tp in partitions])
+        consumer.unassign()
+
+    def consume(self, max_messages: int, timeout: float) -> list[Message]:
+        """Up to ``max_messages`` messages (fewer after ``timeout`` seconds); client errors are logged."""
+        out = []
+        for msg in self._consumer.consume(max_messages, timeout=timeout):
+            error = msg.error()
+            if error is not None:
+                if error.code() != confluent_kafka.KafkaError._PARTITION_EOF:
+                    _log.warning("consumer error: %s", error.str())
+                continue
+            out.append(Message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()))
+        return out
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Commit the next offset to read per partition (informational: checkpoints hold the truth)."""
+        if offsets:
+            self._consumer.commit(
+                offsets=[confluent_kafka.TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=True
+            )
+
+    def pause(self) -> None:
+        self._consumer.pause(self._consumer.assignment())
+
+    def resume(self) -> None:
+        self._consumer.resume(self._consumer.assignment())
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Messages behind the end of each assigned partition, from the positions consumed so far."""
+        out = {}
+        positions = self._consumer.position(self._consumer.assignment())
+        for tp in positions:
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
+            if high is None or high < 0:
+                continue
+            out[tp.topic, tp.partition] = max(0, high - tp.offset) if tp.offset >= 0 else high
+        return out
+
+    def caught_up(self, next_offsets: dict[tuple[str, int], int | None]) -> bool:
+        """Whether each partition's end is at the given next offset to read (None: nothing read yet)."""
+        for (topic, partition), offset in next_offsets.items():
+            low, high = self._consumer.get_watermark_offsets(
+                confluent_kafka.TopicPartition(topic, partition), timeout=5.0, cached=False
+            )
+            if high > (low if offset is None else offset):
+                return False
+        return True
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def topic_partitions(kafka: KafkaSettings, topic: str, timeout: float = 10.0) -> int:
+    """How many partitions ``topic`` has (0 when it does not exist)."""
+    admin = AdminClient(client_config(kafka))
+    metadata = admin.list_topics(topic, timeout=timeout).topics.get(topic)
+    return 0 if metadata is None or metadata.error is not None else len(metadata.partitions)

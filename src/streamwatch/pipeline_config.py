@@ -78,8 +78,8 @@ def configured_profiles(settings: Settings) -> Profiles:
 def pipeline_from_settings(settings: Settings, profiles: Mapping[tuple[str, str], ReferenceProfile]) -> Pipeline:
     """The pipeline the settings describe: each model's task, slices, SLO and drift thresholds.
 
-    What the config cannot set yet (window length, lateness, label horizon,
-    detector) keeps :class:`~streamwatch.pipeline.Pipeline`'s defaults.
+    Window length, lateness, label horizon, rolling view and detector come from
+    the ``windows`` settings, the same for every model.
     """
     slices: dict[str, list[list[str]]] = {}
     slos: dict[str, SLO] = {}
@@ -96,4 +96,16 @@ def pipeline_from_settings(settings: Settings, profiles: Mapping[tuple[str, str]
         if features:
             thresholds[model.name] = features
     tasks = {model.name: model.task for model in settings.models}
-    return Pipeline(profiles, slices=slices, slos=slos, tasks=tasks, thresholds=thresholds)
+    windows = settings.windows
+    return Pipeline(
+        profiles,
+        window_ms=windows.size_ms,
+        allowed_lateness_ms=windows.allowed_lateness_ms,
+        label_horizon_ms=windows.label_horizon_ms,
+        rolling_windows=windows.rolling_windows,
+        detector=windows.detector,
+        slices=slices,
+        slos=slos,
+        tasks=tasks,
+        thresholds=thresholds,
+    )

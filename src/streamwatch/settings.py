@@ -26,7 +26,16 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from .config import Channel, ModelConfig, RuleConfig, check_references
 from .errors import ConfigError, describe_validation_error
 
-__all__ = ["KafkaSettings", "ProducerSettings", "Settings", "TopicSettings", "load_settings"]
+__all__ = [
+    "ClickHouseSettings",
+    "KafkaSettings",
+    "ProducerSettings",
+    "Settings",
+    "TopicSettings",
+    "WindowSettings",
+    "WorkerSettings",
+    "load_settings",
+]
 
 ENV_PREFIX = "STREAMWATCH_"
 CONFIG_FILE_ENV = "STREAMWATCH_CONFIG_FILE"
@@ -93,6 +102,46 @@ class ProducerSettings(_Section):
     strict: bool = Field(False, description="Raise ContractError into the caller instead of dropping and counting.")
 
 
+class ClickHouseSettings(_Section):
+    """Where results go: embedded chdb at a local path by default, or a ClickHouse server.
+
+    ``dsn`` is ``chdb://memory``, ``chdb:///absolute/path``, ``chdb://relative/path``
+    (from the current directory), or ``http(s)://host:8123`` for a server. chdb
+    locks its path to one process: several workers need a server.
+    """
+
+    dsn: str = "chdb://./streamwatch-data/clickhouse"
+    database: str = Field("streamwatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    username: str = "default"
+    password: SecretStr | None = None
+    secure: bool = Field(False, description="TLS to the server (implied by an https:// dsn).")
+    verify: bool = True
+    ca_cert: Path | None = None
+    raw_ttl_days: int = Field(30, ge=0, description="Days raw events are kept; 0 keeps them forever.")
+    connect_timeout_s: float = Field(10.0, gt=0)
+
+
+class WindowSettings(_Section):
+    """Event-time windows, shared by every model (see the README)."""
+
+    size_ms: int = Field(60_000, ge=1_000)
+    allowed_lateness_ms: int = Field(10_000, ge=0)
+    label_horizon_ms: int = Field(86_400_000, ge=1_000, description="How long after a prediction its label may come.")
+    rolling_windows: int = Field(60, ge=0, description="Windows a rolling view merges; below 2, none.")
+    detector: Literal["page_hinkley", "adwin", "kswin"] = "page_hinkley"
+
+
+class WorkerSettings(_Section):
+    """The stream workers: their consumer group, batches, checkpoints and web server."""
+
+    group: str = Field("streamwatch", min_length=1, max_length=128)
+    batch_size: int = Field(5_000, ge=1, le=100_000, description="Messages per batch through the core.")
+    checkpoint_interval_ms: int = Field(5_000, ge=100, description="How often each partition's state is saved.")
+    idle_timeout_ms: int = Field(30_000, ge=100, description="A partition this quiet follows the others' event time.")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=0, le=65535)
+
+
 class Settings(BaseSettings):
     """Every setting streamwatch has, from code, environment and the YAML file."""
 
@@ -104,6 +153,9 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
+    clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
+    windows: WindowSettings = Field(default_factory=WindowSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
     models: list[ModelConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
     channels: list[Channel] = Field(default_factory=list)

@@ -1,0 +1,107 @@
+"""The reporting side of the workers: merge every partition's partials from ClickHouse, judge, store.
+
+Exactly one worker runs it at a time: the owner of partition 0 of the
+predictions topic (Kafka's group protocol elects it, and a rebalance moves
+it). Each :meth:`ReportRunner.tick` reads the partials written since the last
+tick and the watermark of every partition's latest checkpoint, feeds them to a
+:class:`~streamwatch.partial_merge.PartialMerger`, reports the windows now
+complete through the pipeline's :class:`~streamwatch.reporter.Reporter`, stores
+the rows and findings, and checkpoints its own state. After a crash it resumes
+from that checkpoint and reports the same windows again, which writes the same
+rows (the metrics table keeps the latest version of each).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from . import state_codec
+from .clickhouse import Store
+from .partial_merge import PartialMerger
+from .partition_stage import Partial, StageOutput
+from .pipeline import Pipeline, PipelineOutput
+
+__all__ = ["ReportRunner"]
+
+_log = logging.getLogger("streamwatch.worker")
+
+
+class ReportRunner:
+    """Merges partials of ``partitions`` partition numbers and reports complete windows.
+
+    ``on_report(output)`` (optional) sees every batch of rows and findings
+    after they are stored: where alert rules will hook in.
+    """
+
+    def __init__(self, pipeline: Pipeline, store: Store, group: str, partitions: int, on_report: Any = None) -> None:
+        self.pipeline = pipeline
+        self.store = store
+        self.group = group
+        self.partitions = partitions
+        self.on_report = on_report
+        self.active = False
+        self.reported_rows = 0
+        self._merger: PartialMerger | None = None
+        self._seen: dict[int, int] = {}
+        self._generation = 0
+        self._seq = 0
+
+    @property
+    def _name(self) -> str:
+        return f"reporter:{self.group}"
+
+    def activate(self) -> None:
+        """Take over reporting: resume from the last reporter checkpoint, or start afresh."""
+        checkpoint = self.store.load_checkpoint(self._name, 0)
+        self._merger = PartialMerger(range(self.partitions), self.pipeline.window_ms)
+        self._seen = dict.fromkeys(range(self.partitions), 0)
+        self._generation, self._seq = 1, 0
+        if checkpoint is not None:
+            state = state_codec.loads(checkpoint.state, self.pipeline.profiles)
+            self._merger, self._seen = state["merger"], state["seen"]
+            self.pipeline.reporter.restore(state["reporter"])
+            self._generation = (checkpoint.version >> 32) + 1
+        self.active = True
+
+    def deactivate(self) -> None:
+        self.active = False
+        self._merger = None
+
+    def tick(self) -> int:
+        """Report what became complete since the last tick; return the rows stored."""
+        if not self.active or self._merger is None:
+            return 0
+        merger = self._merger
+        watermarks = self.store.checkpoint_watermarks(f"stage:{self.group}")
+        fed = False
+        for partition in range(self.partitions):
+            rows = self.store.partials_since(self.group, partition, self._seen.get(partition, 0))
+            partials = [
+                Partial(kind, key, start, state_codec.loads(blob, self.pipeline.profiles))
+                for kind, key, start, _, blob in rows
+            ]
+            if rows:
+                self._seen[partition] = max(version for *_, version, _ in rows)
+            if partials or partition in watermarks:
+                # A partition's watermark counts once its checkpoint is written, and every partial
+                # written before that checkpoint has been read above.
+                merger.add(partition, StageOutput(partials, watermark=watermarks.get(partition, -(2**62))))
+                fed = True
+        if not fed:
+            return 0
+        out = PipelineOutput()
+        self.pipeline.report_partials(merger.release(), out)
+        merger.forget_before(merger.watermark - self.pipeline.window_ms - self.pipeline.label_horizon_ms)
+        self._seq += 1
+        version = (self._generation << 32) | self._seq
+        if out.rows:
+            self.store.insert_metrics(out.rows, version)
+        if out.findings:
+            self.store.insert_findings(out.findings, version)
+        state = {"merger": merger, "seen": self._seen, "reporter": self.pipeline.reporter.state()}
+        self.store.save_checkpoint(self._name, 0, version, merger.watermark, {}, state_codec.dumps(state))
+        if self.on_report is not None and (out.rows or out.findings):
+            self.on_report(out)
+        self.reported_rows += len(out.rows)
+        return len(out.rows)

@@ -1,0 +1,95 @@
+"""Assembling a worker from the settings, and ``streamwatch init``: no logic of its own.
+
+The pieces: a :class:`~streamwatch.kafka.BatchConsumer` in the worker group, a
+:class:`~streamwatch.kafka.KafkaTransport` for dead letters, the ClickHouse
+:class:`~streamwatch.clickhouse.Store`, the pipeline the config describes, and
+the :class:`~streamwatch.report_runner.ReportRunner`, put together into a
+:class:`~streamwatch.runtime.WorkerRuntime`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .clickhouse import Store, connect
+from .errors import ConfigError
+from .kafka import BatchConsumer, KafkaTransport, create_topics, topic_partitions
+from .pipeline import Pipeline
+from .ratelimit import RateLimitedLog
+from .report_runner import ReportRunner
+from .runtime import RuntimeSettings, WorkerRuntime
+from .settings import Settings
+
+__all__ = ["build_runtime", "faust_broker", "init_deployment", "input_partitions", "runtime_settings"]
+
+_log = logging.getLogger("streamwatch.worker")
+
+
+def runtime_settings(settings: Settings) -> RuntimeSettings:
+    topics, worker = settings.topics, settings.worker
+    return RuntimeSettings(
+        group=worker.group,
+        predictions=topics.predictions,
+        features=topics.features,
+        labels=topics.labels,
+        deadletter=topics.deadletter,
+        batch_size=worker.batch_size,
+        checkpoint_interval_ms=worker.checkpoint_interval_ms,
+        idle_timeout_ms=worker.idle_timeout_ms,
+    )
+
+
+def input_partitions(settings: Settings) -> int:
+    """The input topics' partition count; a one-line error when they are missing or differ."""
+    topics = settings.topics
+    counts = {
+        name: topic_partitions(settings.kafka, name) for name in (topics.predictions, topics.features, topics.labels)
+    }
+    missing = [name for name, n in counts.items() if n == 0]
+    if missing:
+        raise ConfigError(f"topic {missing[0]} does not exist: run `streamwatch init` first")
+    if len(set(counts.values())) > 1:
+        raise ConfigError(
+            f"input topics must have equal partition counts (a request's events meet by number): {counts}"
+        )
+    return next(iter(counts.values()))
+
+
+def build_runtime(
+    settings: Settings, pipeline: Pipeline, store: Store, partitions: int, on_report: Any = None
+) -> WorkerRuntime:
+    """A worker runtime joined to the group; call from the thread that will run it."""
+    rts = runtime_settings(settings)
+    failures = RateLimitedLog(_log, 10.0)
+    transport = KafkaTransport(
+        settings.kafka,
+        settings.producer,
+        on_failure=lambda topic, reason: failures.warning(
+            "deadletter", "dead letter to %s not delivered: %s", topic, reason
+        ),
+        on_error=lambda reason: failures.warning("kafka", "Kafka: %s", reason),
+    )
+    runner = ReportRunner(pipeline, store, rts.group, partitions, on_report=on_report)
+
+    def consumer(on_assign: Any, on_revoke: Any) -> BatchConsumer:
+        return BatchConsumer(settings.kafka, rts.group, rts.inputs, on_assign, on_revoke)
+
+    return WorkerRuntime(pipeline, store, consumer, transport, rts, report_runner=runner)
+
+
+def faust_broker(settings: Settings) -> str:
+    """The Faust app's broker URL (Faust's own connection carries no events, only the app's lifecycle)."""
+    return ";".join(f"kafka://{server.strip()}" for server in settings.kafka.bootstrap_servers.split(","))
+
+
+def init_deployment(settings: Settings) -> tuple[list[str], list[str]]:
+    """Create the topics that are missing and apply the ClickHouse schema; return what was created."""
+    topics = settings.topics
+    created = create_topics(
+        settings.kafka, [topics.predictions, topics.features, topics.labels], partitions=topics.partitions
+    )
+    created += create_topics(settings.kafka, [topics.alerts, topics.retrain, topics.deadletter], partitions=1)
+    store = connect(settings.clickhouse)
+    applied = store.migrate(settings.clickhouse.raw_ttl_days)
+    return created, applied

@@ -1,0 +1,218 @@
+"""The worker runtime against a real broker (noida-db) and real ClickHouse (chdb): exact, whatever happens."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from streamwatch.clickhouse import StorageError, Store
+from streamwatch.kafka import BatchConsumer, KafkaTransport, create_topics, read_topics
+from streamwatch.localbroker import LocalKafka
+from streamwatch.pipeline import Pipeline
+from streamwatch.report_runner import ReportRunner
+from streamwatch.runtime import RuntimeSettings, WorkerRuntime
+from streamwatch.settings import load_settings
+
+from .test_partial_merge import PROFILE, RAWS, WHOLE, same
+
+pytestmark = pytest.mark.kafka
+PARTITIONS = 3
+_groups = itertools.count()
+BAD = [b"not json", b'{"type":"prediction"}', b"[1,2]", b'{"type":"label","model":"\xff"}', b"{" * 70_000]
+
+
+def pipeline() -> Pipeline:
+    return Pipeline({("credit", "3"): PROFILE}, rolling_windows=3, min_samples=5, slices={"credit": [["gender"]]})
+
+
+def request_id(raw: bytes) -> bytes:
+    return raw.split(b'"request_id":"')[1].split(b'"')[0]
+
+
+def heartbeats(start_ms: int) -> list[tuple[bytes, bytes]]:
+    """One prediction of another model per partition, far later, so every window of ``credit`` closes."""
+    from streamwatch.encode import Encoder
+
+    encoder = Encoder()
+    return [
+        (
+            f"tick-{n}".encode(),
+            encoder.prediction(
+                "clock", "1", f"tick-{n}", 1.0, None, 1, 0.5, "production", "ok", None, None, None, start_ms + n, None
+            ),
+        )
+        for n in range(40)  # keys spread over every partition (murmur2)
+    ]
+
+
+class Setup:
+    def __init__(self, broker: LocalKafka) -> None:
+        n = next(_groups)
+        self.settings = load_settings(
+            kafka={"bootstrap_servers": broker.bootstrap_servers},
+            topics={
+                "predictions": f"rt{n}.predictions",
+                "features": f"rt{n}.features",
+                "labels": f"rt{n}.labels",
+                "deadletter": f"rt{n}.deadletter",
+                "partitions": PARTITIONS,
+            },
+        )
+        t = self.settings.topics
+        create_topics(self.settings.kafka, [t.predictions, t.features, t.labels], partitions=PARTITIONS)
+        create_topics(self.settings.kafka, [t.deadletter], partitions=1)
+        self.rts = RuntimeSettings(
+            group=f"rt{n}",
+            predictions=t.predictions,
+            features=t.features,
+            labels=t.labels,
+            deadletter=t.deadletter,
+            batch_size=500,
+            checkpoint_interval_ms=300,
+            idle_timeout_ms=2_000,
+            metrics_interval_s=0.5,
+        )
+
+    def publish(self, raws: list[bytes], bad: list[bytes] = ()) -> int:  # type: ignore[assignment]
+        transport = KafkaTransport(
+            self.settings.kafka, self.settings.producer, on_failure=lambda *a: None, on_error=lambda *a: None
+        )
+        t = self.rts
+        for raw in raws:
+            topic = t.labels if raw.startswith(b'{"type":"label"') else t.predictions
+            transport.send(topic, raw, request_id(raw))
+        for i, raw in enumerate(bad):
+            transport.send(t.predictions, raw, f"bad-{i}".encode())
+        end = max(int(r.split(b'"timestamp":')[1].split(b",")[0].split(b"}")[0]) for r in raws)
+        for key, raw in heartbeats(end + 600_000):
+            transport.send(t.predictions, raw, key)
+        assert transport.close(30.0) == 0
+        return len(raws) + len(bad) + 40
+
+    def runtime(self, store: Store, pipe: Pipeline | None = None) -> WorkerRuntime:
+        pipe = pipe or pipeline()
+        transport = KafkaTransport(
+            self.settings.kafka, self.settings.producer, on_failure=lambda *a: None, on_error=lambda *a: None
+        )
+        runner = ReportRunner(pipe, store, self.rts.group, PARTITIONS)
+
+        def consumer(on_assign: Any, on_revoke: Any) -> BatchConsumer:
+            return BatchConsumer(self.settings.kafka, self.rts.group, self.rts.inputs, on_assign, on_revoke)
+
+        return WorkerRuntime(pipe, store, consumer, transport, self.rts, report_runner=runner)
+
+
+def run_until(runtimes: list[WorkerRuntime], done: Callable[[], bool], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "the workers did not finish in time"
+        for runtime in runtimes:
+            runtime.step()
+
+
+def credit_rows(store: Store) -> dict[Any, Any]:
+    return {
+        (r.model, r.model_version, r.variant, r.window, r.window_start_ms, r.metric, r.feature, r.segment): (
+            r.value,
+            r.lower,
+            r.upper,
+            r.threshold,
+        )
+        for r in store.metrics(model="credit")
+    }
+
+
+def complete(runtimes: list[WorkerRuntime], published: int) -> Callable[[], bool]:
+    """Done once every message is consumed and, after that, every partition had time to go idle."""
+    wait_s = 2 * runtimes[0].settings.idle_timeout_ms / 1000 + 1
+    consumed_at: list[float] = []
+
+    def done() -> bool:
+        consumed = sum(r.metrics.events.labels(t)._value.get() for r in runtimes for t in r.settings.inputs)
+        if consumed < published:
+            return False
+        consumed_at.append(time.monotonic())
+        return time.monotonic() - consumed_at[0] > wait_s
+
+    return done
+
+
+def test_a_worker_stores_exactly_what_the_pipeline_computes_and_dead_letters_every_bad_message(
+    broker: LocalKafka, store: Store
+) -> None:
+    setup = Setup(broker)
+    published = setup.publish(RAWS, BAD)
+    runtime = setup.runtime(store)
+    try:
+        run_until([runtime], complete([runtime], published))
+    finally:
+        runtime.close()
+    same(credit_rows(store), WHOLE[0])
+    letters = store.dead_letters()
+    assert sorted(d.raw for d in letters) == sorted(BAD)
+    assert all(d.reason and d.source.topic == setup.rts.predictions for d in letters)
+    published = read_topics(setup.settings.kafka, [setup.rts.deadletter], expect=len(BAD), timeout=10)
+    assert sorted(m.value for m in published) == sorted(BAD)
+    assert store.count("predictions") == sum(b'"type":"prediction"' in r for r in RAWS) + 40
+    assert store.count("labels") == sum(r.startswith(b'{"type":"label"') for r in RAWS)
+
+
+def test_two_workers_give_what_one_gives_and_one_leaving_loses_nothing(broker: LocalKafka, store: Store) -> None:
+    setup = Setup(broker)
+    published = setup.publish(RAWS, BAD)
+    first, second = setup.runtime(store), setup.runtime(store)
+    try:
+        run_until([first, second], lambda: first.streams and second.streams, timeout=60)
+        assert set(first.streams).isdisjoint(second.streams)
+        for _ in range(3):
+            first.step()
+            second.step()
+        first.close()  # leaves the group mid-run: the second takes its partitions over
+        run_until([second], lambda: len(second.streams) == PARTITIONS, timeout=60)
+        run_until([second], complete([first, second], published))
+    finally:
+        second.close()
+    same(credit_rows(store), WHOLE[0])
+    assert sorted(d.raw for d in store.dead_letters()) == sorted(BAD)
+
+
+class FlakyStore:
+    """The real store, unreachable for the first ``outage`` seconds after the first write."""
+
+    def __init__(self, store: Store, outage: float) -> None:
+        self.store, self.outage, self.began, self.refused = store, outage, None, 0
+        self.lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self.store, name)
+        if not name.startswith(("insert_", "save_")):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            now = time.monotonic()
+            self.began = self.began or now
+            if now - self.began < self.outage:
+                self.refused += 1
+                raise StorageError("connection refused (injected)")
+            return target(*args, **kwargs)
+
+        return call
+
+
+def test_clickhouse_down_for_a_while_pauses_the_worker_which_then_catches_up(broker: LocalKafka, store: Store) -> None:
+    setup = Setup(broker)
+    published = setup.publish(RAWS, BAD)
+    flaky = FlakyStore(store, outage=4.0)
+    runtime = setup.runtime(flaky)  # type: ignore[arg-type]
+    try:
+        run_until([runtime], complete([runtime], published))
+    finally:
+        runtime.close()
+    assert flaky.refused >= 3
+    assert runtime.metrics.storage_errors._value.get() >= 3
+    same(credit_rows(store), WHOLE[0])

@@ -40,7 +40,6 @@ def build_app(runtime_factory: Any, *, app_id: str, broker: str, web_host: str, 
         web_enabled=True,
         autodiscover=False,
         store="memory://",
-        topic_disable_leader=True,
     )
     stopping = threading.Event()
     holder: dict[str, Any] = {"runtime": None, "last_step": None, "error": None}
@@ -83,7 +82,7 @@ def build_app(runtime_factory: Any, *, app_id: str, broker: str, web_host: str, 
     async def metrics(web: Any, request: Any) -> Any:
         runtime = holder["runtime"]
         body = runtime.metrics.exposition() if runtime is not None else b""
-        return web.bytes(body, content_type="text/plain; version=0.0.4; charset=utf-8")
+        return web.bytes(body, content_type="text/plain; version=0.0.4")
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:

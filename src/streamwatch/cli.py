@@ -290,6 +290,8 @@ def worker(
     Start as many as the input topics have partitions; they share the work as one consumer group.
     """
     import logging
+    import os
+    import platform
 
     from .clickhouse import connect
     from .pipeline_config import configured_profiles, load_profiles, pipeline_from_settings
@@ -311,7 +313,9 @@ def worker(
 
     app_ = build_app(
         runtime,
-        app_id=f"{settings.worker.group}-app",
+        # Faust's own consumer group carries no events (see worker.py). One per process: a process
+        # that replaces a crashed one must not wait for the dead member to leave a shared group.
+        app_id=f"{settings.worker.group}-app-{platform.node()}-{os.getpid()}",
         broker=faust_broker(settings),
         web_host=settings.worker.web_host,
         web_port=settings.worker.web_port if web_port is None else web_port,

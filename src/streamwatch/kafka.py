@@ -23,6 +23,7 @@ __all__ = [
     "KafkaTransport",
     "Message",
     "client_config",
+    "committed_lag",
     "create_topics",
     "read_topics",
     "topic_partitions",
@@ -209,8 +210,13 @@ class BatchConsumer:
         topics: list[str],
         on_assign: Callable[[list[tuple[str, int]]], dict[tuple[str, int], int | None]],
         on_revoke: Callable[[list[tuple[str, int]]], None],
+        instance_id: str | None = None,
     ) -> None:
         conf = client_config(kafka)
+        if instance_id:
+            # Static membership: a restarted worker with the same id takes its partitions back at
+            # once, instead of waiting for the group to notice that its predecessor died.
+            conf["group.instance.id"] = instance_id
         conf.update(
             {
                 "group.id": group,
@@ -220,7 +226,11 @@ class BatchConsumer:
                 "partition.assignment.strategy": "range",
                 # noida-db ignores fetch size limits; a backlog must still fit in one response.
                 "receive.message.max.bytes": 1_000_000_000,
-                "session.timeout.ms": 10_000,
+                # A crashed member's partitions move on after this long.
+                "session.timeout.ms": 6_000,
+                # Also the rebalance timeout: how long a join waits for members that stopped
+                # polling. The loop polls at least every few seconds, even while ClickHouse is down.
+                "max.poll.interval.ms": 20_000,
                 "heartbeat.interval.ms": 1_000,
             }
         )
@@ -295,3 +305,23 @@ def topic_partitions(kafka: KafkaSettings, topic: str, timeout: float = 10.0) ->
     admin = AdminClient(client_config(kafka))
     metadata = admin.list_topics(topic, timeout=timeout).topics.get(topic)
     return 0 if metadata is None or metadata.error is not None else len(metadata.partitions)
+
+
+def committed_lag(kafka: KafkaSettings, group: str, topics: list[str], timeout: float = 10.0) -> int:
+    """Messages of ``topics`` beyond what ``group`` has committed (all of a partition it never committed)."""
+    conf = client_config(kafka)
+    conf.update({"group.id": group, "enable.auto.commit": False})
+    consumer = confluent_kafka.Consumer(conf)
+    try:
+        partitions = [
+            confluent_kafka.TopicPartition(topic, p)
+            for topic in topics
+            for p in consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
+        ]
+        total = 0
+        for tp in consumer.committed(partitions, timeout=timeout):
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout, cached=False)
+            total += high - (tp.offset if tp.offset >= 0 else low)
+        return total
+    finally:
+        consumer.close()

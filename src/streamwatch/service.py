@@ -73,7 +73,7 @@ def build_runtime(
     runner = ReportRunner(pipeline, store, rts.group, partitions, on_report=on_report)
 
     def consumer(on_assign: Any, on_revoke: Any) -> BatchConsumer:
-        return BatchConsumer(settings.kafka, rts.group, rts.inputs, on_assign, on_revoke)
+        return BatchConsumer(settings.kafka, rts.group, rts.inputs, on_assign, on_revoke, settings.worker.instance_id)
 
     return WorkerRuntime(pipeline, store, consumer, transport, rts, report_runner=runner)
 

@@ -135,6 +135,13 @@ class WorkerSettings(_Section):
     """The stream workers: their consumer group, batches, checkpoints and web server."""
 
     group: str = Field("streamwatch", min_length=1, max_length=128)
+    instance_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="Kafka static membership id, unique per replica (a pod name): a restarted worker "
+        "takes its partitions back at once.",
+    )
     batch_size: int = Field(5_000, ge=1, le=100_000, description="Messages per batch through the core.")
     checkpoint_interval_ms: int = Field(5_000, ge=100, description="How often each partition's state is saved.")
     idle_timeout_ms: int = Field(30_000, ge=100, description="A partition this quiet follows the others' event time.")

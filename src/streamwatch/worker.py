@@ -40,6 +40,11 @@ def build_app(runtime_factory: Any, *, app_id: str, broker: str, web_host: str, 
         web_enabled=True,
         autodiscover=False,
         store="memory://",
+        # A worker that crashed is noticed in seconds, not Faust's default minute: its replacement
+        # waits for the dead member to leave the app's group before its task starts.
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=6.0,
     )
     stopping = threading.Event()
     holder: dict[str, Any] = {"runtime": None, "last_step": None, "error": None}

@@ -35,6 +35,7 @@ schemas: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/producer.py
 	$(BIN)/python bench/core.py
+	$(BIN)/python bench/worker.py
 
 # Evidently needs pandas < 3, so its comparison runs in an environment of its own.
 .venv-bench/.installed: bench/requirements-evidently.txt pyproject.toml

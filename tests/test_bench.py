@@ -25,3 +25,13 @@ def test_core_bench_runs_and_prints_its_ratio() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     for line in ("orjson.loads", "streamwatch pipeline", "ratio pipeline / orjson.loads:", "peak MiB"):
         assert line in result.stdout
+
+
+def test_worker_bench_runs_and_stores_every_prediction() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "worker.py"), "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for line in ("bare consume(1000)", "Kafka to ClickHouse", "Faust agent", "worker / bare consumer:", "queryable"):
+        assert line in result.stdout
+    assert "predictions stored: 3,360" in result.stdout  # 3,000 plus the delay probe's 300 and 60

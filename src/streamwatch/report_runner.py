@@ -77,16 +77,18 @@ class ReportRunner:
         fed = False
         for partition in range(self.partitions):
             rows = self.store.partials_since(self.group, partition, self._seen.get(partition, 0))
-            partials = [
-                Partial(kind, key, start, state_codec.loads(blob, self.pipeline.profiles))
-                for kind, key, start, _, blob in rows
-            ]
             if rows:
                 self._seen[partition] = max(version for *_, version, _ in rows)
-            if partials or partition in watermarks:
-                # A partition's watermark counts once its checkpoint is written, and every partial
-                # written before that checkpoint has been read above.
-                merger.add(partition, StageOutput(partials, watermark=watermarks.get(partition, -(2**62))))
+            partials, watermark = [], watermarks.get(partition, -(2**62))
+            for kind, key, start, _, blob in rows:
+                if kind == "watermark":
+                    # Written with the partials of the batch that reached it: all before it are read.
+                    watermark = max(watermark, int(blob))
+                else:
+                    partials.append(Partial(kind, key, start, state_codec.loads(blob, self.pipeline.profiles)))
+            if rows or partition in watermarks:
+                # A checkpoint's watermark counts too: every partial written before it is read above.
+                merger.add(partition, StageOutput(partials, watermark=watermark))
                 fed = True
         if not fed:
             return 0

@@ -57,6 +57,7 @@ class RuntimeSettings:
     poll_timeout_s: float = 0.2
     checkpoint_interval_ms: int = 5_000
     idle_timeout_ms: int = 30_000
+    report_interval_ms: int = 1_000
     metrics_interval_s: float = 10.0
 
     @property
@@ -116,6 +117,7 @@ class WorkerRuntime:
         self._reporting = False
         self._deferred: list[Message] = []
         self._recorded_at = 0.0
+        self._reported_at = 0.0
         self.worker_id = f"{settings.group}-{os.getpid()}"
         self.consumer = consumer_factory(self._assigned, self._revoked)
 
@@ -185,7 +187,9 @@ class WorkerRuntime:
         for number, stream in list(self.streams.items()):
             if stream.dirty and (now - stream.checkpointed_at) * 1000 >= self.settings.checkpoint_interval_ms:
                 self._retrying(lambda n=number, s=stream: self._checkpoint(n, s))
-        if self._reporting:
+        if self._reporting and (now - self._reported_at) * 1000 >= self.settings.report_interval_ms:
+            # Not every batch: each report reads every partition's partials and saves its state.
+            self._reported_at = now
             self._retrying(self.report_runner.tick)
         if now - self._recorded_at >= self.settings.metrics_interval_s:
             self._record_metrics(now)
@@ -249,12 +253,11 @@ class WorkerRuntime:
 
     def _write_partials(self, number: int, stream: _Stream, output: StageOutput) -> None:
         if output.partials:
-            self.store.insert_partials(
-                self.settings.group,
-                number,
-                stream.version,
-                [(p.kind, p.key, p.start, state_codec.dumps(p.aggregate)) for p in output.partials],
-            )
+            rows = [(p.kind, p.key, p.start, state_codec.dumps(p.aggregate)) for p in output.partials]
+            # The stage's watermark goes in the same insert: once the reporter sees it, it has every
+            # partial of the windows before it, without waiting for the next checkpoint.
+            rows.append(("watermark", (), 0, str(output.watermark).encode()))
+            self.store.insert_partials(self.settings.group, number, stream.version, rows)
 
     def _checkpoint(self, number: int, stream: _Stream) -> None:
         # Dead letters reach their topic at least once: before the offsets that produced them move on.

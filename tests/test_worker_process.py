@@ -35,8 +35,8 @@ windows: {{rolling_windows: 3}}
 worker: {{group: {group}, instance_id: w1, batch_size: 50, checkpoint_interval_ms: 300,
          idle_timeout_ms: 2000, web_port: {port}}}
 topics: {{predictions: {p}, features: {f}, labels: {l}, deadletter: {d}, partitions: 3}}
-kafka: {{bootstrap_servers: "{bootstrap}"}}
-clickhouse: {{dsn: "chdb://{data}", raw_ttl_days: 0}}
+kafka: {{bootstrap_servers: "{bootstrap}", librdkafka: {{"client.rack": "rack-secret-x1"}}}}
+clickhouse: {{dsn: "chdb://{data}", raw_ttl_days: 0, password: "hunter2-pw"}}
 """
 
 DUMP = """
@@ -151,7 +151,9 @@ def test_a_worker_killed_at_random_points_and_restarted_ends_exactly_like_an_uni
     }
     same(rows, expected(config))
     assert sorted(bytes.fromhex(h) for h in result["dead"]) == sorted(BAD)
-    assert "Traceback" not in log.read_text()
+    text = log.read_text()
+    assert "Traceback" not in text
+    assert "rack-secret-x1" not in text and "hunter2-pw" not in text  # secrets never reach the logs
 
 
 def committed_lag(setup: Setup) -> int:

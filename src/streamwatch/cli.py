@@ -282,7 +282,7 @@ def worker(
         list[Path] | None,
         typer.Option("--reference", "-r", metavar="REF.json", help="A reference profile; repeat for more."),
     ] = None,
-    web_port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port of /metrics and /health.")] = None,
+    web_port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port of /metrics and /health.")] = None,
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
 ) -> None:
     """Run a stream worker: consume the event topics, monitor, and store results in ClickHouse.
@@ -296,7 +296,7 @@ def worker(
     from .clickhouse import connect
     from .pipeline_config import configured_profiles, load_profiles, pipeline_from_settings
     from .service import build_runtime, faust_broker, input_partitions
-    from .worker import build_app, run_worker
+    from .worker import broker_credentials, build_app, run_worker
 
     settings = _settings(config)
     profiles = configured_profiles(settings) | load_profiles(reference or [])
@@ -319,6 +319,7 @@ def worker(
         broker=faust_broker(settings),
         web_host=settings.worker.web_host,
         web_port=settings.worker.web_port if web_port is None else web_port,
+        credentials=broker_credentials(settings.kafka),
     )
     run_worker(app_, loglevel)
 

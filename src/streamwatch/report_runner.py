@@ -93,7 +93,19 @@ class ReportRunner:
         if not fed:
             return 0
         out = PipelineOutput()
-        self.pipeline.report_partials(merger.release(), out)
+        released = merger.release()
+        self.pipeline.report_partials(released, out)
+        for partial in released:
+            model, version, variant = partial.key[:3]
+            _log.info(
+                "reported %s window %s %s %s at %d",
+                partial.kind,
+                model,
+                version,
+                variant,
+                partial.start,
+                extra={"model": model, "model_version": version, "variant": variant, "window_start": partial.start},
+            )
         merger.forget_before(merger.watermark - self.pipeline.window_ms - self.pipeline.label_horizon_ms)
         self._seq += 1
         version = (self._generation << 32) | self._seq

@@ -146,7 +146,7 @@ class WorkerSettings(_Section):
     checkpoint_interval_ms: int = Field(5_000, ge=100, description="How often each partition's state is saved.")
     idle_timeout_ms: int = Field(30_000, ge=100, description="A partition this quiet follows the others' event time.")
     web_host: str = "127.0.0.1"
-    web_port: int = Field(6066, ge=0, le=65535)
+    web_port: int = Field(6066, ge=1, le=65535)
 
 
 class Settings(BaseSettings):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import ssl
 import threading
 import time
 from typing import Any
@@ -21,13 +22,40 @@ from typing import Any
 import faust
 
 from .runtime import WorkerRuntime
+from .settings import KafkaSettings
 
-__all__ = ["build_app"]
+__all__ = ["broker_credentials", "build_app", "run_worker"]
 
 _log = logging.getLogger("streamwatch.worker")
 
 
-def build_app(runtime_factory: Any, *, app_id: str, broker: str, web_host: str, web_port: int) -> faust.App:
+def broker_credentials(kafka: KafkaSettings) -> Any:
+    """Faust's own connection to Kafka, secured like streamwatch's clients (``None`` for PLAINTEXT)."""
+    protocol = kafka.security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=str(kafka.ssl_ca_location) if kafka.ssl_ca_location else None)
+        if kafka.ssl_certificate_location and kafka.ssl_key_location:
+            context.load_cert_chain(
+                str(kafka.ssl_certificate_location),
+                str(kafka.ssl_key_location),
+                kafka.ssl_key_password.get_secret_value() if kafka.ssl_key_password else None,
+            )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(
+        username=kafka.sasl_username,
+        password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+        mechanism=kafka.sasl_mechanism,
+        ssl_context=context,
+    )
+
+
+def build_app(
+    runtime_factory: Any, *, app_id: str, broker: str, web_host: str, web_port: int, credentials: Any = None
+) -> faust.App:
     """A Faust app whose task runs the runtime ``runtime_factory()`` builds, in a thread of its own.
 
     The runtime is built inside that thread: the Kafka consumer and the
@@ -46,6 +74,7 @@ def build_app(runtime_factory: Any, *, app_id: str, broker: str, web_host: str, 
         broker_session_timeout=6.0,
         broker_heartbeat_interval=1.0,
         broker_rebalance_timeout=6.0,
+        broker_credentials=credentials,
     )
     stopping = threading.Event()
     holder: dict[str, Any] = {"runtime": None, "last_step": None, "error": None}

@@ -91,6 +91,7 @@ def runtime_for(kafka: KafkaSettings, prefix: str, group: str, store, checkpoint
         batch_size=5000,
         checkpoint_interval_ms=checkpoint_ms,
         idle_timeout_ms=2_000,
+        max_age_ms=10**13,  # the synthetic events are dated November 2026
     )
     settings = load_settings(kafka=kafka.model_dump())
     transport = KafkaTransport(kafka, settings.producer, on_failure=lambda *a: None, on_error=lambda *a: None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 import threading
@@ -82,6 +83,7 @@ class Setup:
             checkpoint_interval_ms=300,
             idle_timeout_ms=2_000,
             metrics_interval_s=0.5,
+            max_age_ms=10**13,  # the test streams are dated November 2026, whenever the tests run
         )
 
     def publish(self, raws: list[bytes], bad: list[bytes] = ()) -> int:  # type: ignore[assignment]
@@ -291,3 +293,30 @@ def test_ten_thousand_bad_messages_among_good_ones_are_all_accounted_for(
     stored_ids = {row[0] for row in store.query("SELECT event_id FROM {db}.predictions FINAL WHERE model = 'credit'")}
     assert stored_ids == good_ids  # every good prediction stored, once
     same(credit_rows(store), WHOLE[0])  # and the bad ones changed no figure
+
+
+def test_an_event_dated_far_from_when_it_was_published_is_a_dead_letter(broker: LocalKafka, store: Store) -> None:
+    from streamwatch.encode import Encoder
+
+    setup = Setup(broker)
+    setup.rts = dataclasses.replace(setup.rts, max_age_ms=7 * 86_400_000, max_future_ms=86_400_000)
+    now = int(time.time() * 1000)
+    encoder = Encoder()
+    at = {"now": now, "year 2999": 32_500_000_000_000, "a month ago": now - 30 * 86_400_000}
+    raws = [
+        encoder.prediction("credit", "3", f"r-{name}", 5.0, None, 1, 0.5, "production", "ok", None, None, None, t, None)
+        for name, t in at.items()
+    ]
+    published = setup.publish(raws)
+    runtime = setup.runtime(store)
+    try:
+        run_until([runtime], complete([runtime], published))
+    finally:
+        runtime.close()
+    letters = {orjson.loads(d.raw)["request_id"]: d.reason for d in store.dead_letters()}
+    letters = {k: v for k, v in letters.items() if k.startswith("r-")}  # (publish's heartbeats follow year 2999)
+    assert letters == {
+        "r-year 2999": "prediction event: timestamp: too far in the future of when it was published",
+        "r-a month ago": "prediction event: timestamp: too far in the past of when it was published",
+    }
+    assert store.query("SELECT request_id FROM {db}.predictions FINAL WHERE model = 'credit'") == [("r-now",)]

@@ -157,6 +157,8 @@ class Message:
     offset: int
     key: bytes | None
     value: bytes
+    #: The record's Kafka timestamp (epoch ms; the producer's or broker's clock), 0 when unknown.
+    timestamp_ms: int = 0
 
 
 def read_topics(
@@ -259,7 +261,9 @@ class BatchConsumer:
                 if error.code() != confluent_kafka.KafkaError._PARTITION_EOF:
                     _log.warning("consumer error: %s", error.str())
                 continue
-            out.append(Message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()))
+            kind, stamp = msg.timestamp()
+            stamp = stamp if kind != confluent_kafka.TIMESTAMP_NOT_AVAILABLE else 0
+            out.append(Message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), stamp))
         return out
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:

@@ -118,9 +118,16 @@ class PartitionStage:
     def watermark(self) -> int:
         return self.windows.watermark
 
-    def process(self, raws: Sequence[bytes]) -> StageOutput:
-        """Decode a batch, add it to its windows, and hand out the partials it completed."""
+    def process(self, raws: Sequence[bytes], plausible: Sequence[tuple[int, int]] | None = None) -> StageOutput:
+        """Decode a batch, add it to its windows, and hand out the partials it completed.
+
+        ``plausible`` gives, per raw event, the earliest and latest event time to believe (a
+        runtime derives them from the Kafka record's own timestamp): an event outside its range
+        is a dead letter, so that one clock gone wrong cannot close every window at once.
+        """
         batch = decode_batch(raws)
+        if plausible is not None:
+            _screen_times(batch, plausible)
         out = StageOutput(dead_letters=batch.dead_letters, labels_received=len(batch.labels), decoded=batch)
         # Arrival order within the batch is kept: lateness must not depend on batching.
         events = batch.predictions + batch.features
@@ -260,6 +267,28 @@ class PartitionStage:
         self._divergence = state["divergence"]
         self._performance = state["performance"]
         self._unreported = state["unreported"]
+
+
+def _screen_times(batch: DecodedBatch, plausible: Sequence[tuple[int, int]]) -> None:
+    """Move events whose time is outside their plausible range to the dead letters."""
+    for kind, events in (("prediction", batch.predictions), ("feature", batch.features), ("label", batch.labels)):
+        positions = batch.positions[kind]
+        keep = [
+            i
+            for i, (event, at) in enumerate(zip(events, positions, strict=True))
+            if plausible[at][0] <= event.timestamp <= plausible[at][1]
+        ]
+        if len(keep) == len(events):
+            continue
+        for i in sorted(set(range(len(events))) - set(keep)):
+            _, high = plausible[positions[i]]
+            side = "future" if events[i].timestamp > high else "past"
+            batch.dead_letters.append(
+                DeadLetter(positions[i], f"{kind} event: timestamp: too far in the {side} of when it was published")
+            )
+        events[:] = [events[i] for i in keep]
+        positions[:] = [positions[i] for i in keep]
+    batch.dead_letters.sort(key=lambda d: d.index)
 
 
 def _order(slot: tuple[Any, int]) -> tuple[int, str]:

@@ -58,6 +58,8 @@ class RuntimeSettings:
     checkpoint_interval_ms: int = 5_000
     idle_timeout_ms: int = 30_000
     report_interval_ms: int = 1_000
+    max_future_ms: int = 86_400_000
+    max_age_ms: int = 7 * 86_400_000
     metrics_interval_s: float = 10.0
 
     @property
@@ -208,7 +210,11 @@ class WorkerRuntime:
 
     def _process(self, number: int, stream: _Stream, batch: list[Message]) -> None:
         started = time.perf_counter()
-        output = stream.stage.process([m.value for m in batch])
+        future, past = self.settings.max_future_ms, self.settings.max_age_ms
+        plausible = [
+            (m.timestamp_ms - past, m.timestamp_ms + future) if m.timestamp_ms > 0 else (-(2**62), 2**62) for m in batch
+        ]
+        output = stream.stage.process([m.value for m in batch], plausible)
         stream.seq += 1
         stream.dirty = True
         for m in batch:

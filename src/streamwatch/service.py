@@ -37,6 +37,8 @@ def runtime_settings(settings: Settings) -> RuntimeSettings:
         batch_size=worker.batch_size,
         checkpoint_interval_ms=worker.checkpoint_interval_ms,
         idle_timeout_ms=worker.idle_timeout_ms,
+        max_future_ms=worker.max_future_ms,
+        max_age_ms=worker.max_age_ms,
     )
 
 

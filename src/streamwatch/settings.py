@@ -145,6 +145,12 @@ class WorkerSettings(_Section):
     batch_size: int = Field(5_000, ge=1, le=100_000, description="Messages per batch through the core.")
     checkpoint_interval_ms: int = Field(5_000, ge=100, description="How often each partition's state is saved.")
     idle_timeout_ms: int = Field(30_000, ge=100, description="A partition this quiet follows the others' event time.")
+    max_future_ms: int = Field(
+        86_400_000, ge=0, description="An event this far after its Kafka timestamp is a dead letter."
+    )
+    max_age_ms: int = Field(
+        7 * 86_400_000, ge=0, description="An event this far before its Kafka timestamp is a dead letter."
+    )
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
 

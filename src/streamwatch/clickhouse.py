@@ -484,20 +484,19 @@ class Store:
 
     # -- worker state -------------------------------------------------------------------------------
 
-    def insert_partials(
-        self, group: str, partition: int, version: int, partials: Sequence[tuple[str, Any, int, bytes]]
-    ) -> None:
+    def insert_partials(self, group: str, rows: Sequence[tuple[int, int, str, Any, int, bytes]]) -> None:
+        """Partials as (partition, version, kind, key, window start, bytes), in one insert."""
         self._insert(
             "partials",
-            ["worker_group", "partition", "kind", "key", "window_start", "version", "aggregate"],
+            ["worker_group", "partition", "version", "kind", "key", "window_start", "aggregate"],
             [
-                [group] * len(partials),
-                [partition] * len(partials),
-                [p[0] for p in partials],
-                [_json(list(p[1])) for p in partials],
-                [p[2] for p in partials],
-                [version] * len(partials),
-                [p[3] for p in partials],
+                [group] * len(rows),
+                [r[0] for r in rows],
+                [r[1] for r in rows],
+                [r[2] for r in rows],
+                [_json(list(r[3])) for r in rows],
+                [r[4] for r in rows],
+                [r[5] for r in rows],
             ],
         )
 

@@ -181,10 +181,14 @@ class WorkerRuntime:
         for message in messages:
             if message.partition in self.streams:
                 by_partition[message.partition].append(message)
+        writes = []
         for number, batch in by_partition.items():
             stream = self.streams[number]
             stream.last_message_at = now
-            self._process(number, stream, batch)
+            writes.append((number, stream, batch, self._process(stream, batch)))
+        if writes:
+            # One insert per table for the whole step, not per partition: each insert has a fixed cost.
+            self._retrying(lambda: self._write(writes))
         self._advance_idle(now)
         for number, stream in list(self.streams.items()):
             if stream.dirty and (now - stream.checkpointed_at) * 1000 >= self.settings.checkpoint_interval_ms:
@@ -208,7 +212,7 @@ class WorkerRuntime:
         except StorageError as exc:
             _log.warning("could not store worker metrics: %s", exc)
 
-    def _process(self, number: int, stream: _Stream, batch: list[Message]) -> None:
+    def _process(self, stream: _Stream, batch: list[Message]) -> StageOutput:
         started = time.perf_counter()
         future, past = self.settings.max_future_ms, self.settings.max_age_ms
         plausible = [
@@ -220,23 +224,26 @@ class WorkerRuntime:
         for m in batch:
             stream.offsets[m.topic] = max(stream.offsets.get(m.topic, 0), m.offset + 1)
         self.metrics.processed(batch, output, time.perf_counter() - started)
-        self._retrying(lambda: self._write(number, stream, batch, output))
+        return output
 
-    def _write(self, number: int, stream: _Stream, batch: list[Message], output: StageOutput) -> None:
+    def _write(self, writes: list[tuple[int, _Stream, list[Message], StageOutput]]) -> None:
         started = time.perf_counter()
-        decoded = output.decoded
-        if decoded is not None:
-            for kind, events, insert in (
-                ("prediction", decoded.predictions, self.store.insert_predictions),
-                ("feature", decoded.features, self.store.insert_feature_events),
-                ("label", decoded.labels, self.store.insert_labels),
-            ):
-                if events:
-                    where = [batch[i] for i in decoded.positions[kind]]
-                    insert(events, [Source(m.topic, m.partition, m.offset) for m in where])
-        if output.dead_letters:
-            received = int(time.time() * 1000)
-            records = [
+        raw: dict[str, tuple[list[Any], list[Source]]] = {k: ([], []) for k in ("prediction", "feature", "label")}
+        letters: list[DeadLetterRecord] = []
+        received = int(time.time() * 1000)
+        for number, _, batch, output in writes:
+            decoded = output.decoded
+            if decoded is not None:
+                for kind, events in (
+                    ("prediction", decoded.predictions),
+                    ("feature", decoded.features),
+                    ("label", decoded.labels),
+                ):
+                    raw[kind][0].extend(events)
+                    raw[kind][1].extend(
+                        Source(batch[i].topic, number, batch[i].offset) for i in decoded.positions[kind]
+                    )
+            letters += [
                 DeadLetterRecord(
                     Source(batch[d.index].topic, number, batch[d.index].offset),
                     d.reason,
@@ -245,25 +252,39 @@ class WorkerRuntime:
                 )
                 for d in output.dead_letters
             ]
-            self.store.insert_dead_letters(records)
-            for record in records:
+        for kind, insert in (
+            ("prediction", self.store.insert_predictions),
+            ("feature", self.store.insert_feature_events),
+            ("label", self.store.insert_labels),
+        ):
+            if raw[kind][0]:
+                insert(*raw[kind])
+        if letters:
+            self.store.insert_dead_letters(letters)
+            for record in letters:
                 headers = [
                     ("streamwatch-reason", record.reason.encode()),
                     ("streamwatch-topic", record.source.topic.encode()),
-                    ("streamwatch-partition", str(number).encode()),
+                    ("streamwatch-partition", str(record.source.partition).encode()),
                     ("streamwatch-offset", str(record.source.offset).encode()),
                 ]
                 self.dead_letter_topic.send(self.settings.deadletter, record.raw, headers=headers)
-        self._write_partials(number, stream, output)
+        self._write_partials([(number, stream, output) for number, stream, _, output in writes])
         self.metrics.inserted(time.perf_counter() - started)
 
-    def _write_partials(self, number: int, stream: _Stream, output: StageOutput) -> None:
-        if output.partials:
-            rows = [(p.kind, p.key, p.start, state_codec.dumps(p.aggregate)) for p in output.partials]
-            # The stage's watermark goes in the same insert: once the reporter sees it, it has every
-            # partial of the windows before it, without waiting for the next checkpoint.
-            rows.append(("watermark", (), 0, str(output.watermark).encode()))
-            self.store.insert_partials(self.settings.group, number, stream.version, rows)
+    def _write_partials(self, outputs: list[tuple[int, _Stream, StageOutput]]) -> None:
+        rows = []
+        for number, stream, output in outputs:
+            if output.partials:
+                rows += [
+                    (number, stream.version, p.kind, p.key, p.start, state_codec.dumps(p.aggregate))
+                    for p in output.partials
+                ]
+                # The stage's watermark goes in the same insert: once the reporter sees it, it has every
+                # partial of the windows before it, without waiting for the next checkpoint.
+                rows.append((number, stream.version, "watermark", (), 0, str(output.watermark).encode()))
+        if rows:
+            self.store.insert_partials(self.settings.group, rows)
 
     def _checkpoint(self, number: int, stream: _Stream) -> None:
         # Dead letters reach their topic at least once: before the offsets that produced them move on.
@@ -297,7 +318,7 @@ class WorkerRuntime:
                 )
                 stream.seq += 1
                 stream.dirty = True
-                self._retrying(lambda n=number, s=stream, o=output: self._write_partials(n, s, o))
+                self._retrying(lambda n=number, s=stream, o=output: self._write_partials([(n, s, o)]))
                 self._retrying(lambda n=number, s=stream: self._checkpoint(n, s))
             stream.last_message_at = now
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import pickle
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from .errors import StreamwatchError
@@ -33,26 +34,27 @@ from .profiles import ReferenceProfile
 __all__ = ["dumps", "loads"]
 
 
+# The profiles a running loads() resolves references against; set only for its duration.
+_LOADING: ContextVar[Mapping[tuple[str, str], ReferenceProfile]] = ContextVar("streamwatch_state_profiles")
+
+
+def _profile(model: str, version: str, sha: str) -> ReferenceProfile:
+    profile = _LOADING.get({}).get((model, version))
+    if profile is None or profile.lineage.content_sha256 != sha:
+        raise StreamwatchError(
+            f"checkpoint refers to reference profile {model} {version} ({sha[:12]}), which is not loaded"
+        )
+    return profile
+
+
 class _Pickler(pickle.Pickler):
-    def persistent_id(self, obj: Any) -> Any:
+    # reducer_override, unlike persistent_id, is skipped for plain ints, floats, strings, tuples,
+    # lists and dicts: the bulk of a checkpoint (the label join's pending predictions).
+    def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, ReferenceProfile):
-            return ("profile", obj.lineage.model, obj.lineage.model_version, obj.lineage.content_sha256)
-        return None
-
-
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, data: bytes, profiles: Mapping[tuple[str, str], ReferenceProfile]) -> None:
-        super().__init__(io.BytesIO(data))
-        self.profiles = profiles
-
-    def persistent_load(self, pid: Any) -> Any:
-        _, model, version, sha = pid
-        profile = self.profiles.get((model, version))
-        if profile is None or profile.lineage.content_sha256 != sha:
-            raise StreamwatchError(
-                f"checkpoint refers to reference profile {model} {version} ({sha[:12]}), which is not loaded"
-            )
-        return profile
+            lineage = obj.lineage
+            return _profile, (lineage.model, lineage.model_version, lineage.content_sha256)
+        return NotImplemented
 
 
 def dumps(state: Any) -> bytes:
@@ -62,4 +64,8 @@ def dumps(state: Any) -> bytes:
 
 
 def loads(data: bytes, profiles: Mapping[tuple[str, str], ReferenceProfile]) -> Any:
-    return _Unpickler(data, profiles).load()
+    token = _LOADING.set(profiles)
+    try:
+        return pickle.loads(data)
+    finally:
+        _LOADING.reset(token)

@@ -117,7 +117,7 @@ def test_a_worker_killed_at_random_points_and_restarted_ends_exactly_like_an_uni
         worker.wait(10)
         kills += 1
     worker = subprocess.Popen(
-        [sys.executable, "-m", "streamwatch", "worker", "--config", str(config)],
+        [sys.executable, "-m", "streamwatch", "worker", "--config", str(config), "--log-format", "json"],
         stdout=log.open("a"),
         stderr=subprocess.STDOUT,
     )
@@ -152,6 +152,9 @@ def test_a_worker_killed_at_random_points_and_restarted_ends_exactly_like_an_uni
     same(rows, expected(config))
     assert sorted(bytes.fromhex(h) for h in result["dead"]) == sorted(BAD)
     text = log.read_text()
+    structured = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    reports = [e for e in structured if e.get("model") == "credit" and "window_start" in e]
+    assert reports and {"time", "level", "logger", "message", "model_version", "variant"} <= reports[0].keys()
     assert "Traceback" not in text
     assert "rack-secret-x1" not in text and "hunter2-pw" not in text  # secrets never reach the logs
 

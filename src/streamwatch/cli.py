@@ -284,16 +284,19 @@ def worker(
     ] = None,
     web_port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port of /metrics and /health.")] = None,
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
+    log_format: Annotated[
+        str, typer.Option(help="text, or json: one object per line with model, version, window.")
+    ] = "text",
 ) -> None:
     """Run a stream worker: consume the event topics, monitor, and store results in ClickHouse.
 
     Start as many as the input topics have partitions; they share the work as one consumer group.
     """
-    import logging
     import os
     import platform
 
     from .clickhouse import connect
+    from .logs import configure as configure_logs
     from .pipeline_config import configured_profiles, load_profiles, pipeline_from_settings
     from .service import build_runtime, faust_broker, input_partitions
     from .worker import broker_credentials, build_app, run_worker
@@ -302,7 +305,9 @@ def worker(
     profiles = configured_profiles(settings) | load_profiles(reference or [])
     pipeline = pipeline_from_settings(settings, profiles)
     partitions = input_partitions(settings)
-    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if log_format not in ("text", "json"):
+        raise StreamwatchError(f"--log-format: must be text or json, not {log_format!r}")
+    configure_logs(loglevel, json=log_format == "json")
 
     def runtime():  # type: ignore[no-untyped-def]
         store = connect(settings.clickhouse)

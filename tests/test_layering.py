@@ -36,6 +36,7 @@ PURE = {
     "partial_merge.py",
     "reporter.py",
     "state_codec.py",
+    "alert_rules.py",
     "window_aggregates.py",
     "window_report.py",
     "performance.py",

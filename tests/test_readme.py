@@ -21,3 +21,16 @@ def test_every_event_type_has_an_example() -> None:
 @pytest.mark.parametrize("block", BLOCKS, ids=lambda b: re.search(r'"type": "(\w+)"', b).group(1))  # type: ignore[union-attr]
 def test_readme_example_is_valid(block: str) -> None:
     parse_event(block.encode(), any_type=True)
+
+
+def test_the_yaml_config_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamwatch.settings import load_settings
+
+    [block] = re.findall(r"```yaml\n(.*?)```", README, re.S)
+    for name in ("SLACK_WEBHOOK_URL", "PAGERDUTY_ROUTING_KEY", "WEBHOOK_SECRET", "CLICKHOUSE_PASSWORD", "HOSTNAME"):
+        monkeypatch.setenv(name, f"value-of-{name.lower()}")
+    path = tmp_path / "streamwatch.yaml"
+    path.write_text(block)
+    settings = load_settings(path)
+    assert settings.clickhouse.dsn == "http://clickhouse:8123" and settings.worker.instance_id == "value-of-hostname"
+    assert settings.models[0].segments and settings.rules[0].channels == ["ml-oncall"]

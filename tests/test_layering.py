@@ -37,6 +37,7 @@ PURE = {
     "reporter.py",
     "state_codec.py",
     "alert_rules.py",
+    "alert_events.py",
     "window_aggregates.py",
     "window_report.py",
     "performance.py",

@@ -26,6 +26,7 @@ from streamwatch.runtime import RuntimeSettings, WorkerRuntime
 from streamwatch.settings import load_settings
 
 from .test_partial_merge import PROFILE, RAWS, WHOLE, same
+from .test_pipeline import START
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 3
@@ -109,12 +110,13 @@ class Setup:
         assert transport.close(30.0) == 0
         return len(raws) + len(bad) + 40
 
-    def runtime(self, store: Store, pipe: Pipeline | None = None) -> WorkerRuntime:
+    def runtime(self, store: Store, pipe: Pipeline | None = None, rules: Any = None) -> WorkerRuntime:
         pipe = pipe or pipeline()
         transport = KafkaTransport(
             self.settings.kafka, self.settings.producer, on_failure=lambda *a: None, on_error=lambda *a: None
         )
-        runner = ReportRunner(pipe, store, self.rts.group, PARTITIONS)
+        alerts = (transport, f"{self.rts.group}.alerts")
+        runner = ReportRunner(pipe, store, self.rts.group, PARTITIONS, rules=rules, alerts=alerts)
 
         def consumer(on_assign: Any, on_revoke: Any) -> BatchConsumer:
             return BatchConsumer(self.settings.kafka, self.rts.group, self.rts.inputs, on_assign, on_revoke)
@@ -320,3 +322,41 @@ def test_an_event_dated_far_from_when_it_was_published_is_a_dead_letter(broker: 
         "r-a month ago": "prediction event: timestamp: too far in the past of when it was published",
     }
     assert store.query("SELECT request_id FROM {db}.predictions FINAL WHERE model = 'credit'") == [("r-now",)]
+
+
+def test_an_alert_rule_fires_on_the_drifted_window_and_resolves_and_both_are_stored_and_published(
+    broker: LocalKafka, store: Store
+) -> None:
+    from streamwatch.alert_rules import RuleEngine
+    from streamwatch.config import RuleConfig
+    from streamwatch.events import AlertEvent
+
+    setup = Setup(broker)
+    create_topics(setup.settings.kafka, [f"{setup.rts.group}.alerts"], partitions=1)
+    drift = RuleConfig(
+        name="income-drift",
+        kind="drift",
+        feature="income",
+        # 0.5 std: the stream's shift is 1.5 std, and 150-value windows wander past 0.1 by chance.
+        when={"metric": "wasserstein", "op": ">", "threshold": 0.5},
+        runbook_url="https://runbooks.example.com/drift",
+    )
+    published = setup.publish(RAWS)
+    runtime = setup.runtime(store, rules=RuleEngine([drift]))
+    try:
+        run_until([runtime], complete([runtime], published))
+    finally:
+        runtime.close()
+    rows = store.query(
+        "SELECT status, toUnixTimestamp64Milli(window_start), fingerprint FROM {db}.alerts FINAL ORDER BY window_start"
+    )
+    drifted = START + 2 * 60_000  # the stream shifts income in its third minute
+    assert [(status, start) for status, start, _ in rows] == [("firing", drifted), ("resolved", drifted + 60_000)]
+    events = [
+        AlertEvent.model_validate_json(m.value)
+        for m in read_topics(setup.settings.kafka, [f"{setup.rts.group}.alerts"], expect=2, timeout=10)
+    ]
+    assert [e.status for e in events] == ["firing", "resolved"] and len({e.fingerprint for e in events}) == 1
+    firing = events[0]
+    assert firing.feature == "income" and firing.lineage["content_sha256"] == "f" * 64
+    assert firing.runbook_url == "https://runbooks.example.com/drift" and "wasserstein of income" in firing.reason

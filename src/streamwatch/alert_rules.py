@@ -84,6 +84,7 @@ class Transition:
     reference: str | None
     labels: dict[str, str] = field(default_factory=dict)
     runbook_url: str | None = None
+    op: str = ">"
 
 
 @dataclass
@@ -139,6 +140,7 @@ class RuleEngine:
             key, rule.name, rule.kind, rule.severity, series.status, row.model, row.model_version, row.variant,
             row.feature, row.segment, row.metric, row.value, rule.when.threshold, row.window_start_ms,
             row.window_end_ms, series.starts_at, ends, row.reference, dict(rule.labels), rule.runbook_url,
+            rule.when.op,
         )  # fmt: skip
 
     def state(self) -> dict[str, Any]:

@@ -17,7 +17,9 @@ import logging
 from typing import Any
 
 from . import state_codec
-from .clickhouse import Store
+from .alert_events import alert_event, alert_row
+from .alert_rules import RuleEngine
+from .clickhouse import StorageError, Store
 from .partial_merge import PartialMerger
 from .partition_stage import Partial, StageOutput
 from .pipeline import Pipeline, PipelineOutput
@@ -34,18 +36,54 @@ class ReportRunner:
     after they are stored: where alert rules will hook in.
     """
 
-    def __init__(self, pipeline: Pipeline, store: Store, group: str, partitions: int, on_report: Any = None) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        store: Store,
+        group: str,
+        partitions: int,
+        on_report: Any = None,
+        rules: RuleEngine | None = None,
+        alerts: tuple[Any, str] | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.store = store
         self.group = group
         self.partitions = partitions
         self.on_report = on_report
+        self.rules = rules  # alert rules judged on every report's rows
+        self.alerts = alerts  # (a transport with send and flush, the alerts topic)
         self.active = False
         self.reported_rows = 0
         self._merger: PartialMerger | None = None
         self._seen: dict[int, int] = {}
         self._generation = 0
         self._seq = 0
+
+    def _alert(self, transitions: list[Any], version: int) -> None:
+        """Store every transition and publish it, before the checkpoint that moves past it."""
+        events = []
+        for transition in transitions:
+            profile = self.pipeline.profiles.get((transition.model, transition.model_version))
+            lineage = {k: str(v) for k, v in profile.lineage.model_dump().items() if v is not None} if profile else {}
+            events.append(alert_event(transition, lineage))
+        if not events:
+            return
+        self.store.insert_alerts([alert_row(event, version) for event in events])
+        if self.alerts is not None:
+            transport, topic = self.alerts
+            for event in events:
+                transport.send(topic, event.model_dump_json().encode(), event.fingerprint.encode())
+            if transport.flush(10.0):
+                raise StorageError("alerts topic: alerts still undelivered after 10 s")
+        for event in events:
+            _log.info(
+                "alert %s %s: %s",
+                event.status,
+                event.rule,
+                event.reason,
+                extra={"model": event.model, "model_version": event.model_version, "fingerprint": event.fingerprint},
+            )
 
     @property
     def _name(self) -> str:
@@ -61,6 +99,8 @@ class ReportRunner:
             state = state_codec.loads(checkpoint.state, self.pipeline.profiles)
             self._merger, self._seen = state["merger"], state["seen"]
             self.pipeline.reporter.restore(state["reporter"])
+            if self.rules is not None and "rules" in state:
+                self.rules.restore(state["rules"])
             self._generation = (checkpoint.version >> 32) + 1
         self.active = True
 
@@ -113,7 +153,11 @@ class ReportRunner:
             self.store.insert_metrics(out.rows, version)
         if out.findings:
             self.store.insert_findings(out.findings, version)
+        if self.rules is not None and out.rows:
+            self._alert(self.rules.evaluate(out.rows), version)
         state = {"merger": merger, "seen": self._seen, "reporter": self.pipeline.reporter.state()}
+        if self.rules is not None:
+            state["rules"] = self.rules.state()
         self.store.save_checkpoint(self._name, 0, version, merger.watermark, {}, state_codec.dumps(state))
         if self.on_report is not None and (out.rows or out.findings):
             self.on_report(out)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .alert_rules import RuleEngine
 from .clickhouse import Store, connect
 from .errors import ConfigError
 from .kafka import BatchConsumer, KafkaTransport, create_topics, topic_partitions
@@ -72,7 +73,15 @@ def build_runtime(
         ),
         on_error=lambda reason: failures.warning("kafka", "Kafka: %s", reason),
     )
-    runner = ReportRunner(pipeline, store, rts.group, partitions, on_report=on_report)
+    runner = ReportRunner(
+        pipeline,
+        store,
+        rts.group,
+        partitions,
+        on_report=on_report,
+        rules=RuleEngine(settings.rules) if settings.rules else None,
+        alerts=(transport, settings.topics.alerts),
+    )
 
     def consumer(on_assign: Any, on_revoke: Any) -> BatchConsumer:
         return BatchConsumer(settings.kafka, rts.group, rts.inputs, on_assign, on_revoke, settings.worker.instance_id)

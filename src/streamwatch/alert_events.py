@@ -1,0 +1,86 @@
+"""Alert transitions as the contract's alert events and as rows of the ``alerts`` table.
+
+An event's id is derived from the series fingerprint, the status and the
+window, so an alert published again after a restart carries the same id and
+consumers deduplicate it.
+
+>>> from streamwatch.alert_rules import Transition
+>>> t = Transition("cea38d990326e042", "psi", "drift", "warning", "firing", "credit", "3", "production", "income",
+...                (), "psi", 0.4, 0.2, 60_000, 120_000, 0, None, None)
+>>> event = alert_event(t, {})
+>>> event.status, event.reason
+('firing', 'psi of income is 0.4 (> 0.2) for credit 3 production')
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from .alert_rules import Transition
+from .events import AlertEvent
+
+__all__ = ["alert_event", "alert_row"]
+
+
+def alert_event(t: Transition, lineage: Mapping[str, str]) -> AlertEvent:
+    """The alert event of a transition; ``lineage`` is the reference profile's, as strings."""
+    event_id = hashlib.sha256(f"{t.fingerprint}:{t.status}:{t.window_start_ms}".encode()).hexdigest()[:32]
+    subject = f"{t.metric} of {t.feature}" if t.feature else t.metric
+    where = f"{t.model} {t.model_version} {t.variant}" + "".join(f" {k}={v}" for k, v in t.segment)
+    return AlertEvent.model_validate(
+        {
+            "event_id": event_id,
+            "timestamp": t.ends_at_ms if t.ends_at_ms is not None else t.window_end_ms,
+            "fingerprint": t.fingerprint,
+            "rule": t.rule,
+            "kind": t.kind,
+            "severity": t.severity,
+            "status": t.status,
+            "model": t.model,
+            "model_version": t.model_version,
+            "variant": t.variant,
+            "reason": f"{subject} is {t.value:.4g} ({t.op} {t.threshold:g}) for {where}",
+            "metric": t.metric,
+            "feature": t.feature,
+            "segment": dict(t.segment) or None,
+            "value": t.value,
+            "threshold": t.threshold,
+            "window": {"start": t.window_start_ms, "end": t.window_end_ms},
+            "starts_at": t.starts_at_ms,
+            "ends_at": t.ends_at_ms,
+            "lineage": dict(lineage),
+            "labels": dict(t.labels),
+            "runbook_url": t.runbook_url,
+        }
+    )
+
+
+def alert_row(event: AlertEvent, version: int) -> dict[str, Any]:
+    """The ``alerts`` table row of an event (times in epoch ms)."""
+
+    def ms(moment: Any) -> int | None:
+        return None if moment is None else int(moment.timestamp() * 1000)
+
+    return {
+        "fingerprint": event.fingerprint,
+        "rule": event.rule,
+        "kind": event.kind,
+        "severity": event.severity,
+        "status": event.status,
+        "model": event.model,
+        "model_version": event.model_version,
+        "variant": event.variant,
+        "feature": event.feature or "",
+        "segment": dict(event.segment or {}),
+        "value": event.value if event.value is not None else float("nan"),
+        "threshold": event.threshold,
+        "starts_at": ms(event.starts_at),
+        "ends_at": ms(event.ends_at),
+        "window_start": ms(event.window.start) if event.window else 0,
+        "window_end": ms(event.window.end) if event.window else 0,
+        "labels": dict(event.labels),
+        "payload": event.model_dump_json(),
+        "version": version,
+    }

@@ -21,7 +21,7 @@ from streamwatch.events import parse_event
 from streamwatch.kafka import BatchConsumer, KafkaTransport, create_topics, read_topics
 from streamwatch.localbroker import LocalKafka
 from streamwatch.pipeline import Pipeline
-from streamwatch.report_runner import ReportRunner
+from streamwatch.report_runner import AlertTopics, ReportRunner
 from streamwatch.runtime import RuntimeSettings, WorkerRuntime
 from streamwatch.settings import load_settings
 
@@ -110,18 +110,26 @@ class Setup:
         assert transport.close(30.0) == 0
         return len(raws) + len(bad) + 40
 
-    def runtime(self, store: Store, pipe: Pipeline | None = None, rules: Any = None) -> WorkerRuntime:
+    @property
+    def alert_topics(self) -> AlertTopics:
+        g = self.rts.group
+        return AlertTopics(f"{g}.alerts", f"{g}.retrain", f"{g}.control", f"{g}.notifications")
+
+    def runtime(self, store: Store, pipe: Pipeline | None = None, alerting: Any = None, **runner: Any) -> WorkerRuntime:
         pipe = pipe or pipeline()
         transport = KafkaTransport(
             self.settings.kafka, self.settings.producer, on_failure=lambda *a: None, on_error=lambda *a: None
         )
-        alerts = (transport, f"{self.rts.group}.alerts")
-        runner = ReportRunner(pipe, store, self.rts.group, PARTITIONS, rules=rules, alerts=alerts)
+        create_topics(self.settings.kafka, list(vars(self.alert_topics).values()), partitions=1)
+        reporter = ReportRunner(
+            pipe, store, self.rts.group, PARTITIONS, alerting=alerting, transport=transport, topics=self.alert_topics,
+            **runner,
+        )  # fmt: skip
 
         def consumer(on_assign: Any, on_revoke: Any) -> BatchConsumer:
             return BatchConsumer(self.settings.kafka, self.rts.group, self.rts.inputs, on_assign, on_revoke)
 
-        return WorkerRuntime(pipe, store, consumer, transport, self.rts, report_runner=runner)
+        return WorkerRuntime(pipe, store, consumer, transport, self.rts, report_runner=reporter)
 
 
 def run_until(runtimes: list[WorkerRuntime], done: Callable[[], bool], timeout: float = 90.0) -> None:
@@ -327,12 +335,12 @@ def test_an_event_dated_far_from_when_it_was_published_is_a_dead_letter(broker: 
 def test_an_alert_rule_fires_on_the_drifted_window_and_resolves_and_both_are_stored_and_published(
     broker: LocalKafka, store: Store
 ) -> None:
-    from streamwatch.alert_rules import RuleEngine
+    from streamwatch.alerting import Alerting
     from streamwatch.config import RuleConfig
     from streamwatch.events import AlertEvent
+    from streamwatch.rule_config import AlertingConfig
 
     setup = Setup(broker)
-    create_topics(setup.settings.kafka, [f"{setup.rts.group}.alerts"], partitions=1)
     drift = RuleConfig(
         name="income-drift",
         kind="drift",
@@ -342,7 +350,9 @@ def test_an_alert_rule_fires_on_the_drifted_window_and_resolves_and_both_are_sto
         runbook_url="https://runbooks.example.com/drift",
     )
     published = setup.publish(RAWS)
-    runtime = setup.runtime(store, rules=RuleEngine([drift]))
+    pipe = pipeline()
+    alerting = Alerting([drift], {}, AlertingConfig(default_rules=False), pipe.profiles, window_ms=pipe.window_ms)
+    runtime = setup.runtime(store, pipe, alerting)
     try:
         run_until([runtime], complete([runtime], published))
     finally:

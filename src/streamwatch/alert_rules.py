@@ -11,10 +11,12 @@ Prometheus and Alertmanager:
 - a window that does not meet it resolves a firing series (``resolved``) and
   silently clears a pending one.
 
-Rows are judged in window order per series. A window reported again (a
-window's performance is re-reported as late labels arrive) replaces its
-earlier verdict instead of counting twice. Only tumbling windows are judged:
-rolling views overlap and would count one breach many times.
+Which rows and findings a rule observes is the business of
+:mod:`streamwatch.alert_observations`; this module keeps each series' state. Observations are judged in
+window order per series. A window reported again (a window's performance is
+re-reported as late labels arrive) replaces its earlier verdict instead of
+counting twice. Only tumbling windows are judged: rolling views overlap and
+would count one breach many times.
 
 >>> from streamwatch.config import RuleConfig
 >>> from streamwatch.core.records import MetricRow
@@ -33,21 +35,22 @@ rolling views overlap and would count one breach many times.
 from __future__ import annotations
 
 import hashlib
-import math
-import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 
-from .config import RuleConfig
-from .core.records import MetricRow, Segment
+from .alert_observations import Observation, SeriesId, observe
+from .core.records import Finding, MetricRow, Segment
+from .rule_config import RuleConfig
 
 __all__ = ["RuleEngine", "Transition", "fingerprint"]
 
 Status = Literal["pending", "firing", "resolved"]
-_OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+#: Windows whose example request ids are remembered, for alerts judged when their labels arrive.
+_EXAMPLE_WINDOWS = 10_000
+_MAX_EXAMPLES = 5
 
 
 def fingerprint(rule: str, model: str, version: str, variant: str, feature: str | None, segment: Segment) -> str:
@@ -85,6 +88,8 @@ class Transition:
     labels: dict[str, str] = field(default_factory=dict)
     runbook_url: str | None = None
     op: str = ">"
+    evidence: dict[str, Any] = field(default_factory=dict)
+    example_request_ids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -94,69 +99,111 @@ class _Series:
     last_start: int | None = None
     status: Status | None = None  # None: inactive
     starts_at: int = 0
+    id: SeriesId | None = None
 
 
 class RuleEngine:
-    """Evaluates ``rules`` on metric rows and keeps each series' state (see :meth:`state`)."""
+    """Evaluates ``rules`` on reports and keeps each series' state (see :meth:`state`).
 
-    def __init__(self, rules: Sequence[RuleConfig]) -> None:
+    Parameters
+    ----------
+    rules
+        The rules, in the order their transitions are listed within a window.
+    window_ms
+        The tumbling window size, to turn a rule's ``for`` duration into windows.
+    baselines
+        Per model, the performance measured on validation data, for rules with ``drop``.
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[RuleConfig],
+        window_ms: int = 60_000,
+        baselines: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> None:
         self.rules = list(rules)
+        self.window_ms = window_ms
+        self.baselines = dict(baselines or {})
         self._series: dict[str, _Series] = {}
+        self._examples: dict[tuple[str, str, str, int], tuple[str, ...]] = {}
 
-    def evaluate(self, rows: Sequence[MetricRow]) -> list[Transition]:
-        """The transitions these rows cause, in window order."""
-        out: list[Transition] = []
-        ordered = sorted((r for r in rows if r.window == "tumbling"), key=lambda r: r.window_start_ms)
-        for row in ordered:
-            for rule in self.rules:
-                if _matches(rule, row):
-                    transition = self._judge(rule, row)
-                    if transition is not None:
-                        out.append(transition)
-        return out
+    def evaluate(
+        self,
+        rows: Sequence[MetricRow],
+        findings: Sequence[Finding] = (),
+        examples: Mapping[tuple[str, str, str, int], Sequence[str]] | None = None,
+    ) -> list[Transition]:
+        """The transitions one report causes, in window order.
 
-    def _judge(self, rule: RuleConfig, row: MetricRow) -> Transition | None:
-        key = fingerprint(rule.name, row.model, row.model_version, row.variant, row.feature, row.segment)
-        series = self._series.setdefault(key, _Series())
-        if series.last_start is not None and row.window_start_ms < series.last_start:
+        ``examples`` maps ``(model, version, variant, window start)`` to request
+        ids seen in that window; alerts carry a few of them as evidence.
+        """
+        self._remember(findings, examples or {})
+        tumbling = [r for r in rows if r.window == "tumbling"]
+        observed: list[tuple[RuleConfig, Observation]] = []
+        for rule in self.rules:
+            active = [s.id for s in self._series.values() if s.id is not None and s.id.rule == rule.name and s.status]
+            observed += [(rule, o) for o in observe(rule, tumbling, findings, active, self.baselines)]
+        observed.sort(key=lambda pair: pair[1].start_ms)  # stable: rules keep their order within a window
+        return [t for rule, o in observed if (t := self._judge(rule, o)) is not None]
+
+    def _remember(self, findings: Sequence[Finding], examples: Mapping[Any, Sequence[str]]) -> None:
+        for key, ids in examples.items():
+            self._examples[key] = tuple(ids[:_MAX_EXAMPLES])
+        for f in findings:
+            ids = f.evidence.get("example_request_ids")
+            if ids:
+                key = (f.model, f.model_version, f.variant, f.window_start_ms)
+                self._examples.setdefault(key, tuple(ids[:_MAX_EXAMPLES]))
+        if len(self._examples) > _EXAMPLE_WINDOWS:
+            # The oldest windows go first: late labels reach recent windows.
+            for key in sorted(self._examples, key=lambda k: k[3])[: len(self._examples) - _EXAMPLE_WINDOWS]:
+                del self._examples[key]
+
+    def _judge(self, rule: RuleConfig, o: Observation) -> Transition | None:
+        sid = o.series
+        key = fingerprint(sid.rule, sid.model, sid.model_version, sid.variant, sid.feature, sid.segment)
+        series = self._series.get(key)
+        if series is None:
+            if not o.breach:
+                return None  # nothing to remember about a series that never breached
+            series = self._series[key] = _Series(id=sid)
+        if series.last_start is not None and o.start_ms < series.last_start:
             return None  # an older window, judged already
-        if row.window_start_ms == series.last_start:
+        if o.start_ms == series.last_start:
             series.streak = series.streak_before  # the last window again: judge it anew
         else:
-            series.streak_before, series.last_start = series.streak, row.window_start_ms
-        breach = not math.isnan(row.value) and _OPS[rule.when.op](row.value, rule.when.threshold)
-        series.streak = series.streak + 1 if breach else 0
+            series.streak_before, series.last_start = series.streak, o.start_ms
+        series.streak = series.streak + 1 if o.breach else 0
         previous = series.status
-        if breach:
+        if o.breach:
             if previous in (None, "resolved"):
-                series.starts_at = row.window_start_ms
-            series.status = "firing" if series.streak >= rule.for_windows or previous == "firing" else "pending"
+                series.starts_at = o.start_ms
+            needed = rule.windows_needed(self.window_ms)
+            series.status = "firing" if series.streak >= needed or previous == "firing" else "pending"
         else:
             series.status = "resolved" if previous == "firing" else None
+        if series.status is None and previous is None:
+            del self._series[key]  # a pending series cleared: forget it, as Prometheus does
+            return None
         if series.status == previous or series.status is None:
             return None
-        ends = row.window_end_ms if series.status == "resolved" else None
+        ends = o.end_ms if series.status == "resolved" else None
+        examples = o.evidence.get("example_request_ids") or self._examples.get(
+            (sid.model, sid.model_version, sid.variant, o.start_ms), ()
+        )
+        evidence = {k: v for k, v in o.evidence.items() if k != "example_request_ids"}
         return Transition(
-            key, rule.name, rule.kind, rule.severity, series.status, row.model, row.model_version, row.variant,
-            row.feature, row.segment, row.metric, row.value, rule.when.threshold, row.window_start_ms,
-            row.window_end_ms, series.starts_at, ends, row.reference, dict(rule.labels), rule.runbook_url,
-            rule.when.op,
+            key, rule.name, rule.kind, rule.severity, series.status, sid.model, sid.model_version, sid.variant,
+            sid.feature, sid.segment, o.metric, o.value, o.threshold, o.start_ms, o.end_ms, series.starts_at, ends,
+            o.reference, dict(rule.labels), rule.runbook_url, rule.when.comparison, evidence,
+            tuple(examples[:_MAX_EXAMPLES]),
         )  # fmt: skip
 
     def state(self) -> dict[str, Any]:
         """Every series' state, for a checkpoint."""
-        return {"series": self._series}
+        return {"series": self._series, "examples": self._examples}
 
     def restore(self, state: dict[str, Any]) -> None:
         self._series = state["series"]
-
-
-def _matches(rule: RuleConfig, row: MetricRow) -> bool:
-    return (
-        row.metric == rule.when.metric
-        and rule.model in (None, row.model)
-        and rule.model_version in (None, row.model_version)
-        and rule.variant in (None, row.variant)
-        and rule.feature in (None, row.feature)
-        and (rule.segment is None or dict(row.segment) == rule.segment)
-    )
+        self._examples = state.get("examples", {})

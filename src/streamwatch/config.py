@@ -8,18 +8,21 @@ when the first alert should have fired.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from .events import AlertKind, Key, Name, Severity, Variant
+from .durations import Duration, parse_duration
+from .events import Key, Name
+from .rule_config import AlertingConfig, Condition, RuleConfig
 
 __all__ = [
+    "AlertingConfig",
     "AlertmanagerChannel",
     "Channel",
+    "Condition",
     "FeatureConfig",
     "ModelConfig",
     "PagerDutyChannel",
@@ -30,27 +33,6 @@ __all__ = [
     "check_references",
     "parse_duration",
 ]
-
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: Any) -> timedelta:
-    """Parse ``"5m"``, ``"1h"``, ``"30d"``: the notation of Prometheus and Sloth.
-
-    >>> parse_duration("90s"), parse_duration("30d").days
-    (datetime.timedelta(seconds=90), 30)
-    """
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, str) and (match := _DURATION.match(value.strip())):
-        seconds = int(match.group(1)) * _UNITS[match.group(2)]
-        if seconds > 0:
-            return timedelta(seconds=seconds)
-    raise ValueError("must be a positive duration such as 500ms, 30s, 5m, 1h, 30d or 2w")
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 class _Strict(BaseModel):
@@ -85,54 +67,43 @@ class ModelConfig(_Strict):
     )
     features: dict[Key, FeatureConfig] = Field(default_factory=dict)
     slo: SLOConfig | None = None
+    baseline: dict[Name, float] = Field(
+        default_factory=dict,
+        description="Performance measured on validation data (metric -> value), for rules with `drop`.",
+    )
 
 
-class Condition(_Strict):
-    metric: Name
-    op: Literal[">", ">=", "<", "<="] = ">"
-    threshold: float
-
-
-class RuleConfig(_Strict):
-    """An alert rule. Selectors left empty match everything."""
-
+class _Channel(_Strict):
     name: Name
-    kind: AlertKind
-    model: Name | None = None
-    model_version: Name | None = None
-    variant: Variant | None = None
-    feature: Key | None = None
-    segment: dict[Key, str] | None = None
-    when: Condition
-    for_windows: int = Field(1, ge=1, description="Consecutive windows the condition must hold before firing.")
-    severity: Severity = "warning"
-    labels: dict[Key, str] = Field(default_factory=dict)
-    runbook_url: str | None = None
-    channels: list[Name] = Field(default_factory=list)
-    actions: list[Literal["retrain", "circuit_break"]] = Field(default_factory=list)
+    send_resolved: bool = Field(True, description="Also notify when the alerts of a group resolve.")
 
 
-class SlackChannel(_Strict):
-    name: Name
+class SlackChannel(_Channel):
+    """A Slack incoming webhook; the URL is a secret."""
+
     type: Literal["slack"]
     webhook_url: SecretStr
 
 
-class PagerDutyChannel(_Strict):
-    name: Name
+class PagerDutyChannel(_Channel):
+    """PagerDuty Events API v2: one event per alert, ``dedup_key`` is the alert's fingerprint."""
+
     type: Literal["pagerduty"]
     routing_key: SecretStr
+    events_url: str = "https://events.pagerduty.com/v2/enqueue"
 
 
-class WebhookChannel(_Strict):
-    name: Name
+class WebhookChannel(_Channel):
+    """Any HTTP endpoint: the notification as JSON, signed with HMAC-SHA256 over timestamp and body."""
+
     type: Literal["webhook"]
     url: SecretStr
     signing_secret: SecretStr = Field(description="HMAC-SHA256 key; receivers verify the signature with it.")
 
 
-class AlertmanagerChannel(_Strict):
-    name: Name
+class AlertmanagerChannel(_Channel):
+    """An Alertmanager's API v2 (``url`` is its base, e.g. ``http://alertmanager:9093``)."""
+
     type: Literal["alertmanager"]
     url: str
 
@@ -146,6 +117,7 @@ class MonitorConfig(_Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
     channels: list[Channel] = Field(default_factory=list)
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> MonitorConfig:
@@ -163,6 +135,6 @@ def check_references(models: list[ModelConfig], rules: list[RuleConfig], channel
             seen.add(item.name)
     known = {c.name for c in channels}
     for rule in rules:
-        for channel in rule.channels:
+        for channel in rule.channels or ():
             if channel not in known:
                 raise ValueError(f"rules[{rule.name!r}].channels: unknown channel {channel!r}")

@@ -62,6 +62,7 @@ from .limits import (
 __all__ = [
     "AlertEvent",
     "AnyEvent",
+    "CircuitBreakEvent",
     "FeatureEvent",
     "InputEvent",
     "LabelEvent",
@@ -298,11 +299,30 @@ class RetrainEvent(_Event):
     suggested_data_end: Timestamp | None = None
 
 
+class CircuitBreakEvent(_Event):
+    """A control event for the serving layer: stop sending traffic to a model version, or resume.
+
+    streamwatch publishes it only when ``alerting.circuit_break`` is on and a
+    firing rule asks for it (``open``), and again when that alert resolves
+    (``closed``). What to do with it is the serving layer's decision.
+    """
+
+    type: Literal["circuit_break"] = "circuit_break"
+    state: Literal["open", "closed"] = Field(description="open: stop serving this version; closed: resume.")
+    model: Name
+    model_version: Name
+    variant: Variant = "production"
+    reason: Text
+    alert_fingerprint: Id
+    rule: Name
+
+
 #: What inference services publish.
 InputEvent = Annotated[PredictionEvent | FeatureEvent | LabelEvent, Field(discriminator="type")]
 #: Everything on a streamwatch topic.
 AnyEvent = Annotated[
-    PredictionEvent | FeatureEvent | LabelEvent | AlertEvent | RetrainEvent, Field(discriminator="type")
+    PredictionEvent | FeatureEvent | LabelEvent | AlertEvent | RetrainEvent | CircuitBreakEvent,
+    Field(discriminator="type"),
 ]
 
 _INPUT = TypeAdapter(InputEvent)
@@ -312,11 +332,11 @@ _TYPES = "'prediction', 'feature' or 'label'"
 
 def parse_event(
     raw: bytes | str, *, any_type: bool = False
-) -> PredictionEvent | FeatureEvent | LabelEvent | AlertEvent | RetrainEvent:
+) -> PredictionEvent | FeatureEvent | LabelEvent | AlertEvent | RetrainEvent | CircuitBreakEvent:
     """Validate one serialised event against the contract.
 
     Raises :class:`~streamwatch.errors.ContractError` naming the field. With
-    ``any_type`` alert and retrain events are accepted too.
+    ``any_type`` alert, retrain and circuit-break events are accepted too.
     """
     if len(raw) > MAX_EVENT_BYTES:
         raise ContractError("event", f"{len(raw)} bytes exceeds the {MAX_EVENT_BYTES}-byte limit")

@@ -25,9 +25,9 @@ replaces them.
     (1-based), ``reason``, and ``raw``, the line as it was; a line that is not
     valid UTF-8 has ``raw`` null and its bytes in ``raw_base64`` instead.
 ``alerts.jsonl``, ``retrain.jsonl``
-    Alert and retrain events, written as given (see
-    :meth:`ExportWriter.write_alerts`). The alert engine comes later: a replay
-    leaves these two files empty for now.
+    Alert transitions and retrain requests, one contract event per line
+    (``schemas/alert.schema.json``, ``schemas/retrain.schema.json``): every
+    pending, firing and resolved transition the rules made, with its ``kind``.
 
 Numbers that are not finite (NaN, infinity) are written as null, since JSON
 has none.
@@ -191,7 +191,7 @@ class ExportWriter:
         return self._write("deadletters", (d.export() for d in dead_letters))
 
     def write_alerts(self, alerts: Iterable[Mapping[str, Any]]) -> int:
-        """Append alert events as they are (the alert engine's, in a later issue)."""
+        """Append alert events (each a contract AlertEvent as JSON): every transition the rules made."""
         return self._write("alerts", alerts)
 
     def write_retrain(self, events: Iterable[Mapping[str, Any]]) -> int:
@@ -214,3 +214,5 @@ class ExportSink(ExportWriter):
         self.write_metrics(batch.rows)
         self.write_findings(batch.findings)
         self.write_dead_letters(batch.dead_letters)
+        self.write_alerts(a.model_dump(mode="json") for a in batch.alerts)
+        self.write_retrain(e.model_dump(mode="json") for e in batch.retrain)

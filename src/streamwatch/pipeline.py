@@ -42,6 +42,8 @@ class PipelineOutput:
     late_events: int = 0
     labels_received: int = 0
     labels_matched: int = 0
+    #: (model, version, variant, window start) -> a few request ids of that window, as alert evidence.
+    examples: dict[tuple[str, str, str, int], list[str]] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -183,7 +185,7 @@ class Pipeline:
 
     def report_partials(self, partials: Sequence[Partial], out: PipelineOutput) -> None:
         for partial in partials:
-            self.reporter.report(partial, out.rows, out.findings)
+            self.reporter.report(partial, out.rows, out.findings, out.examples)
 
     def open_windows(self) -> dict[tuple[Any, int], WindowAggregates]:
         """The windows still open, by (key, start): the partials a runtime merges across partitions."""

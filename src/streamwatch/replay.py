@@ -26,8 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from .alert_events import alert_row
+from .alerting import Alerting
 from .core.records import Finding, MetricRow
 from .errors import StreamwatchError
+from .events import AlertEvent, RetrainEvent
 from .export import ExportSink, LineDeadLetter
 from .limits import MAX_EVENT_BYTES
 from .pipeline import Pipeline, PipelineOutput
@@ -44,6 +47,8 @@ class ReplayBatch:
     rows: list[MetricRow]
     findings: list[Finding]
     dead_letters: list[LineDeadLetter]
+    alerts: list[AlertEvent] = field(default_factory=list)
+    retrain: list[RetrainEvent] = field(default_factory=list)
 
 
 class Sink(Protocol):
@@ -70,6 +75,8 @@ class ReplaySummary:
     metric_rows: int = 0
     findings: Counter[str] = field(default_factory=Counter)
     models: set[tuple[str, str]] = field(default_factory=set)
+    alerts: Counter[str] = field(default_factory=Counter)  # transitions by status
+    retrain: int = 0
 
 
 def replay(
@@ -79,8 +86,13 @@ def replay(
     sinks: Sequence[Sink],
     batch_size: int = 1000,
     progress: Callable[[int], None] | None = None,
+    alerting: Alerting | None = None,
 ) -> ReplaySummary:
     """Feed the files' lines to ``pipeline`` in batches, flush it, and pass what it emits to ``sinks``.
+
+    With ``alerting`` the rules judge every report as a worker's would (in event
+    time), and the alerts and retrain requests go to the sinks too; a replay
+    sends no notification.
 
     ``profiles`` go to each sink's ``start`` (the pipeline already has them).
     ``progress`` is called now and then with how many more bytes of the files
@@ -112,11 +124,11 @@ def replay(
             raws.append(raw)
             origins.append((str(path), number))
             if len(raws) >= batch_size:
-                _emit(pipeline.process(raws), raws, origins, refused, sinks, summary)
+                _emit(pipeline.process(raws), raws, origins, refused, sinks, summary, alerting)
                 raws, origins, refused = [], [], []
     if raws or refused:
-        _emit(pipeline.process(raws), raws, origins, refused, sinks, summary)
-    _emit(pipeline.flush(), [], [], [], sinks, summary)
+        _emit(pipeline.process(raws), raws, origins, refused, sinks, summary, alerting)
+    _emit(pipeline.flush(), [], [], [], sinks, summary, alerting)
     return summary
 
 
@@ -137,6 +149,7 @@ def _emit(
     refused: list[tuple[int, LineDeadLetter]],
     sinks: Sequence[Sink],
     summary: ReplaySummary,
+    alerting: Alerting | None = None,
 ) -> None:
     # In reading order: a line refused early sorts before the batch line that followed it.
     positioned = [(d.index, 1, LineDeadLetter(*origins[d.index], d.reason, raws[d.index])) for d in out.dead_letters]
@@ -149,8 +162,13 @@ def _emit(
     summary.metric_rows += len(out.rows)
     summary.findings.update(f.kind for f in out.findings)
     summary.models.update((r.model, r.model_version) for r in out.rows)
-    if out.rows or out.findings or dead:
-        batch = ReplayBatch(out.rows, out.findings, dead)
+    judged = alerting.report(out.rows, out.findings, out.examples, None) if alerting is not None else None
+    alerts = judged.alerts if judged else []
+    retrain = judged.retrain if judged else []
+    summary.alerts.update(a.status for a in alerts)
+    summary.retrain += len(retrain)
+    if out.rows or out.findings or dead or alerts:
+        batch = ReplayBatch(out.rows, out.findings, dead, alerts, retrain)
         for sink in sinks:
             sink.write(batch)
 
@@ -229,6 +247,8 @@ class ClickHouseSink:
                 for d in batch.dead_letters
             ]
             self.store.insert_dead_letters(records)
+        if batch.alerts:
+            self.store.insert_alerts([alert_row(a, self._version) for a in batch.alerts])
 
 
 def _clickhouse() -> Any:

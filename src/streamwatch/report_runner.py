@@ -14,26 +14,43 @@ rows (the metrics table keeps the latest version of each).
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from . import state_codec
-from .alert_events import alert_event, alert_row
-from .alert_rules import RuleEngine
+from .alert_events import alert_row
+from .alerting import Alerting, AlertingOutput
 from .clickhouse import StorageError, Store
 from .partial_merge import PartialMerger
 from .partition_stage import Partial, StageOutput
 from .pipeline import Pipeline, PipelineOutput
 
-__all__ = ["ReportRunner"]
+__all__ = ["AlertTopics", "ReportRunner"]
 
 _log = logging.getLogger("streamwatch.worker")
+
+
+@dataclass(frozen=True)
+class AlertTopics:
+    """Where alerting publishes: every topic is read by someone else (see the README)."""
+
+    alerts: str = "streamwatch.alerts"
+    retrain: str = "streamwatch.retrain"
+    control: str = "streamwatch.control"
+    notifications: str = "streamwatch.notifications"
 
 
 class ReportRunner:
     """Merges partials of ``partitions`` partition numbers and reports complete windows.
 
     ``on_report(output)`` (optional) sees every batch of rows and findings
-    after they are stored: where alert rules will hook in.
+    after they are stored. With ``alerting``, every report is judged by the
+    alert rules; what that produces is stored and published through
+    ``transport`` (``send(topic, value, key)`` and ``flush(timeout)``) before
+    the checkpoint that moves past it. ``silences`` (``silenced(labels, now_ms)``)
+    mutes notifications; ``clock_ms`` is the wall clock notifications are timed by.
     """
 
     def __init__(
@@ -43,16 +60,22 @@ class ReportRunner:
         group: str,
         partitions: int,
         on_report: Any = None,
-        rules: RuleEngine | None = None,
-        alerts: tuple[Any, str] | None = None,
+        alerting: Alerting | None = None,
+        transport: Any = None,
+        topics: AlertTopics = AlertTopics(),
+        silences: Any = None,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.pipeline = pipeline
         self.store = store
         self.group = group
         self.partitions = partitions
         self.on_report = on_report
-        self.rules = rules  # alert rules judged on every report's rows
-        self.alerts = alerts  # (a transport with send and flush, the alerts topic)
+        self.alerting = alerting
+        self.transport = transport
+        self.topics = topics
+        self.silences = silences
+        self.clock_ms = clock_ms
         self.active = False
         self.reported_rows = 0
         self._merger: PartialMerger | None = None
@@ -60,23 +83,43 @@ class ReportRunner:
         self._generation = 0
         self._seq = 0
 
-    def _alert(self, transitions: list[Any], version: int) -> None:
-        """Store every transition and publish it, before the checkpoint that moves past it."""
-        events = []
-        for transition in transitions:
-            profile = self.pipeline.profiles.get((transition.model, transition.model_version))
-            lineage = {k: str(v) for k, v in profile.lineage.model_dump().items() if v is not None} if profile else {}
-            events.append(alert_event(transition, lineage))
-        if not events:
-            return
-        self.store.insert_alerts([alert_row(event, version) for event in events])
-        if self.alerts is not None:
-            transport, topic = self.alerts
-            for event in events:
-                transport.send(topic, event.model_dump_json().encode(), event.fingerprint.encode())
-            if transport.flush(10.0):
-                raise StorageError("alerts topic: alerts still undelivered after 10 s")
-        for event in events:
+    def _silenced(self, now_ms: int) -> Callable[[dict[str, str]], bool]:
+        silences = self.silences
+        if silences is None:
+            return lambda labels: False
+        if hasattr(silences, "refresh"):
+            silences.refresh()  # once per tick: silences published since the last one
+        return lambda labels: silences.silenced(labels, now_ms) is not None
+
+    def _publish(self, out: AlertingOutput, version: int) -> None:
+        """Store and publish what alerting produced, before the checkpoint that moves past it."""
+        if out.alerts:
+            self.store.insert_alerts([alert_row(event, version) for event in out.alerts])
+        if out.retrain:
+            self.store.insert_retrain_events(
+                [
+                    {
+                        "event_id": e.event_id,
+                        "model": e.model,
+                        "model_version": e.model_version,
+                        "reason": e.reason,
+                        "created_at": int(e.timestamp.timestamp() * 1000),
+                        "payload": e.model_dump_json(),
+                    }
+                    for e in out.retrain
+                ]
+            )
+        if self.transport is not None:
+            t = self.topics
+            sends: list[tuple[str, Any, str]] = [(t.alerts, e, e.fingerprint) for e in out.alerts]
+            sends += [(t.retrain, e, f"{e.model}/{e.model_version}") for e in out.retrain]
+            sends += [(t.control, e, f"{e.model}/{e.model_version}") for e in out.circuit_breaks]
+            sends += [(t.notifications, n, n.channel) for n in out.notifications]
+            for topic, event, key in sends:
+                self.transport.send(topic, event.model_dump_json().encode(), key.encode())
+            if sends and self.transport.flush(10.0):
+                raise StorageError("alerting topics: events still undelivered after 10 s")
+        for event in out.alerts:
             _log.info(
                 "alert %s %s: %s",
                 event.status,
@@ -84,6 +127,8 @@ class ReportRunner:
                 event.reason,
                 extra={"model": event.model, "model_version": event.model_version, "fingerprint": event.fingerprint},
             )
+        for request in out.retrain:
+            _log.info("retrain requested for %s %s: %s", request.model, request.model_version, request.reason)
 
     @property
     def _name(self) -> str:
@@ -99,8 +144,8 @@ class ReportRunner:
             state = state_codec.loads(checkpoint.state, self.pipeline.profiles)
             self._merger, self._seen = state["merger"], state["seen"]
             self.pipeline.reporter.restore(state["reporter"])
-            if self.rules is not None and "rules" in state:
-                self.rules.restore(state["rules"])
+            if self.alerting is not None and "alerting" in state:
+                self.alerting.restore(state["alerting"])
             self._generation = (checkpoint.version >> 32) + 1
         self.active = True
 
@@ -131,7 +176,7 @@ class ReportRunner:
                 merger.add(partition, StageOutput(partials, watermark=watermark))
                 fed = True
         if not fed:
-            return 0
+            return self._tick_alerting()
         out = PipelineOutput()
         released = merger.release()
         self.pipeline.report_partials(released, out)
@@ -153,13 +198,31 @@ class ReportRunner:
             self.store.insert_metrics(out.rows, version)
         if out.findings:
             self.store.insert_findings(out.findings, version)
-        if self.rules is not None and out.rows:
-            self._alert(self.rules.evaluate(out.rows), version)
-        state = {"merger": merger, "seen": self._seen, "reporter": self.pipeline.reporter.state()}
-        if self.rules is not None:
-            state["rules"] = self.rules.state()
-        self.store.save_checkpoint(self._name, 0, version, merger.watermark, {}, state_codec.dumps(state))
+        if self.alerting is not None:
+            now = self.clock_ms()
+            self._publish(self.alerting.report(out.rows, out.findings, out.examples, now, self._silenced(now)), version)
+        self._save(version)
         if self.on_report is not None and (out.rows or out.findings):
             self.on_report(out)
         self.reported_rows += len(out.rows)
         return len(out.rows)
+
+    def _tick_alerting(self) -> int:
+        """With no new report, notifications may still come due (group waits, intervals, repeats)."""
+        if self.alerting is None:
+            return 0
+        now = self.clock_ms()
+        out = self.alerting.tick(now, self._silenced(now))
+        if out:
+            self._seq += 1
+            version = (self._generation << 32) | self._seq
+            self._publish(out, version)
+            self._save(version)
+        return 0
+
+    def _save(self, version: int) -> None:
+        assert self._merger is not None
+        state = {"merger": self._merger, "seen": self._seen, "reporter": self.pipeline.reporter.state()}
+        if self.alerting is not None:
+            state["alerting"] = self.alerting.state()
+        self.store.save_checkpoint(self._name, 0, version, self._merger.watermark, {}, state_codec.dumps(state))

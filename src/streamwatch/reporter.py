@@ -68,10 +68,19 @@ class Reporter:
         self._detectors = state["detectors"]
         self._recent = state["recent"]
 
-    def report(self, partial: Partial, rows: list[MetricRow], findings: list[Finding]) -> None:
-        """Append what one complete partial says to ``rows`` and ``findings``."""
+    def report(
+        self,
+        partial: Partial,
+        rows: list[MetricRow],
+        findings: list[Finding],
+        examples: dict[tuple[str, str, str, int], list[str]] | None = None,
+    ) -> None:
+        """Append what one complete partial says to ``rows`` and ``findings`` (and its request ids to ``examples``)."""
         if partial.kind == "window":
             self._window(partial.key, partial.start, partial.aggregate, rows, findings)
+            if examples is not None and partial.aggregate.examples:
+                model, version, variant = partial.key
+                examples[(model, version or "*", variant, partial.start)] = list(partial.aggregate.examples)
         elif partial.kind == "performance":
             self._performance(partial.key, partial.start, partial.aggregate, rows, findings)
         else:

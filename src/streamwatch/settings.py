@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .config import Channel, ModelConfig, RuleConfig, check_references
+from .config import AlertingConfig, Channel, ModelConfig, RuleConfig, check_references
 from .errors import ConfigError, describe_validation_error
 
 __all__ = [
@@ -86,6 +86,9 @@ class TopicSettings(_Section):
     alerts: str = "streamwatch.alerts"
     retrain: str = "streamwatch.retrain"
     deadletter: str = "streamwatch.deadletter"
+    control: str = Field("streamwatch.control", description="Circuit-break events for the serving layer.")
+    notifications: str = Field("streamwatch.notifications", description="The durable outbox of notifications.")
+    silences: str = Field("streamwatch.silences", description="Silences, compacted by id.")
     partitions: int = Field(6, ge=1, description="Partitions `streamwatch init` creates for each input topic.")
 
 
@@ -151,6 +154,9 @@ class WorkerSettings(_Section):
     max_age_ms: int = Field(
         7 * 86_400_000, ge=0, description="An event this far before its Kafka timestamp is a dead letter."
     )
+    report_interval_ms: int = Field(
+        1_000, ge=50, description="How often the reporting worker merges partials and judges alert rules."
+    )
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
 
@@ -172,6 +178,7 @@ class Settings(BaseSettings):
     models: list[ModelConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
     channels: list[Channel] = Field(default_factory=list)
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
 
     @model_validator(mode="after")
     def _monitor_config_consistent(self) -> Settings:

@@ -43,3 +43,43 @@ def test_demo_scenario(settings: Settings) -> None:
     assert result.ok, result
     assert result.produced["prediction"] == 400 and result.produced["feature"] == 80
     assert result.consumed == result.produced
+
+
+def test_retrain_consumer_example_handles_each_request_once_and_skips_bad_messages(broker: LocalKafka) -> None:
+    from streamwatch.events import RetrainEvent
+    from streamwatch.kafka import KafkaTransport
+
+    settings = load_settings(kafka={"bootstrap_servers": broker.bootstrap_servers})
+    topic = f"retrain-example-{id(settings)}"
+    create_topics(settings.kafka, [topic], partitions=1)
+
+    def request(n: int) -> RetrainEvent:
+        return RetrainEvent.model_validate(
+            {"event_id": f"rt-{n}", "timestamp": 1_800_000_000_000, "model": "credit", "model_version": str(n),
+             "severity": "critical", "reason": "drifted-share: 3 of 4 features drifted",
+             "evidence": {"features": {"income": {"metric": "wasserstein", "value": 0.8, "threshold": 0.1}},
+                          "metrics": {}},
+             "windows": [{"start": 1_799_999_940_000, "end": 1_800_000_000_000}],
+             "lineage": {"data_uri": "s3://ml/credit/train.parquet", "content_sha256": "ab" * 32},
+             "suggested_data_start": 1_799_395_200_000, "suggested_data_end": 1_800_000_000_000}
+        )  # fmt: skip
+
+    transport = KafkaTransport(settings.kafka, settings.producer, on_failure=lambda *a: None, on_error=lambda *a: None)
+    for raw in (request(1).model_dump_json(), b"not json", request(1).model_dump_json(), request(2).model_dump_json()):
+        transport.send(topic, raw.encode() if isinstance(raw, str) else raw)
+    assert transport.close(10.0) == 0
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "retrain_consumer.py"), "--bootstrap", broker.bootstrap_servers,
+         "--topic", topic, "--group", "training-job", "--max-events", "2", "--timeout", "30"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    import json
+
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(x["event_id"], x["model_version"]) for x in lines] == [("rt-1", "1"), ("rt-2", "2")]
+    assert lines[0]["drifted_features"]["income"]["value"] == 0.8
+    assert (
+        lines[0]["reference_data"] == "s3://ml/credit/train.parquet" and lines[0]["train_from"] < lines[0]["train_to"]
+    )
+    assert "skipped offset 1: event: not valid JSON" in result.stderr

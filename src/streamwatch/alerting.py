@@ -92,8 +92,12 @@ class Alerting:
         out.retrain = self.actions.retrain(out.alerts)
         out.circuit_breaks = self.actions.circuit_breaks(out.alerts)
         if now_ms is not None:
-            self.router.add(out.alerts, now_ms)
-            out.notifications = self.router.due(now_ms, silenced)
+            # One transition at a time: with no group wait, an alert that fired and resolved within one
+            # report (a backlog caught up) is announced, then resolved, rather than never heard of.
+            for alert in out.alerts:
+                self.router.add([alert], now_ms)
+                out.notifications += self.router.due(now_ms, silenced)
+            out.notifications += self.router.due(now_ms, silenced)
         return out
 
     def tick(self, now_ms: int, silenced: Callable[[dict[str, str]], bool] = lambda labels: False) -> AlertingOutput:

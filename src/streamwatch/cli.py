@@ -31,6 +31,12 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the settings and the YAML config file.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+alerts_app = typer.Typer(help="Alerts: what fires, and each alert's history.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+silence_app = typer.Typer(help="Silences: mute notifications of matching alerts for a while.", no_args_is_help=True)
+app.add_typer(silence_app, name="silence")
+notify_app = typer.Typer(help="Notification channels.", no_args_is_help=True)
+app.add_typer(notify_app, name="notify")
 
 ConfigOption = Annotated[
     Path | None,
@@ -55,6 +61,12 @@ def _root(
 
 def _settings(config: Path | None) -> Settings:
     return load_settings(config)
+
+
+def _wide() -> Console:
+    # Piped output is not wrapped at 80 columns: ids and reasons must stay whole for grep and scripts.
+    console = Console()
+    return console if console.is_terminal else Console(width=240)
 
 
 @app.command()
@@ -214,6 +226,7 @@ def replay(
 
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from .alerting import Alerting
     from .pipeline_config import configured_profiles, load_profiles, pipeline_from_settings
     from .replay import ClickHouseSink, ExportSink, check_files
     from .replay import replay as run_replay
@@ -222,6 +235,9 @@ def replay(
     check_files(files)  # before any work: a typo in the last file should not cost a long run
     profiles = configured_profiles(settings) | load_profiles(reference or [])
     pipeline = pipeline_from_settings(settings, profiles)
+    alerting = Alerting(
+        settings.rules, {}, settings.alerting, profiles, settings.models, pipeline.window_ms
+    )  # no channels: a replay notifies nobody
     total = sum(path.stat().st_size for path in files)
     errors = Console(stderr=True)
     with ExitStack() as stack:
@@ -244,7 +260,7 @@ def replay(
         with progress:
             task = progress.add_task("replay", total=total)
             summary = run_replay(
-                files, profiles, pipeline, sinks, batch_size, lambda size: progress.advance(task, size)
+                files, profiles, pipeline, sinks, batch_size, lambda size: progress.advance(task, size), alerting
             )
     table = Table(title=f"replayed {len(files)} file{'s' if len(files) != 1 else ''}")
     table.add_column("")
@@ -259,6 +275,9 @@ def replay(
     if not summary.findings:
         table.add_row("findings", "0")
     table.add_row("model versions", ", ".join(f"{m} {v}" for m, v in sorted(summary.models)) or "none")
+    alerts = ", ".join(f"{n} {status}" for status, n in sorted(summary.alerts.items())) or "0"
+    table.add_row("alert transitions", alerts)
+    table.add_row("retrain requests", str(summary.retrain))
     Console().print(table)
     stored = "not stored (--no-store)" if no_store else "stored in ClickHouse"
     typer.echo(f"results {stored}" + (f"; export written to {out}" if out is not None else ""))
@@ -339,6 +358,125 @@ def config_check(config: ConfigOption = None) -> None:
     console.print(f"topics: {settings.topics.predictions}, {settings.topics.features}, {settings.topics.labels}")
     console.print(f"models: {len(settings.models)}, rules: {len(settings.rules)}, channels: {len(settings.channels)}")
     console.print("[green]config ok[/green]")
+
+
+@alerts_app.command("list")
+def alerts_list(
+    config: ConfigOption = None,
+    all_: Annotated[bool, typer.Option("--all", help="Resolved alerts too.")] = False,
+) -> None:
+    """Alerts that are pending or firing now (their latest transition), newest first."""
+    from .alert_admin import alert_history
+
+    histories, source = alert_history(_settings(config))
+    latest = sorted((h.latest for h in histories.values()), key=lambda e: e.timestamp, reverse=True)
+    shown = [e for e in latest if all_ or e.status != "resolved"]
+    table = Table(title=f"{len(shown)} alert{'s' if len(shown) != 1 else ''}")
+    for column in ("fingerprint", "status", "severity", "rule", "model", "since", "reason"):
+        table.add_column(column)
+    for e in shown:
+        since = e.starts_at.strftime("%Y-%m-%d %H:%M")
+        table.add_row(e.fingerprint, e.status, e.severity, e.rule, f"{e.model} {e.model_version} {e.variant}", since,
+                      e.reason)  # fmt: skip
+    _wide().print(table)
+    typer.echo(f"read from {source}", err=True)
+
+
+@alerts_app.command("show")
+def alerts_show(
+    fingerprint: Annotated[str, typer.Argument(help="An alert's fingerprint, or its first characters.")],
+    config: ConfigOption = None,
+) -> None:
+    """One alert: its latest state as JSON, then every transition."""
+    from .alert_admin import alert_history, find_alert
+
+    histories, source = alert_history(_settings(config))
+    history = find_alert(histories, fingerprint)
+    console = _wide()
+    console.print_json(history.latest.model_dump_json())
+    table = Table(title="transitions")
+    for column in ("at", "status", "window", "value", "threshold"):
+        table.add_column(column)
+    for e in history.transitions:
+        window = f"{e.window.start:%H:%M}-{e.window.end:%H:%M}" if e.window else ""
+        table.add_row(f"{e.timestamp:%Y-%m-%d %H:%M:%S}", e.status, window, str(e.value), str(e.threshold))
+    console.print(table)
+    typer.echo(f"read from {source}", err=True)
+
+
+@silence_app.command("add")
+def silence_add(
+    matchers: Annotated[
+        list[str], typer.Argument(help="label=value, label!=value, label=~regex or label!~regex; all must match.")
+    ],
+    duration: Annotated[str, typer.Option("--duration", "-d", help="How long, e.g. 30m, 2h, 1d.")] = "2h",
+    comment: Annotated[str, typer.Option("--comment", "-m", help="Why (shown in silence list).")] = "",
+    author: Annotated[str | None, typer.Option(help="Who; default: $USER.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Mute notifications of the alerts that match, e.g. `silence add model=credit feature=~"inc.*" -d 4h`."""
+    import getpass
+
+    from .alert_admin import add_silence
+    from .durations import parse_duration
+
+    try:
+        length = parse_duration(duration)
+    except ValueError as exc:
+        raise StreamwatchError(f"--duration {duration!r}: {exc}") from None
+    try:
+        silence = add_silence(
+            _settings(config), matchers, int(length.total_seconds() * 1000), author or getpass.getuser(), comment
+        )
+    except ValueError as exc:
+        raise StreamwatchError(f"matcher: {exc}") from None
+    typer.echo(f"silence {silence.silence_id} until {silence.ends_at_ms}: {' '.join(silence.matchers)}")
+
+
+@silence_app.command("list")
+def silence_list(
+    config: ConfigOption = None,
+    all_: Annotated[bool, typer.Option("--all", help="Expired silences too.")] = False,
+) -> None:
+    """Silences in force (or all of them)."""
+    import time
+
+    from .alert_admin import list_silences
+
+    now = int(time.time() * 1000)
+    silences = [s for s in list_silences(_settings(config)) if all_ or s.active(now) or s.starts_at_ms > now]
+    table = Table(title=f"{len(silences)} silence{'s' if len(silences) != 1 else ''}")
+    for column in ("id", "state", "matchers", "ends", "by", "comment"):
+        table.add_column(column)
+    for s in silences:
+        state = "active" if s.active(now) else ("pending" if s.starts_at_ms > now else "expired")
+        ends = time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.ends_at_ms / 1000))
+        table.add_row(s.silence_id, state, " ".join(s.matchers), ends, s.created_by, s.comment)
+    _wide().print(table)
+
+
+@silence_app.command("expire")
+def silence_expire(
+    silence_id: Annotated[str, typer.Argument(help="The silence's id, or its first characters.")],
+    config: ConfigOption = None,
+) -> None:
+    """End a silence now."""
+    from .alert_admin import expire_silence
+
+    silence = expire_silence(_settings(config), silence_id)
+    typer.echo(f"silence {silence.silence_id} expired")
+
+
+@notify_app.command("test")
+def notify_test(
+    channel: Annotated[str, typer.Argument(help="A channel name from the config file.")],
+    config: ConfigOption = None,
+) -> None:
+    """Send a sample alert to CHANNEL, to check its URL, key and formatting."""
+    from .alert_admin import notify_test as send_test
+
+    notification = send_test(_settings(config), channel)
+    typer.echo(f"sent a test notification ({notification.notification_id}) to {channel}: accepted")
 
 
 def main() -> None:

@@ -106,6 +106,11 @@ class AlertmanagerChannel(_Channel):
 
     type: Literal["alertmanager"]
     url: str
+    valid_for: Duration = Field(
+        timedelta(hours=5),
+        description="endsAt of a firing alert, from when it is sent: Alertmanager resolves an alert that is not "
+        "sent again by then, so keep it above alerting.repeat_interval (streamwatch re-sends at each repeat).",
+    )
 
 
 Channel = Annotated[SlackChannel | PagerDutyChannel | WebhookChannel | AlertmanagerChannel, Field(discriminator="type")]

@@ -16,12 +16,15 @@ from dataclasses import dataclass
 import confluent_kafka
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from .errors import ConfigError
 from .settings import KafkaSettings, ProducerSettings
 
 __all__ = [
+    "COMMITTED",
     "BatchConsumer",
     "KafkaTransport",
     "Message",
+    "TopicTail",
     "client_config",
     "committed_lag",
     "create_topics",
@@ -130,15 +133,23 @@ class KafkaTransport:
 
 
 def create_topics(
-    kafka: KafkaSettings, names: Iterable[str], *, partitions: int, replication: int = 1, timeout: float = 30.0
+    kafka: KafkaSettings,
+    names: Iterable[str],
+    *,
+    partitions: int,
+    replication: int = 1,
+    timeout: float = 30.0,
+    config: dict[str, str] | None = None,
 ) -> list[str]:
-    """Create topics that do not exist yet; return the names created."""
+    """Create topics that do not exist yet (with topic ``config``, e.g. compaction); return the names created."""
     admin = AdminClient(client_config(kafka))
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [n for n in dict.fromkeys(names) if n not in existing]
     if not wanted:
         return []
-    futures = admin.create_topics([NewTopic(n, partitions, replication) for n in wanted], operation_timeout=timeout)
+    futures = admin.create_topics(
+        [NewTopic(n, partitions, replication, config=config or {}) for n in wanted], operation_timeout=timeout
+    )
     created = []
     for name, future in futures.items():
         try:
@@ -190,6 +201,10 @@ def read_topics(
     return out
 
 
+#: What ``on_assign`` returns for a partition to resume from the group's committed offset.
+COMMITTED = confluent_kafka.OFFSET_STORED
+
+
 class BatchConsumer:
     """A consumer-group member that hands out batches of raw messages; offsets are the caller's.
 
@@ -200,7 +215,8 @@ class BatchConsumer:
     keyed by request id, a prediction and its label meet there.
 
     ``on_assign(partitions)`` must return the offset to start each
-    ``(topic, partition)`` at (``None``: the earliest kept). ``on_revoke(partitions)``
+    ``(topic, partition)`` at (``None``: the earliest kept; :data:`COMMITTED`:
+    where the group committed, else the earliest). ``on_revoke(partitions)``
     is called before they go to another member, for the caller to checkpoint.
     Both run inside :meth:`consume`.
     """
@@ -299,6 +315,50 @@ class BatchConsumer:
             if high > (low if offset is None else offset):
                 return False
         return True
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class TopicTail:
+    """Reads every partition of a topic from its beginning, outside any group: for small state topics.
+
+    :meth:`poll` returns what arrived since the last call without waiting long;
+    :meth:`read_to_end` everything up to the partitions' current ends.
+    """
+
+    def __init__(self, kafka: KafkaSettings, topic: str, timeout: float = 10.0) -> None:
+        conf = client_config(kafka)
+        conf.update({"group.id": f"streamwatch-tail-{time.time_ns()}", "enable.auto.commit": False})
+        self._consumer = confluent_kafka.Consumer(conf)
+        metadata = self._consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            self._consumer.close()
+            raise ConfigError(f"topic {topic} does not exist: run `streamwatch init` first")
+        self._partitions = [
+            confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING) for p in metadata.partitions
+        ]
+        self._consumer.assign(self._partitions)
+        self._next = {tp.partition: 0 for tp in self._partitions}
+
+    def poll(self, timeout: float = 0.0) -> list[Message]:
+        out = []
+        for msg in self._consumer.consume(1000, timeout=timeout):
+            if msg.error() is None:
+                out.append(Message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()))
+                self._next[msg.partition()] = msg.offset() + 1
+        return out
+
+    def read_to_end(self, timeout: float = 10.0) -> list[Message]:
+        ends = {
+            tp.partition: self._consumer.get_watermark_offsets(tp, timeout=timeout, cached=False)[1]
+            for tp in self._partitions
+        }
+        out: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while any(self._next[p] < end for p, end in ends.items()) and time.monotonic() < deadline:
+            out += self.poll(0.2)
+        return out
 
     def close(self) -> None:
         self._consumer.close()

@@ -44,6 +44,7 @@ from .worker_metrics import WorkerMetrics
 __all__ = ["RuntimeSettings", "WorkerRuntime"]
 
 _log = logging.getLogger("streamwatch.worker")
+_MIN_REPORT_GAP_MS = 50  # between two reports that closed windows called for
 
 
 @dataclass(frozen=True)
@@ -107,12 +108,14 @@ class WorkerRuntime:
         report_runner: Any = None,
         metrics: WorkerMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        dispatcher: Any = None,
     ) -> None:
         self.pipeline = pipeline
         self.store = store
         self.settings = settings
         self.dead_letter_topic = dead_letter_topic
         self.report_runner = report_runner  # a ReportRunner: active while this worker owns partition 0
+        self.dispatcher = dispatcher  # delivers notifications on threads of its own (stopped by close)
         self.metrics = metrics or WorkerMetrics()
         self.clock = clock
         self.streams: dict[int, _Stream] = {}
@@ -120,6 +123,7 @@ class WorkerRuntime:
         self._deferred: list[Message] = []
         self._recorded_at = 0.0
         self._reported_at = 0.0
+        self._wrote_partials = False
         self.worker_id = f"{settings.group}-{os.getpid()}"
         self.consumer = consumer_factory(self._assigned, self._revoked)
 
@@ -193,9 +197,13 @@ class WorkerRuntime:
         for number, stream in list(self.streams.items()):
             if stream.dirty and (now - stream.checkpointed_at) * 1000 >= self.settings.checkpoint_interval_ms:
                 self._retrying(lambda n=number, s=stream: self._checkpoint(n, s))
-        if self._reporting and (now - self._reported_at) * 1000 >= self.settings.report_interval_ms:
-            # Not every batch: each report reads every partition's partials and saves its state.
+        since = (now - self._reported_at) * 1000
+        fresh = self._wrote_partials and since >= _MIN_REPORT_GAP_MS
+        if self._reporting and (since >= self.settings.report_interval_ms or fresh):
+            # Not every batch: each report reads every partition's partials and saves its state. But at
+            # once when this worker's own partitions just closed windows: alerts should not wait.
             self._reported_at = now
+            self._wrote_partials = False
             self._retrying(self.report_runner.tick)
         if now - self._recorded_at >= self.settings.metrics_interval_s:
             self._record_metrics(now)
@@ -285,6 +293,7 @@ class WorkerRuntime:
                 rows.append((number, stream.version, "watermark", (), 0, str(output.watermark).encode()))
         if rows:
             self.store.insert_partials(self.settings.group, rows)
+            self._wrote_partials = True
 
     def _checkpoint(self, number: int, stream: _Stream) -> None:
         # Dead letters reach their topic at least once: before the offsets that produced them move on.
@@ -363,4 +372,6 @@ class WorkerRuntime:
                 self.report_runner.tick()
             except StorageError as exc:
                 _log.warning("could not report at shutdown: %s", exc)
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
         self.consumer.close()

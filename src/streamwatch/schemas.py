@@ -12,9 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from .events import AlertEvent, FeatureEvent, InputEvent, LabelEvent, PredictionEvent, RetrainEvent
+from .events import AlertEvent, CircuitBreakEvent, FeatureEvent, InputEvent, LabelEvent, PredictionEvent, RetrainEvent
 from .limits import SCHEMA_VERSION
+from .notifications import Notification
 from .profiles import ReferenceProfile
+from .silences import Silence
 
 __all__ = ["render_schemas", "stale_schemas", "write_schemas"]
 
@@ -24,6 +26,10 @@ _MODELS: dict[str, type[BaseModel]] = {
     "label": LabelEvent,
     "alert": AlertEvent,
     "retrain": RetrainEvent,
+    "circuit-break": CircuitBreakEvent,
+    # Not events, but on the wire too: the generic webhook's body, and the silences topic's records.
+    "notification": Notification,
+    "silence": Silence,
 }
 
 

@@ -12,17 +12,21 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .alert_rules import RuleEngine
+from .alerting import Alerting
 from .clickhouse import Store, connect
+from .delivery import Dispatcher
 from .errors import ConfigError
-from .kafka import BatchConsumer, KafkaTransport, create_topics, topic_partitions
+from .http import ChannelClient
+from .kafka import BatchConsumer, KafkaTransport, TopicTail, create_topics, topic_partitions
 from .pipeline import Pipeline
 from .ratelimit import RateLimitedLog
-from .report_runner import ReportRunner
+from .report_runner import AlertTopics, ReportRunner
 from .runtime import RuntimeSettings, WorkerRuntime
 from .settings import Settings
+from .silence_feed import SilenceFeed
+from .worker_metrics import WorkerMetrics
 
-__all__ = ["build_runtime", "faust_broker", "init_deployment", "input_partitions", "runtime_settings"]
+__all__ = ["build_alerting", "build_runtime", "faust_broker", "init_deployment", "input_partitions", "runtime_settings"]
 
 _log = logging.getLogger("streamwatch.worker")
 
@@ -40,6 +44,7 @@ def runtime_settings(settings: Settings) -> RuntimeSettings:
         idle_timeout_ms=worker.idle_timeout_ms,
         max_future_ms=worker.max_future_ms,
         max_age_ms=worker.max_age_ms,
+        report_interval_ms=worker.report_interval_ms,
     )
 
 
@@ -73,20 +78,57 @@ def build_runtime(
         ),
         on_error=lambda reason: failures.warning("kafka", "Kafka: %s", reason),
     )
+    topics = settings.topics
     runner = ReportRunner(
         pipeline,
         store,
         rts.group,
         partitions,
         on_report=on_report,
-        rules=RuleEngine(settings.rules) if settings.rules else None,
-        alerts=(transport, settings.topics.alerts),
+        alerting=build_alerting(settings, pipeline),
+        transport=transport,
+        topics=AlertTopics(topics.alerts, topics.retrain, topics.control, topics.notifications),
+        silences=SilenceFeed(TopicTail(settings.kafka, topics.silences)),
     )
+    metrics = WorkerMetrics()
+    instance = settings.worker.instance_id
 
     def consumer(on_assign: Any, on_revoke: Any) -> BatchConsumer:
-        return BatchConsumer(settings.kafka, rts.group, rts.inputs, on_assign, on_revoke, settings.worker.instance_id)
+        return BatchConsumer(settings.kafka, rts.group, rts.inputs, on_assign, on_revoke, instance)
 
-    return WorkerRuntime(pipeline, store, consumer, transport, rts, report_runner=runner)
+    dispatcher = None
+    if settings.channels:
+
+        def outbox(on_assign: Any, on_revoke: Any) -> BatchConsumer:
+            notifier = f"{instance}-notifier" if instance else None
+            return BatchConsumer(
+                settings.kafka, f"{rts.group}-notifier", [topics.notifications], on_assign, on_revoke, notifier
+            )
+
+        alerting = settings.alerting
+        dispatcher = Dispatcher(
+            outbox,
+            ChannelClient(timeout_s=alerting.delivery_timeout.total_seconds()),
+            {channel.name: channel for channel in settings.channels},
+            max_age_s=alerting.delivery_max_age.total_seconds(),
+            metrics=metrics,
+        )
+        dispatcher.start()
+    return WorkerRuntime(
+        pipeline, store, consumer, transport, rts, report_runner=runner, metrics=metrics, dispatcher=dispatcher
+    )
+
+
+def build_alerting(settings: Settings, pipeline: Pipeline) -> Alerting:
+    """Rules (configured and built-in), routing and actions, as the settings describe them."""
+    return Alerting(
+        settings.rules,
+        {channel.name: channel.send_resolved for channel in settings.channels},
+        settings.alerting,
+        pipeline.profiles,
+        settings.models,
+        pipeline.window_ms,
+    )
 
 
 def faust_broker(settings: Settings) -> str:
@@ -100,7 +142,14 @@ def init_deployment(settings: Settings) -> tuple[list[str], list[str]]:
     created = create_topics(
         settings.kafka, [topics.predictions, topics.features, topics.labels], partitions=topics.partitions
     )
-    created += create_topics(settings.kafka, [topics.alerts, topics.retrain, topics.deadletter], partitions=1)
+    created += create_topics(
+        settings.kafka, [topics.alerts, topics.retrain, topics.deadletter, topics.control], partitions=1
+    )
+    # Keyed by channel: each channel's notifications stay in order, and one that is down holds up
+    # (and, after a restart, repeats) only what shares its partition.
+    created += create_topics(settings.kafka, [topics.notifications], partitions=6)
+    # One record per silence id survives compaction: the latest, which is the one in force.
+    created += create_topics(settings.kafka, [topics.silences], partitions=1, config={"cleanup.policy": "compact"})
     store = connect(settings.clickhouse)
     applied = store.migrate(settings.clickhouse.raw_ttl_days)
     return created, applied

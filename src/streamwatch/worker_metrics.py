@@ -40,6 +40,20 @@ class WorkerMetrics:
         self.join_pending = Gauge(
             "streamwatch_label_join_pending", "Predictions waiting for their label in this worker.", registry=r
         )
+        self.notifications = Counter(
+            "streamwatch_notifications", "Notifications accepted by their channel.", ["channel"], registry=r
+        )
+        self.notification_retries = Counter(
+            "streamwatch_notification_retries", "Notification attempts that failed and were retried.", ["channel"],
+            registry=r,
+        )  # fmt: skip
+        self.notification_failures = Counter(
+            "streamwatch_notification_failures",
+            "Notifications given up: refused for good, or still failing after the maximum age.",
+            ["channel"],
+            registry=r,
+        )
+        self.outbox = Gauge("streamwatch_outbox_pending", "Notifications read but not yet delivered.", registry=r)
         self.checkpoint_bytes = Gauge(
             "streamwatch_checkpoint_bytes", "Size of the latest checkpoint per partition.", ["partition"], registry=r
         )
@@ -72,6 +86,18 @@ class WorkerMetrics:
     def state(self, open_windows: int, join_pending: int) -> None:
         self.open_windows.set(open_windows)
         self.join_pending.set(join_pending)
+
+    def delivered(self, channel: str) -> None:
+        self.notifications.labels(channel).inc()
+
+    def delivery_retry(self, channel: str) -> None:
+        self.notification_retries.labels(channel).inc()
+
+    def delivery_failed(self, channel: str) -> None:
+        self.notification_failures.labels(channel).inc()
+
+    def outbox_pending(self, n: int) -> None:
+        self.outbox.set(n)
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""

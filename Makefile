@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/producer.py
 	$(BIN)/python bench/core.py
 	$(BIN)/python bench/worker.py
+	$(BIN)/python bench/alerts.py
 
 # Evidently needs pandas < 3, so its comparison runs in an environment of its own.
 .venv-bench/.installed: bench/requirements-evidently.txt pyproject.toml

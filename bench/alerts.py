@@ -209,7 +209,8 @@ def main() -> None:
         floor = bare_round_trip(settings, receiver, args.trials)
         receiver.shutdown()
     print(
-        f"\n{args.trials} trials, 1 s windows, reports every {report_ms} ms, on this machine ({os.cpu_count()} cores)\n"
+        f"\n{args.trials} trials, 1 s windows, reports every {report_ms} ms and when a window closes, "
+        f"on this machine ({os.cpu_count()} cores)\n"
     )
     print(f"{'':52}{'p50 ms':>9}{'p99 ms':>9}")
     for name, values in (

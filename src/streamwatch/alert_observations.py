@@ -170,6 +170,15 @@ def _of_row(rule: RuleConfig, row: MetricRow, baselines: Mapping[str, Mapping[st
     )
 
 
+def _apart(row: MetricRow, best: MetricRow, lower_is_better: bool) -> bool:
+    """Whether ``row``'s interval lies wholly on the worse side of ``best``'s (True without intervals)."""
+    if None in (row.lower, row.upper, best.lower, best.upper):
+        return True
+    if lower_is_better:
+        return row.lower > best.upper  # type: ignore[operator]
+    return row.upper < best.lower  # type: ignore[operator]
+
+
 def _parity(rule: RuleConfig, rows: list[MetricRow]) -> list[Observation]:
     """Each slice's gap from the best slice of its segment, in the same window."""
     groups: dict[Any, list[MetricRow]] = {}
@@ -187,7 +196,9 @@ def _parity(rule: RuleConfig, rows: list[MetricRow]) -> list[Observation]:
         for row in members:
             gap = row.value - best.value if lower else best.value - row.value
             evidence = {row.metric: row.value, "best_slice": dict(best.segment), "best_value": best.value}
-            breach = OPS[rule.when.comparison](gap, threshold)
+            # A gap counts only when the two slices' confidence intervals do not overlap: a minute of a
+            # few hundred requests differs by chance, and a fairness alert on noise is worse than none.
+            breach = OPS[rule.when.comparison](gap, threshold) and _apart(row, best, lower)
             out.append(
                 Observation(
                     _series(rule, row),

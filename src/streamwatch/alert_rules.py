@@ -100,6 +100,7 @@ class _Series:
     status: Status | None = None  # None: inactive
     starts_at: int = 0
     id: SeriesId | None = None
+    metric: str = ""  # the last metric observed (a window with no finding observes none)
 
 
 class RuleEngine:
@@ -175,6 +176,7 @@ class RuleEngine:
         else:
             series.streak_before, series.last_start = series.streak, o.start_ms
         series.streak = series.streak + 1 if o.breach else 0
+        series.metric = o.metric or series.metric
         previous = series.status
         if o.breach:
             if previous in (None, "resolved"):
@@ -193,9 +195,10 @@ class RuleEngine:
             (sid.model, sid.model_version, sid.variant, o.start_ms), ()
         )
         evidence = {k: v for k, v in o.evidence.items() if k != "example_request_ids"}
+        metric = series.metric or rule.when.finding or rule.name
         return Transition(
             key, rule.name, rule.kind, rule.severity, series.status, sid.model, sid.model_version, sid.variant,
-            sid.feature, sid.segment, o.metric, o.value, o.threshold, o.start_ms, o.end_ms, series.starts_at, ends,
+            sid.feature, sid.segment, metric, o.value, o.threshold, o.start_ms, o.end_ms, series.starts_at, ends,
             o.reference, dict(rule.labels), rule.runbook_url, rule.when.comparison, evidence,
             tuple(examples[:_MAX_EXAMPLES]),
         )  # fmt: skip

@@ -356,7 +356,14 @@ def config_check(config: ConfigOption = None) -> None:
     console.print(f"config file: {settings.config_file or '(none)'}")
     console.print(f"kafka: {settings.kafka.bootstrap_servers} ({settings.kafka.security_protocol})")
     console.print(f"topics: {settings.topics.predictions}, {settings.topics.features}, {settings.topics.labels}")
-    console.print(f"models: {len(settings.models)}, rules: {len(settings.rules)}, channels: {len(settings.channels)}")
+    from .default_rules import with_defaults
+
+    rules = with_defaults(settings.rules, settings.alerting.default_rules)
+    built_in = len(rules) - len(settings.rules)
+    console.print(
+        f"models: {len(settings.models)}, rules: {len(settings.rules)} (+{built_in} built-in), "
+        f"channels: {len(settings.channels)}"
+    )
     console.print("[green]config ok[/green]")
 
 

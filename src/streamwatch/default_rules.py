@@ -23,34 +23,32 @@ from .rule_config import RuleConfig
 __all__ = ["DEFAULT_RULES", "with_defaults"]
 
 
-def _rule(name: str, kind: str, when: dict[str, Any], **fields: Any) -> RuleConfig:
-    return RuleConfig.model_validate({"name": name, "kind": kind, "when": when, **fields})
+def _rule(name: str, kind: str, when: dict[str, Any], for_: int = 1, **fields: Any) -> RuleConfig:
+    return RuleConfig.model_validate({"name": name, "kind": kind, "when": when, "for": for_, **fields})
 
 
 DEFAULT_RULES: tuple[RuleConfig, ...] = (
     # A feature or the score drifted past its calibrated threshold, two windows running.
-    _rule("feature-drift", "drift", {"finding": "drift"}, **{"for": 2}),
+    _rule("feature-drift", "drift", {"finding": "drift"}, for_=2),
     # Half the judged features drifted at once: the model sees another population. Retrain.
     _rule("drifted-share", "drift", {"metric": "drifted_share", "op": ">="}, severity="critical", actions=["retrain"]),
     # Missing, mistyped, out-of-range or unseen values above the reference's rate.
-    _rule("data-quality", "data_quality", {"finding": "data_quality"}, **{"for": 2}),
+    _rule("data-quality", "data_quality", {"finding": "data_quality"}, for_=2),
     # Performance below the model's validation baseline (models[].baseline) by more than 0.05.
-    _rule("auc-drop", "performance", {"metric": "roc_auc", "drop": 0.05}, **{"for": 3}, actions=["retrain"]),
-    _rule("accuracy-drop", "performance", {"metric": "accuracy", "drop": 0.05}, **{"for": 3}),
-    # A slice's selection rate under four fifths of the highest slice's (with enough samples).
-    _rule("demographic-parity", "fairness", {"finding": "fairness"}, **{"for": 2}),
-    # A slice whose false positive or false negative rate is 0.1 worse than the best slice's.
-    _rule("slice-fpr-gap", "fairness", {"metric": "fpr", "parity": True, "threshold": 0.1}, **{"for": 2}),
-    _rule("slice-fnr-gap", "fairness", {"metric": "fnr", "parity": True, "threshold": 0.1}, **{"for": 2}),
+    _rule("auc-drop", "performance", {"metric": "roc_auc", "drop": 0.05}, for_=3, actions=["retrain"]),
+    _rule("accuracy-drop", "performance", {"metric": "accuracy", "drop": 0.05}, for_=3),
+    # A slice whose selection rate (demographic parity), false positive or false negative rate (equalized
+    # odds) is 0.1 worse than the best slice's, with confidence intervals that do not overlap.
+    _rule("selection-rate-gap", "fairness", {"metric": "selection_rate", "parity": True, "threshold": 0.1}, for_=2),
+    _rule("slice-fpr-gap", "fairness", {"metric": "fpr", "parity": True, "threshold": 0.1}, for_=2),
+    _rule("slice-fnr-gap", "fairness", {"metric": "fnr", "parity": True, "threshold": 0.1}, for_=2),
     # The Google SRE workbook's multi-window burn-rate alerts: page fast burns, ticket slow ones.
     _rule("slo-burn-page", "slo", {"finding": "slo", "finding_severity": "critical"}, severity="critical"),
     _rule("slo-burn-ticket", "slo", {"finding": "slo", "finding_severity": "warning"}),
     # A canary or shadow that disagrees with production, or is much slower.
-    _rule(
-        "divergence-agreement", "divergence", {"metric": "agreement_rate", "op": "<", "threshold": 0.9}, **{"for": 2}
-    ),
-    _rule("divergence-latency", "divergence", {"metric": "latency_p95_ratio", "threshold": 1.5}, **{"for": 2}),
-    _rule("divergence-score", "divergence", {"metric": "score_abs_diff", "threshold": 0.1}, **{"for": 2}),
+    _rule("divergence-agreement", "divergence", {"metric": "agreement_rate", "op": "<", "threshold": 0.9}, for_=2),
+    _rule("divergence-latency", "divergence", {"metric": "latency_p95_ratio", "threshold": 1.5}, for_=2),
+    _rule("divergence-score", "divergence", {"metric": "score_abs_diff", "threshold": 0.1}, for_=2),
     # A river detector saw the error rate or a feature's drift statistic change.
     _rule("change-detected", "change", {"finding": "change"}, severity="info"),
 )

@@ -200,9 +200,11 @@ class PartitionStage:
             # Performance is handed out when event time moves past a window, not after every
             # batch: the fairness figures of every touched window are too costly to recompute
             # per batch, and labels keep coming for a day anyway.
-            for key, start in sorted(self._unreported, key=_order):
+            # Only windows event time has left: a window still filling would be judged on a few labels.
+            done = [s for s in self._unreported if flushing or s[1] + self.window_ms <= watermark]
+            for key, start in sorted(done, key=_order):
                 out.partials.append(Partial("performance", key, start, self._performance[key, start]))
-            self._unreported.clear()
+            self._unreported.difference_update(done)
         horizon = self.window_ms + self.label_horizon_ms
         for slot in [s for s in self._performance if s[1] + horizon < watermark]:
             del self._performance[slot]

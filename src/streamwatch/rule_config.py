@@ -9,7 +9,8 @@ A rule judges one window at a time. Its condition is either
   (``{metric: roc_auc, drop: 0.05}``): a performance drop against the reference;
 - a slice's **parity** gap (``{metric: fpr, parity: true, threshold: 0.1}``): how
   far one slice's rate is from the best slice of the same segment, so that only
-  the slice that is worse alerts;
+  the slice that is worse alerts, and only when the two slices' confidence
+  intervals do not overlap (enough samples to tell);
 - a **finding** of a kind (``{finding: drift}``): the core's own judgement, with
   its calibrated thresholds and its minimum sample sizes.
 

@@ -105,3 +105,23 @@ def test_alerts_list_and_show_read_the_alerts_topic_when_clickhouse_is_unavailab
     shown = run("alerts", "show", "bbb", "-c", str(path))
     assert shown.returncode == 0 and '"status": "resolved"' in shown.stdout
     assert shown.stdout.count("firing") >= 1  # the history lists the firing transition too
+
+
+@pytest.mark.parametrize(
+    ("yaml", "words"),
+    [
+        ("rules:\n  - {name: auc, kind: performance, when: {op: '<'}}\n",
+         "invalid setting rules['auc'].when: needs `metric` or `finding`"),
+        ("rules:\n  - {name: d, kind: drift, when: {finding: drift, threshold: 1}}\n",
+         "invalid setting rules['d'].when: a `finding` condition takes no threshold"),
+        ("rules:\n  - {name: g, kind: fairness, when: {metric: fpr, parity: true}}\n",
+         "invalid setting rules['g'].when: `parity` needs a threshold"),
+        ("rules:\n  - {name: f, kind: drift, when: {finding: drift}, for: soon}\n", "invalid setting rules['f']"),
+        ("alerting: {group_wait: soon}\n", "invalid setting alerting.group_wait: must be a duration"),
+    ],
+)  # fmt: skip
+def test_a_bad_rule_or_alerting_setting_is_one_line_naming_it(tmp_path: Path, yaml: str, words: str) -> None:
+    path = tmp_path / "streamwatch.yaml"
+    path.write_text(yaml)
+    result = run("config", "check", "-c", str(path))
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1 and words in result.stderr, result.stderr

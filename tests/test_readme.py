@@ -26,10 +26,13 @@ def test_readme_example_is_valid(block: str) -> None:
 def test_the_yaml_config_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from streamwatch.settings import load_settings
 
-    [block] = re.findall(r"```yaml\n(.*?)```", README, re.S)
+    block, alerting = re.findall(r"```yaml\n(.*?)```", README, re.S)
     for name in ("SLACK_WEBHOOK_URL", "PAGERDUTY_ROUTING_KEY", "WEBHOOK_SECRET", "CLICKHOUSE_PASSWORD", "HOSTNAME"):
         monkeypatch.setenv(name, f"value-of-{name.lower()}")
     path = tmp_path / "streamwatch.yaml"
+    path.write_text(alerting)
+    chosen = load_settings(path)
+    assert chosen.rules[0].windows_needed(60_000) == 10 and chosen.alerting.retrain.min_data.days == 7
     path.write_text(block)
     settings = load_settings(path)
     assert settings.clickhouse.dsn == "http://clickhouse:8123" and settings.worker.instance_id == "value-of-hostname"

@@ -123,9 +123,13 @@ class Dispatcher:
         consumer = self._consumer_factory(lambda partitions: dict.fromkeys(partitions, COMMITTED), self._offsets.forget)
         try:
             while not self._stop.is_set():
-                for message in consumer.consume(100, 0.1):
-                    self._accept(message)
-                consumer.commit(self._offsets.committable())
+                try:
+                    for message in consumer.consume(100, 0.1):
+                        self._accept(message)
+                    consumer.commit(self._offsets.committable())
+                except Exception:  # a broker hiccup must not end delivery: log it and go on
+                    _log.exception("dispatcher loop error")
+                    self._stop.wait(1.0)
                 if self.metrics is not None:
                     self.metrics.outbox_pending(self._offsets.in_flight())
             for thread in self._threads:

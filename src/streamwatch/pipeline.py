@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .core.records import Finding, MetricRow
 from .core.slo import SLO
@@ -79,7 +79,8 @@ class Pipeline:
         Drift threshold overrides per model, feature and statistic (from the config).
     calibrate_for
         Calibrate every reference's thresholds for windows of this many values,
-        so that a stationary stream rarely raises drift (see ``core.thresholds``).
+        or ``"auto"``: for each window's own size, so that a stationary stream
+        rarely raises drift, however small its windows (see ``core.thresholds``).
     """
 
     def __init__(
@@ -96,7 +97,7 @@ class Pipeline:
         rolling_windows: int = 60,
         tasks: Mapping[str, str] | None = None,
         thresholds: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
-        calibrate_for: int | None = None,
+        calibrate_for: int | Literal["auto"] | None = None,
     ) -> None:
         self.profiles = dict(profiles or {})
         self.window_ms = window_ms

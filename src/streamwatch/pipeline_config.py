@@ -108,4 +108,5 @@ def pipeline_from_settings(settings: Settings, profiles: Mapping[tuple[str, str]
         slos=slos,
         tasks=tasks,
         thresholds=thresholds,
+        calibrate_for="auto" if windows.drift_calibration == "auto" else None,
     )

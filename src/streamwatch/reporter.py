@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from .core.categories import CategoryCounts
 from .core.change import ChangeDetector
@@ -46,7 +46,7 @@ class Reporter:
         detector: str = "page_hinkley",
         rolling_windows: int = 60,
         thresholds: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
-        calibrate_for: int | None = None,
+        calibrate_for: int | Literal["auto"] | None = None,
     ) -> None:
         self.profiles = profiles
         self.window_ms = window_ms

@@ -132,6 +132,11 @@ class WindowSettings(_Section):
     label_horizon_ms: int = Field(86_400_000, ge=1_000, description="How long after a prediction its label may come.")
     rolling_windows: int = Field(60, ge=0, description="Windows a rolling view merges; below 2, none.")
     detector: Literal["page_hinkley", "adwin", "kswin"] = "page_hinkley"
+    drift_calibration: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: drift thresholds calibrated on the reference for each window's size (small windows "
+        "stray more by chance); off: the fixed defaults.",
+    )
 
 
 class WorkerSettings(_Section):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from .core.categories import CategoryCounts
+from .core.drift import bin_support
 from .core.drift_report import DriftSummary, WindowKey, evaluate_drift
 from .core.histogram import NumericHistogram
 from .core.records import Finding, MetricRow
@@ -18,24 +20,41 @@ SCORE = "__score__"
 
 
 class ReferenceCache:
-    """Each profile's reference aggregates, built once rather than at every window close."""
+    """Each profile's reference aggregates, built once rather than at every window close.
 
-    def __init__(self, calibrate_for: int | None = None) -> None:
+    ``calibrate_for`` calibrates every threshold for windows of that many
+    values; ``"auto"`` calibrates for each window's own size, rounded up to a
+    power of two (a window of 40 canary requests strays further from the
+    reference by chance than one of 4,000, and must not raise drift for it).
+    """
+
+    def __init__(self, calibrate_for: int | Literal["auto"] | None = None) -> None:
         self.calibrate_for = calibrate_for
         self._built: dict[int, tuple[ReferenceProfile, dict, dict]] = {}
-        self._calibrated: dict[int, tuple[ReferenceProfile, dict[str, dict[str, float]]]] = {}
+        self._calibrated: dict[tuple[int, str, int], tuple[ReferenceProfile, dict[str, float]]] = {}
 
-    def thresholds(self, profile: ReferenceProfile) -> dict[str, dict[str, float]]:
-        """Thresholds calibrated on the reference for windows of ``calibrate_for`` values (none if unset)."""
+    def thresholds(self, profile: ReferenceProfile, sizes: dict[str, int] | None = None) -> dict[str, dict[str, float]]:
+        """Calibrated thresholds per feature (none if not calibrating); ``sizes`` are the window's value counts."""
         if self.calibrate_for is None:
             return {}
-        cached = self._calibrated.get(id(profile))
-        if cached is not None and cached[0] is profile:
-            return cached[1]
-        references, _ = self.get(profile)
-        calibrated = {name: calibrate(reference.counts, self.calibrate_for) for name, reference in references.items()}
-        self._calibrated[id(profile)] = (profile, calibrated)
-        return calibrated
+        references, scales = self.get(profile)
+        out = {}
+        for name, reference in references.items():
+            if self.calibrate_for == "auto":
+                n = (sizes or {}).get(name, 0)
+                if n < 1:
+                    continue
+                size = max(32, 1 << (n - 1).bit_length())  # a few sizes per feature, each computed once
+            else:
+                size = self.calibrate_for
+            key = (id(profile), name, size)
+            cached = self._calibrated.get(key)
+            if cached is None or cached[0] is not profile:
+                support = bin_support(reference) if isinstance(reference, NumericHistogram) else None
+                values = calibrate(reference.counts, size, support=support, scale=scales.get(name, 1.0), draws=500)
+                cached = self._calibrated[key] = (profile, values)
+            out[name] = cached[1]
+        return out
 
     def get(self, profile: ReferenceProfile) -> tuple[dict[str, NumericHistogram | CategoryCounts], dict[str, float]]:
         cached = self._built.get(id(profile))
@@ -81,12 +100,13 @@ def drift_of(
     profile = aggregates.profile
     assert profile is not None
     references, scales = cache.get(profile)
-    thresholds = {name: dict(values) for name, values in cache.thresholds(profile).items()}
-    for name, values in (overrides or {}).items():
-        thresholds.setdefault(name, {}).update(values)
     current: dict[str, NumericHistogram | CategoryCounts] = dict(aggregates.features)
     if aggregates.score is not None:
         current[SCORE] = aggregates.score
+    sizes = {name: values.n for name, values in current.items()}
+    thresholds = {name: dict(values) for name, values in cache.thresholds(profile, sizes).items()}
+    for name, values in (overrides or {}).items():
+        thresholds.setdefault(name, {}).update(values)
     summary = evaluate_drift(
         key, references, current, scales=scales, thresholds=thresholds, reference_id=profile.lineage.content_sha256
     )

@@ -22,7 +22,17 @@ from scipy.stats import chi2_contingency, kstwo, wasserstein_distance
 from .categories import CategoryCounts
 from .histogram import NumericHistogram
 
-__all__ = ["PSI_EMPTY_BIN", "chi_square", "hellinger", "js_distance", "ks", "psi", "unseen_share", "wasserstein"]
+__all__ = [
+    "PSI_EMPTY_BIN",
+    "bin_support",
+    "chi_square",
+    "hellinger",
+    "js_distance",
+    "ks",
+    "psi",
+    "unseen_share",
+    "wasserstein",
+]
 
 #: Share given to an empty bin in PSI, so that the logarithm stays finite.
 PSI_EMPTY_BIN = 1e-4
@@ -88,7 +98,7 @@ def ks(reference: NumericHistogram, current: NumericHistogram) -> tuple[float, f
     return statistic, float(kstwo.sf(statistic, effective))
 
 
-def _support(histogram: NumericHistogram) -> np.ndarray:
+def bin_support(histogram: NumericHistogram) -> np.ndarray:
     """One point per bin standing for its values.
 
     An inner bin ``[e(i-1), e(i))`` stands at its left edge, which is exact
@@ -109,7 +119,7 @@ def wasserstein(reference: NumericHistogram, current: NumericHistogram, *, scale
     """
     if reference.n == 0 or current.n == 0:
         return float("nan")
-    distance = wasserstein_distance(_support(reference), _support(current), reference.counts, current.counts)
+    distance = wasserstein_distance(bin_support(reference), bin_support(current), reference.counts, current.counts)
     return float(distance / scale)
 
 

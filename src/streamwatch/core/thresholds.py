@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import numpy as np
+from scipy.stats import wasserstein_distance
 
 from .drift import hellinger, js_distance, psi
 
@@ -86,13 +87,20 @@ def calibrate(
     quantile: float = 0.99,
     draws: int = 1000,
     seed: int = 0,
+    support: np.ndarray | None = None,
+    scale: float = 1.0,
 ) -> dict[str, float]:
     """Thresholds for windows of ``window_size`` values, so that windows drawn from the reference rarely cross.
 
     Windows are drawn from the reference's own binned distribution
     (multinomial), with a fixed ``seed`` so the same reference always gives the
     same thresholds. Each threshold is the ``quantile`` of the statistic over
-    ``draws`` windows, and at least its default.
+    ``draws`` windows, and at least its default. With ``support`` (one value
+    per bin) and ``scale``, the normalised Wasserstein distance is calibrated too.
+
+    >>> support = np.arange(4.0)
+    >>> calibrate(np.array([400, 300, 200, 100]), 40, support=support)["wasserstein"] > 0.1
+    True
 
     >>> reference = np.array([400, 300, 200, 100])
     >>> small, large = calibrate(reference, 50), calibrate(reference, 50_000)
@@ -110,4 +118,7 @@ def calibrate(
         values = values[~np.isnan(values)]
         observed = float(np.quantile(values, quantile)) if values.size else 0.0
         thresholds[name] = max(observed, DEFAULT_THRESHOLDS[name])
+    if support is not None and scale > 0:
+        values = np.array([wasserstein_distance(support, support, counts, sample) / scale for sample in samples])
+        thresholds["wasserstein"] = max(float(np.quantile(values, quantile)), DEFAULT_THRESHOLDS["wasserstein"])
     return thresholds

@@ -1,6 +1,7 @@
 # Both commands set themselves up from nothing: a .venv with pinned packages,
-# plus kcat (a non-Python Kafka client the tests publish with) and a real Alertmanager (a
-# notification channel the tests deliver to) when apt can install them.
+# plus kcat (a non-Python Kafka client the tests publish with), a real Alertmanager (a
+# notification channel the tests deliver to) and chromium (which renders the HTML report
+# headless in a test) when apt can install them.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -15,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 tools:
-	@missing=""; for tool in kcat openssl prometheus-alertmanager; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	@missing=""; for tool in kcat openssl prometheus-alertmanager chromium; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	    echo "installing$$missing (apt-get)"; \

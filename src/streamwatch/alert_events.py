@@ -47,7 +47,6 @@ def alert_event(t: Transition, lineage: Mapping[str, str], dashboard_url: str | 
             window_start=t.window_start_ms - 3_600_000,
             window_end=t.window_end_ms,
         )
-    value = "no data" if not math.isfinite(t.value) else f"{t.value:.4g}"
     limit = f" ({t.op} {t.threshold:g})" if math.isfinite(t.threshold) else ""
     event_id = hashlib.sha256(f"{t.fingerprint}:{t.status}:{t.window_start_ms}".encode()).hexdigest()[:32]
     subject = f"{t.metric} of {t.feature}" if t.feature else t.metric
@@ -64,7 +63,9 @@ def alert_event(t: Transition, lineage: Mapping[str, str], dashboard_url: str | 
             "model": t.model,
             "model_version": t.model_version,
             "variant": t.variant,
-            "reason": f"{subject} is {value}{limit} for {where}",
+            "reason": f"{subject} is {t.value:.4g}{limit} for {where}"
+            if math.isfinite(t.value)
+            else f"{subject} no longer breaches for {where}",
             "metric": t.metric,
             "feature": t.feature,
             "segment": dict(t.segment) or None,

@@ -367,6 +367,44 @@ def config_check(config: ConfigOption = None) -> None:
     console.print("[green]config ok[/green]")
 
 
+@app.command()
+def report(
+    model: Annotated[str, typer.Option("--model", "-m", help="The model to report on.")],
+    since: Annotated[str, typer.Option(help="A duration back from now (24h, 7d) or an RFC 3339 time.")] = "24h",
+    out: Annotated[Path, typer.Option(metavar="FILE", help="Where to write the HTML page.")] = Path("report.html"),
+    config: ConfigOption = None,
+) -> None:
+    """Write one model's monitoring as a self-contained HTML page (no script, works offline), from ClickHouse."""
+    import time
+    from datetime import datetime
+
+    from .clickhouse import StorageError, connect
+    from .durations import parse_duration
+    from .report import render_report, report_data
+
+    now = int(time.time() * 1000)
+    try:
+        since_ms = now - int(parse_duration(since).total_seconds() * 1000)
+    except ValueError:
+        try:
+            since_ms = int(datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp() * 1000)
+        except ValueError:
+            raise StreamwatchError(f"--since {since!r}: a duration such as 24h or an RFC 3339 time") from None
+    settings = _settings(config)
+    try:
+        store = connect(settings.clickhouse)
+        data = report_data(store, model, since_ms, now)
+    except StorageError as exc:
+        raise StreamwatchError(f"ClickHouse: {exc}") from None
+    if not data.series and not data.alerts:
+        raise StreamwatchError(f"--model {model!r}: no results since {since} in {settings.clickhouse.dsn}")
+    try:
+        out.write_text(render_report(data), encoding="utf-8")
+    except OSError as exc:
+        raise StreamwatchError(f"--out {out}: cannot be written ({exc.strerror})") from None
+    typer.echo(f"wrote {out}: {len(data.series)} series, {len(data.alerts)} alert transitions")
+
+
 @alerts_app.command("list")
 def alerts_list(
     config: ConfigOption = None,

@@ -11,7 +11,8 @@ Replace :func:`start_training` with what your platform does: submit a training
 pipeline run, open a ticket, post to a queue. Here it prints one JSON line with
 what a training job needs.
 
-    python examples/retrain_consumer.py --bootstrap 127.0.0.1:9092 --group my-training-job
+    python examples/retrain_consumer.py --bootstrap 127.0.0.1:9092 --topic streamwatch.retrain \
+        --group my-training-job [--max-events N] [--timeout S]
 """
 
 from __future__ import annotations
@@ -72,12 +73,16 @@ def main() -> int:
         while not (args.max_events and len(handled) >= args.max_events):
             if deadline is not None and time.monotonic() > deadline:
                 print(f"stopped after {args.timeout} s with {len(handled)} events handled", file=sys.stderr)
-                return 1
+                return 1 if args.max_events else 0  # short of --max-events is a failure
             message = consumer.poll(0.5)
-            if message is None or message.error() is not None:
+            if message is None:
+                continue
+            if message.error() is not None:  # the client retries by itself; say why nothing arrives
+                print(f"consumer: {message.error()}", file=sys.stderr)
                 continue
             try:
-                event = parse_event(message.value(), any_type=True)
+                # A tombstone (no value) is malformed too: it must not stop the job.
+                event = parse_event(message.value() or b"", any_type=True)
                 if not isinstance(event, RetrainEvent):
                     raise ContractError("type", f"expected a retrain event, got {event.type!r}")
             except ContractError as exc:

@@ -40,8 +40,8 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (("demo", "--requests", "many"), "'--requests'"),
-        (("demo", "--requests", "0"), "'--requests'"),
+        (("demo", "--minutes", "many"), "'--minutes'"),
+        (("demo", "--minutes", "0"), "'--minutes'"),
         (("nonsense",), "No such command 'nonsense'"),
         (("validate",), "Missing argument 'files'"),
     ],
@@ -100,7 +100,12 @@ def test_schemas_check_fails_when_stale(tmp_path: Path) -> None:
     assert result.returncode == 2 and "label.schema.json" in result.stderr
 
 
-def test_demo_runs_end_to_end() -> None:
-    result = run("demo", "--requests", "300")
-    assert result.returncode == 0, result.stderr
-    assert "demo ok" in result.stdout and "labels on their prediction's partition: True" in result.stdout
+def test_demo_runs_the_whole_path_and_catches_every_injected_incident(tmp_path: Path) -> None:
+    result = run("demo", "--minutes", "12", "--per-minute", "300", "--no-live", "--out", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "demo ok" in result.stdout and "not detected" not in result.stdout
+    for caught in ("feature-drift", "slice-fpr-gap", "slo-burn"):
+        assert caught in result.stdout
+    assert "rejected: 0" in result.stdout
+    report = (tmp_path / "demo" / "report.html").read_text()
+    assert "<h2>Drift per feature</h2>" in report and "slice-fpr-gap" in report

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streamwatch.demo import run_demo
 from streamwatch.kafka import create_topics, read_topics
 from streamwatch.localbroker import LocalKafka
 from streamwatch.settings import Settings, load_settings
@@ -38,11 +37,22 @@ def test_inference_service_example(broker: LocalKafka) -> None:
     assert len(messages) == 150 and len(errors) == 2  # the two requests without income
 
 
-def test_demo_scenario(settings: Settings) -> None:
-    result = run_demo(400, settings=settings)
-    assert result.ok, result
-    assert result.produced["prediction"] == 400 and result.produced["feature"] == 80
-    assert result.consumed == result.produced
+def test_the_demo_traffic_goes_through_the_sdk_valid_and_co_partitioned(settings: Settings) -> None:
+    from streamwatch.demo import publish_scenario
+    from streamwatch.demo_scenario import DemoScenario
+    from streamwatch.events import LabelEvent, PredictionEvent, parse_event
+
+    scenario = DemoScenario(minutes=6, per_minute=60)
+    sent = publish_scenario(settings, scenario, speed=600)
+    topics = [settings.topics.predictions, settings.topics.labels]
+    messages = read_topics(settings.kafka, topics, expect=sent)
+    events = [(parse_event(m.value), m.partition) for m in messages]
+    assert len(events) == sent == sum(1 for _ in scenario.events())
+    partition = {e.request_id: p for e, p in events if isinstance(e, PredictionEvent)}
+    labels = [(e.request_id, p) for e, p in events if isinstance(e, LabelEvent)]
+    assert labels and all(partition[rid] == p for rid, p in labels)  # a label meets its prediction
+    variants = {e.variant for e, _ in events if isinstance(e, PredictionEvent)}
+    assert variants == {"production", "canary"}
 
 
 def test_retrain_consumer_example_handles_each_request_once_and_skips_bad_messages(broker: LocalKafka) -> None:

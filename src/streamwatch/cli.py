@@ -71,29 +71,74 @@ def _wide() -> Console:
 
 @app.command()
 def demo(
-    requests: Annotated[int, typer.Option(min=1, max=1_000_000, help="Requests the simulated service serves.")] = 2000,
+    minutes: Annotated[int, typer.Option(min=6, max=600, help="Minutes of event time the scenario lasts.")] = 30,
+    per_minute: Annotated[int, typer.Option(min=50, max=20_000, help="Requests served per minute.")] = 400,
+    speed: Annotated[float, typer.Option(min=1, max=600, help="How much faster than real time.")] = 30.0,
+    out: Annotated[Path, typer.Option(metavar="DIR", help="Where the data, logs and report go.")] = Path(
+        "streamwatch-data/demo"
+    ),
+    live: Annotated[bool, typer.Option(help="A live view (default: when the output is a terminal).")] = True,
 ) -> None:
-    """Start a local broker, publish a simulated model's events with the SDK, and read them back."""
+    """Run the whole path on an incident scenario: broker, SDK, worker, ClickHouse, alerts, report.
+
+    Nothing needs installing: a local Kafka-protocol broker and embedded ClickHouse are started here.
+    """
+    from rich.live import Live
+
     from .demo import run_demo
+    from .demo_view import live_view, summary_table
 
     console = Console()
-    with console.status("starting a local Kafka-protocol broker and serving requests..."):
-        result = run_demo(requests)
-    table = Table(title="events published by the SDK and read back from Kafka")
-    for column in ("type", "produced", "consumed and valid"):
-        table.add_column(column, justify="right" if column != "type" else "left")
-    for kind, count in result.produced.items():
-        table.add_row(kind, str(count), str(result.consumed.get(kind, 0)))
-    console.print(table)
-    console.print(f"producer counters: {result.stats}")
-    console.print(f"labels on their prediction's partition: {result.labels_off_partition == 0}")
-    console.print("a prediction event as it travels:", style="bold")
-    console.print_json(result.sample)
-    for problem in result.invalid[:10]:
-        console.print(f"[red]invalid:[/red] {problem}")
-    if not result.ok:
-        raise StreamwatchError("demo failed: some events were lost, invalid or mis-partitioned (see above)")
-    console.print("[green]demo ok[/green]: every event arrived and matches the contract")
+    if live and console.is_terminal:
+        with Live(console=console, refresh_per_second=4) as screen:
+            summary = run_demo(minutes, per_minute, speed, out, view=lambda state: screen.update(live_view(state)))
+    else:
+        import time
+
+        last = [0.0]
+
+        def plain(state: dict) -> None:  # type: ignore[type-arg]
+            if time.monotonic() - last[0] >= 10:
+                last[0] = time.monotonic()
+                typer.echo(f"{state['phase']}: {state['events']:,} events published, "
+                           f"{len(state['receiver'].notifications)} notifications received")  # fmt: skip
+
+        summary = run_demo(minutes, per_minute, speed, out, view=plain)
+    console.print(summary_table(summary))
+    console.print(f"notifications received and verified: {len(summary.notifications)} "
+                  f"(rejected: {summary.rejected_notifications})")  # fmt: skip
+    console.print(f"retrain requests consumed by examples/retrain_consumer.py: {len(summary.retrain_requests)}")
+    if summary.false_alarms:
+        console.print("also fired, as consequences of the incidents unless marked: " + "; ".join(summary.false_alarms))
+    console.print(f"report: {summary.report}  (worker log: {out / 'worker.log'})")
+    if not summary.ok:
+        raise StreamwatchError("demo: an injected incident was not detected (see the table above)")
+    console.print("[green]demo ok[/green]")
+
+
+@app.command()
+def traffic(
+    config: ConfigOption = None,
+    minutes: Annotated[int, typer.Option(min=6, max=100_000, help="Minutes of event time per scenario.")] = 30,
+    per_minute: Annotated[int, typer.Option(min=1, max=100_000, help="Requests served per minute.")] = 400,
+    speed: Annotated[float, typer.Option(min=0.01, max=600, help="How much faster than real time.")] = 1.0,
+    loop: Annotated[bool, typer.Option(help="Start the scenario again when it ends.")] = True,
+) -> None:
+    """Publish the demo's credit-risk scenario (with its incidents) to the configured Kafka, e.g. in docker-compose."""
+    import time
+
+    from .demo import publish_scenario
+    from .demo_scenario import DemoScenario
+
+    settings = _settings(config)
+    round_ = 0
+    while True:
+        scenario = DemoScenario(minutes, per_minute, start_ms=int(time.time() * 1000), seed=7 + round_)
+        sent = publish_scenario(settings, scenario, speed)
+        typer.echo(f"scenario {round_ + 1}: {sent:,} events published")
+        round_ += 1
+        if not loop:
+            return
 
 
 @app.command()

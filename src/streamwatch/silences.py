@@ -66,6 +66,13 @@ class Matcher:
         return cls(name, op, value)  # type: ignore[arg-type]
 
     def matches(self, labels: Mapping[str, str]) -> bool:
+        """Whether ``labels`` meet this condition; a missing label is the empty string, as in Alertmanager.
+
+        >>> Matcher.parse("feature=~inc").matches({"feature": "income"})  # the regex must match the whole value
+        False
+        >>> Matcher.parse("feature!=income").matches({})
+        True
+        """
         actual = labels.get(self.name, "")
         if self.op == "=":
             return actual == self.value
@@ -75,7 +82,16 @@ class Matcher:
         return found if self.op == "=~" else not found
 
     def __str__(self) -> str:
-        return f"{self.name}{self.op}{self.value}"
+        """The text form a silence stores: quoted only where parsing it back would otherwise change the value.
+
+        >>> str(Matcher.parse("model=credit")), str(Matcher.parse('comment=" padded "'))
+        ('model=credit', 'comment=" padded "')
+        """
+        value = self.value
+        quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'"
+        if value != value.strip() or quoted:
+            value = f'"{value}"'  # parse() strips exactly one outer pair, so no escaping is needed
+        return f"{self.name}{self.op}{value}"
 
 
 class Silence(BaseModel):
@@ -103,15 +119,26 @@ class Silence(BaseModel):
         return self
 
     def active(self, now_ms: int) -> bool:
+        """Whether ``now_ms`` is in ``[starts_at_ms, ends_at_ms)``."""
         return self.starts_at_ms <= now_ms < self.ends_at_ms
 
     def matches(self, labels: Mapping[str, str]) -> bool:
+        """Whether every matcher matches ``labels`` (whether or not the silence is active)."""
         return all(Matcher.parse(m).matches(labels) for m in self.matchers)
 
     def expired_at(self, now_ms: int) -> Silence:
-        """This silence, ending at ``now_ms`` (at the latest)."""
-        end = max(self.starts_at_ms + 1, min(self.ends_at_ms, now_ms))
-        return self.model_copy(update={"ends_at_ms": end})
+        """This silence, ending at ``now_ms`` (at the latest), so it is not active from then on.
+
+        One that has not started yet is moved to end just before: a range must
+        not be empty, and it must not come alive later.
+
+        >>> s = new_silence(["model=credit"], 60_000, now_ms=10_000)
+        >>> e = s.expired_at(10_000)
+        >>> (e.starts_at_ms, e.ends_at_ms), e.active(10_000)
+        ((9999, 10000), False)
+        """
+        end = max(1, min(self.ends_at_ms, now_ms))
+        return self.model_copy(update={"starts_at_ms": min(self.starts_at_ms, end - 1), "ends_at_ms": end})
 
 
 def new_silence(
@@ -145,6 +172,15 @@ class SilenceSet:
         self._by_id: dict[str, Silence] = {}
 
     def add(self, silence: Silence) -> None:
+        """Take in a record of the topic: it replaces any earlier one of the same id (an expiry, say).
+
+        >>> silences = SilenceSet()
+        >>> s = new_silence(["model=credit"], 60_000, now_ms=0, silence_id="s1")
+        >>> silences.add(s)
+        >>> silences.add(s.expired_at(1_000))
+        >>> [(x.silence_id, x.ends_at_ms) for x in silences.list(2_000, include_expired=True)]
+        [('s1', 1000)]
+        """
         self._by_id[silence.silence_id] = silence
 
     def silenced(self, labels: Mapping[str, str], now_ms: int) -> Silence | None:

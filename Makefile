@@ -29,6 +29,7 @@ demo: $(STAMP)
 test: $(STAMP) tools
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/streamwatch schemas --check --out schemas
+	$(BIN)/streamwatch dashboards build --check
 	$(BIN)/python -m pytest
 
 schemas: $(STAMP)

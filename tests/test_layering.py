@@ -20,6 +20,7 @@ OWNERS = {
     "typer": "cli.py",
     "pyarrow": "datasets.py",
     "prometheus_client": "worker_metrics.py",
+    "grafana_client": "grafana.py",
 }
 # Modules that must stay pure: no I/O, no threads, no clock. The whole core is, and so is the
 # pipeline that drives it from raw bytes (its test entry point needs no broker).
@@ -46,6 +47,10 @@ PURE = {
     "notification_payloads.py",
     "silences.py",
     "retrain_events.py",
+    "demo_scenario.py",
+    "dashboard_model.py",
+    "dashboards.py",
+    "report_charts.py",
     "window_aggregates.py",
     "window_report.py",
     "performance.py",

@@ -26,9 +26,12 @@ def load_demo(store: Store, tmp_path: Path) -> None:
     settings = load_settings(
         models=[{"name": MODEL, "segments": ["gender", "region"], "slo": {"latency_ms": 300, "target": 0.99}}],
         windows={"rolling_windows": 0},
-    )
+        # As the demo configures it: a drifted feature asks for a retrain.
+        rules=[{"name": "feature-drift", "kind": "drift", "when": {"finding": "drift"}, "for": 2,
+                "actions": ["retrain"]}],
+    )  # fmt: skip
     pipeline = pipeline_from_settings(settings, profiles)
-    alerting = Alerting([], {}, settings.alerting, profiles, settings.models, pipeline.window_ms)
+    alerting = Alerting(settings.rules, {}, settings.alerting, profiles, settings.models, pipeline.window_ms)
     events = tmp_path / "demo.jsonl"
     events.write_bytes(b"\n".join(orjson.dumps(e) for e in SCENARIO.events()) + b"\n")
     replay([events], profiles, pipeline, [ClickHouseSink(store)], alerting=alerting)

@@ -21,9 +21,9 @@ from typing import Any
 from urllib.parse import quote
 
 from .alert_rules import Transition
-from .events import AlertEvent
+from .events import AlertEvent, RetrainEvent
 
-__all__ = ["alert_event", "alert_labels", "alert_row"]
+__all__ = ["alert_event", "alert_labels", "alert_row", "retrain_row"]
 
 
 def _finite(value: float) -> float | None:
@@ -148,4 +148,16 @@ def alert_row(event: AlertEvent, version: int) -> dict[str, Any]:
         "labels": dict(event.labels),
         "payload": event.model_dump_json(),
         "version": version,
+    }
+
+
+def retrain_row(event: RetrainEvent) -> dict[str, Any]:
+    """The ``retrain_events`` table row of a retrain request."""
+    return {
+        "event_id": event.event_id,
+        "model": event.model,
+        "model_version": event.model_version,
+        "reason": event.reason,
+        "created_at": int(event.timestamp.timestamp() * 1000),
+        "payload": event.model_dump_json(),
     }

@@ -37,6 +37,8 @@ silence_app = typer.Typer(help="Silences: mute notifications of matching alerts 
 app.add_typer(silence_app, name="silence")
 notify_app = typer.Typer(help="Notification channels.", no_args_is_help=True)
 app.add_typer(notify_app, name="notify")
+dashboards_app = typer.Typer(help="The Grafana dashboards (kept as code in dashboards/).", no_args_is_help=True)
+app.add_typer(dashboards_app, name="dashboards")
 
 ConfigOption = Annotated[
     Path | None,
@@ -555,6 +557,58 @@ def silence_expire(
 
     silence = expire_silence(_settings(config), silence_id)
     typer.echo(f"silence {silence.silence_id} expired")
+
+
+@dashboards_app.command("build")
+def dashboards_build(
+    out: Annotated[Path, typer.Option(metavar="DIR", help="Where the dashboard JSON files go.")] = Path("dashboards"),
+    check: Annotated[bool, typer.Option("--check", help="Only check that the files match the code.")] = False,
+) -> None:
+    """Write the dashboards' JSON from the code in streamwatch/dashboards.py (or check it is current)."""
+    from .dashboards import render_dashboards, stale_dashboards
+
+    if check:
+        stale = stale_dashboards(out)
+        if stale:
+            raise StreamwatchError(
+                f"dashboards in {out} are stale: {', '.join(stale)}; run `streamwatch dashboards build`"
+            )
+        typer.echo(f"dashboards in {out} are up to date")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in render_dashboards().items():
+        (out / name).write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out / name}")
+
+
+@dashboards_app.command("push")
+def dashboards_push(
+    url: Annotated[str, typer.Option(help="Grafana's base URL, e.g. http://localhost:3000.")],
+    token: Annotated[
+        str | None, typer.Option(help="A service-account token (or user:password).", envvar="GRAFANA_TOKEN")
+    ] = None,
+    clickhouse_url: Annotated[
+        str | None, typer.Option(help="How Grafana reaches ClickHouse (default: clickhouse.dsn when it is http).")
+    ] = None,
+    folder: Annotated[str, typer.Option(help="The Grafana folder the dashboards go in.")] = "streamwatch",
+    config: ConfigOption = None,
+) -> None:
+    """Create or update the ClickHouse datasource and every dashboard in an existing Grafana (idempotent)."""
+    from .grafana import datasource_config, push_dashboards
+
+    settings = _settings(config)
+    target = clickhouse_url or settings.clickhouse.dsn
+    if not target.startswith(("http://", "https://")):
+        raise StreamwatchError(
+            f"--clickhouse-url: Grafana needs a ClickHouse server (clickhouse.dsn is {target}); give its http URL"
+        )
+    datasource = datasource_config(settings.clickhouse, target)
+    credential: str | tuple[str, str] | None = token
+    if token and ":" in token:
+        user, _, password = token.partition(":")
+        credential = (user, password)
+    for line in push_dashboards(url, credential, datasource, folder):  # type: ignore[arg-type]
+        typer.echo(f"pushed {line}")
 
 
 @notify_app.command("test")

@@ -23,8 +23,6 @@ from __future__ import annotations
 import http.server
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -33,13 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import yaml
 
 from .demo_scenario import MODEL, DemoScenario, Incident
+from .http import get
 from .kafka import create_topics
-from .localbroker import LocalKafka, free_port
+from .localbroker import LocalKafka, LocalProcess, free_port
 from .notification_payloads import verify_webhook
 from .producer import Producer
 from .settings import Settings, load_settings
@@ -156,6 +154,9 @@ def _config(settings_dir: Path, bootstrap: str, receiver: _Receiver, references:
                    "idle_timeout_ms": 3_000, "checkpoint_interval_ms": 2_000},
         "models": [{"name": MODEL, "segments": ["gender", "region"], "references": {},
                     "slo": {"latency_ms": 300, "target": 0.99}}],
+        # The built-in drift rule, plus a retrain request for the training job the demo runs.
+        "rules": [{"name": "feature-drift", "kind": "drift", "when": {"finding": "drift"}, "for": 2,
+                   "actions": ["retrain"]}],
         "channels": [{"name": "demo-webhook", "type": "webhook", "url": receiver.url, "signing_secret": _SECRET}],
         "alerting": {"group_wait": "0s", "group_interval": "0s", "repeat_interval": "1h",
                      "retrain": {"cooldown": "30m", "min_data": "1d"}},
@@ -225,7 +226,7 @@ def run_demo(
     receiver = _Receiver()
     state: dict[str, Any] = {"phase": "starting", "events": 0, "event_ms": scenario.start_ms, "scenario": scenario,
                              "receiver": receiver, "consumed": 0.0}  # fmt: skip
-    processes: list[subprocess.Popen[bytes]] = []
+    processes: list[LocalProcess] = []
     with LocalKafka() as broker:
         config = _config(workdir, broker.bootstrap_servers, receiver, references)
         settings = load_settings(config)
@@ -234,29 +235,15 @@ def run_demo(
         create_topics(settings.kafka, [t.alerts, t.retrain, t.deadletter, t.control, t.notifications], partitions=1)
         create_topics(settings.kafka, [t.silences], partitions=1, config={"cleanup.policy": "compact"})
         port = free_port()
-        log = (workdir / "worker.log").open("wb")
         worker_cmd = [sys.executable, "-m", "streamwatch", "worker", "--config", str(config), "--web-port", str(port),
                       "--log-format", "json", *[a for r in references for a in ("--reference", str(r))]]  # fmt: skip
-        processes.append(subprocess.Popen(worker_cmd, stdout=log, stderr=subprocess.STDOUT))
+        processes.append(LocalProcess(worker_cmd, workdir / "worker.log"))
         consumer_script = Path(__file__).resolve().parents[2] / "examples" / "retrain_consumer.py"
         retrain_out = workdir / "retrain-consumer.jsonl"
         if consumer_script.exists():
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        str(consumer_script),
-                        "--bootstrap",
-                        broker.bootstrap_servers,
-                        "--topic",
-                        t.retrain,
-                        "--group",
-                        "demo-training-job",
-                    ],
-                    stdout=retrain_out.open("wb"),
-                    stderr=subprocess.DEVNULL,
-                )
-            )
+            consumer = [sys.executable, str(consumer_script), "--bootstrap", broker.bootstrap_servers, "--topic",
+                        t.retrain, "--group", "demo-training-job"]  # fmt: skip
+            processes.append(LocalProcess(consumer, retrain_out))
         try:
             _wait_healthy(port, processes[0], state, view)
             state["phase"] = "serving traffic"
@@ -277,13 +264,7 @@ def run_demo(
             _settle(port, state, view, expected=state["events"] + 3)
         finally:
             for process in processes:
-                process.send_signal(signal.SIGTERM)
-            for process in processes:
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-            log.close()
+                process.stop(30.0)
     receiver.shutdown()
     state["phase"] = "writing the report"
     if view is not None:
@@ -291,21 +272,20 @@ def run_demo(
     report = _write_report(settings, scenario, workdir)
     alerts = [a for n in receiver.notifications for a in n["alerts"]]
     detections, others = _detections(scenario, alerts)
-    retrain = [orjson.loads(line) for line in retrain_out.read_bytes().splitlines()] if retrain_out.exists() else []
+    lines = retrain_out.read_bytes().splitlines() if retrain_out.exists() else []
+    retrain = [orjson.loads(line) for line in lines if line.startswith(b"{")]  # stderr shares the file
     return DemoSummary(state["events"], detections, receiver.notifications, retrain, report,
                        time.monotonic() - began, receiver.rejected, others)  # fmt: skip
 
 
-def _wait_healthy(port: int, worker: subprocess.Popen[bytes], state: dict[str, Any], view: Any) -> None:
+def _wait_healthy(port: int, worker: LocalProcess, state: dict[str, Any], view: Any) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise RuntimeError(f"the worker exited with status {worker.returncode}; see its log")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
+        if worker.exit_code is not None:
+            raise RuntimeError(f"the worker exited with status {worker.exit_code}; see {worker.log}")
+        answer = get(f"http://127.0.0.1:{port}/health")
+        if answer is not None and answer[0] == 200:
+            return
         if view is not None:
             view(state)
         time.sleep(0.3)
@@ -313,12 +293,10 @@ def _wait_healthy(port: int, worker: subprocess.Popen[bytes], state: dict[str, A
 
 
 def _poll(port: int, state: dict[str, Any], view: Any) -> None:
-    try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1.0).text
-        state["consumed"] = _metric(text, "streamwatch_events_total")
-        state["lag"] = _metric(text, "streamwatch_consumer_lag")
-    except httpx.TransportError:
-        pass
+    answer = get(f"http://127.0.0.1:{port}/metrics")
+    if answer is not None:
+        state["consumed"] = _metric(answer[1], "streamwatch_events_total")
+        state["lag"] = _metric(answer[1], "streamwatch_consumer_lag")
     if view is not None:
         view(state)
 

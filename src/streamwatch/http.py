@@ -30,7 +30,7 @@ from .config import AlertmanagerChannel, PagerDutyChannel, SlackChannel, Webhook
 from .notification_payloads import alertmanager_alerts, pagerduty_events, slack_message, webhook_request
 from .notifications import Notification
 
-__all__ = ["ChannelClient", "DeliveryError", "retry_after"]
+__all__ = ["ChannelClient", "DeliveryError", "get", "retry_after"]
 
 # httpx logs every request's full URL at INFO, and Slack and webhook URLs are secrets.
 for _name in ("httpx", "httpcore"):
@@ -141,3 +141,12 @@ class ChannelClient:
             retry_after_s=wait,
             status=status,
         )
+
+
+def get(url: str, timeout_s: float = 1.0) -> tuple[int, str] | None:
+    """``(status, body)`` of one GET, or ``None`` when nothing answered (for health and metrics probes)."""
+    try:
+        response = httpx.get(url, timeout=timeout_s)
+    except httpx.TransportError:
+        return None
+    return response.status_code, response.text

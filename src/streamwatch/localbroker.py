@@ -1,4 +1,4 @@
-"""A local Kafka-protocol broker for the demo and the tests, with nothing to install.
+"""A local Kafka-protocol broker (and the demo's other processes), with nothing to install.
 
 It runs noida-db (a single-binary broker speaking the Kafka protocol, from
 PyPI) on 127.0.0.1. It is not a production broker: use Apache Kafka there
@@ -17,7 +17,31 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["LocalKafka", "free_port"]
+__all__ = ["LocalKafka", "LocalProcess", "free_port"]
+
+
+class LocalProcess:
+    """A child process of the demo (a worker, a consumer), its output going to ``log``; stopped gently, then not."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.log = log
+        self._file = log.open("wb")
+        self._process = subprocess.Popen(args, stdout=self._file, stderr=subprocess.STDOUT)
+
+    @property
+    def exit_code(self) -> int | None:
+        return self._process.poll()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds."""
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._file.close()
 
 
 def free_port() -> int:

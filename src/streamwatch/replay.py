@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from .alert_events import alert_row
+from .alert_events import alert_row, retrain_row
 from .alerting import Alerting
 from .core.records import Finding, MetricRow
 from .errors import StreamwatchError
@@ -249,6 +249,8 @@ class ClickHouseSink:
             self.store.insert_dead_letters(records)
         if batch.alerts:
             self.store.insert_alerts([alert_row(a, self._version) for a in batch.alerts])
+        if batch.retrain:
+            self.store.insert_retrain_events([retrain_row(e) for e in batch.retrain])
 
 
 def _clickhouse() -> Any:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import state_codec
-from .alert_events import alert_row
+from .alert_events import alert_row, retrain_row
 from .alerting import Alerting, AlertingOutput
 from .clickhouse import StorageError, Store
 from .partial_merge import PartialMerger
@@ -96,19 +96,7 @@ class ReportRunner:
         if out.alerts:
             self.store.insert_alerts([alert_row(event, version) for event in out.alerts])
         if out.retrain:
-            self.store.insert_retrain_events(
-                [
-                    {
-                        "event_id": e.event_id,
-                        "model": e.model,
-                        "model_version": e.model_version,
-                        "reason": e.reason,
-                        "created_at": int(e.timestamp.timestamp() * 1000),
-                        "payload": e.model_dump_json(),
-                    }
-                    for e in out.retrain
-                ]
-            )
+            self.store.insert_retrain_events([retrain_row(e) for e in out.retrain])
         if self.transport is not None:
             t = self.topics
             sends: list[tuple[str, Any, str]] = [(t.alerts, e, e.fingerprint) for e in out.alerts]

@@ -125,6 +125,10 @@ def traffic(
     per_minute: Annotated[int, typer.Option(min=1, max=100_000, help="Requests served per minute.")] = 400,
     speed: Annotated[float, typer.Option(min=0.01, max=600, help="How much faster than real time.")] = 1.0,
     loop: Annotated[bool, typer.Option(help="Start the scenario again when it ends.")] = True,
+    profiles_out: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Also write the scenario's reference profiles here.")
+    ] = None,
+    profiles_only: Annotated[bool, typer.Option(help="Only write the profiles (with --profiles-out).")] = False,
 ) -> None:
     """Publish the demo's credit-risk scenario (with its incidents) to the configured Kafka, e.g. in docker-compose."""
     import time
@@ -132,6 +136,16 @@ def traffic(
     from .demo import publish_scenario
     from .demo_scenario import DemoScenario
 
+    if profiles_out is not None:
+        profiles_out.mkdir(parents=True, exist_ok=True)
+        for (model, version), profile in DemoScenario(minutes, per_minute).reference_profiles().items():
+            path = profiles_out / f"{model}-{version}.json"
+            path.write_text(profile.model_dump_json(), encoding="utf-8")
+            typer.echo(f"wrote {path}")
+    elif profiles_only:
+        raise StreamwatchError("--profiles-only: give --profiles-out DIR")
+    if profiles_only:
+        return
     settings = _settings(config)
     round_ = 0
     while True:

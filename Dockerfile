@@ -1,0 +1,24 @@
+# The streamwatch image: the CLI with the workers, the embedded broker for the demo, and pinned dependencies.
+#   docker build -t streamwatch .
+#   docker run --rm streamwatch --help
+FROM python:3.11.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+
+# Dependencies first, pinned by constraints.txt, so that code changes reuse this layer.
+COPY pyproject.toml constraints.txt README.md ./
+COPY src ./src
+RUN pip install -c constraints.txt '.[worker,demo]'
+
+COPY examples ./examples
+COPY deploy/streamwatch.yaml /etc/streamwatch/streamwatch.yaml
+
+RUN useradd --create-home --uid 10001 streamwatch && mkdir -p /data && chown streamwatch /data
+USER streamwatch
+WORKDIR /data
+
+# /metrics and /health of `streamwatch worker`
+EXPOSE 6066
+ENTRYPOINT ["streamwatch"]
+CMD ["--help"]

@@ -153,18 +153,21 @@ def _alerts(data: ReportData) -> str:
     for alert in sorted(data.alerts, key=lambda a: a.timestamp):
         latest[alert.fingerprint].append(alert)
     rows = []
-    for history in sorted(latest.values(), key=lambda h: h[0].starts_at):
+    fired = [h for h in latest.values() if any(a.status == "firing" for a in h)]
+    for history in sorted(fired, key=lambda h: next(a.starts_at for a in h if a.status == "firing")):
         last = history[-1]
-        if all(a.status == "pending" for a in history):
-            continue
+        why = next(a for a in reversed(history) if a.status == "firing")  # what breached, not what recovered
         where = " ".join(x for x in (last.feature or "", ",".join(f"{k}={v}" for k, v in (last.segment or {}).items()))
                          if x)  # fmt: skip
-        ended = _when(int(last.ends_at.timestamp() * 1000)) if last.ends_at else "still firing"
+        after = history[max(i for i, a in enumerate(history) if a.status == "firing") + 1 :]
+        resolved = next((a for a in after if a.status == "resolved" and a.ends_at), None)
+        ended = _when(int(resolved.ends_at.timestamp() * 1000)) if resolved and resolved.ends_at else "still firing"
+        state = "resolved" if resolved else "firing"
         rows.append(
-            f"<tr class='{last.status}'><td>{escape(last.severity)}</td><td>{escape(last.rule)}</td>"
+            f"<tr class='{state}'><td>{escape(last.severity)}</td><td>{escape(last.rule)}</td>"
             f"<td>{escape(last.kind)}</td><td>{escape(last.model_version)} {escape(last.variant)}</td>"
-            f"<td>{escape(where)}</td><td>{_when(int(last.starts_at.timestamp() * 1000))}</td><td>{ended}</td>"
-            f"<td>{escape(last.reason)}</td></tr>"
+            f"<td>{escape(where)}</td><td>{_when(int(why.starts_at.timestamp() * 1000))}</td><td>{ended}</td>"
+            f"<td>{escape(why.reason)}</td></tr>"
         )
     if not rows:
         return "<p>No alert fired in this period.</p>"

@@ -23,7 +23,7 @@ class ReferenceCache:
     """Each profile's reference aggregates, built once rather than at every window close.
 
     ``calibrate_for`` calibrates every threshold for windows of that many
-    values; ``"auto"`` calibrates for each window's own size, rounded up to a
+    values; ``"auto"`` calibrates for each window's own size, rounded down to a
     power of two (a window of 40 canary requests strays further from the
     reference by chance than one of 4,000, and must not raise drift for it).
     """
@@ -44,7 +44,8 @@ class ReferenceCache:
                 n = (sizes or {}).get(name, 0)
                 if n < 1:
                     continue
-                size = max(32, 1 << (n - 1).bit_length())  # a few sizes per feature, each computed once
+                # Rounded down: a smaller window strays further, so its threshold errs on the quiet side.
+                size = max(32, 1 << (n.bit_length() - 1))  # a few sizes per feature, each computed once
             else:
                 size = self.calibrate_for
             key = (id(profile), name, size)

@@ -93,3 +93,20 @@ def test_retrain_consumer_example_handles_each_request_once_and_skips_bad_messag
         lines[0]["reference_data"] == "s3://ml/credit/train.parquet" and lines[0]["train_from"] < lines[0]["train_to"]
     )
     assert "skipped offset 1: event: not valid JSON" in result.stderr
+
+
+def test_the_traffic_command_publishes_one_scenario_and_stops(settings: Settings, tmp_path: Path) -> None:
+    config = tmp_path / "streamwatch.yaml"
+    t = settings.topics
+    config.write_text(
+        f"kafka: {{bootstrap_servers: '{settings.kafka.bootstrap_servers}'}}\n"
+        f"topics: {{predictions: {t.predictions}, labels: {t.labels}, features: {t.features}}}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "streamwatch", "traffic", "-c", str(config), "--minutes", "6", "--per-minute", "20",
+         "--speed", "600", "--no-loop"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    sent = int(result.stdout.split("scenario 1: ")[1].split()[0].replace(",", ""))
+    assert sent > 6 * 20 and len(read_topics(settings.kafka, [t.predictions, t.labels], expect=sent)) == sent

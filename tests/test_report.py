@@ -70,3 +70,30 @@ def test_headless_chromium_draws_the_report(html: str, tmp_path: Path) -> None:
         ["chromium", *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
     ).stdout
     assert dom.count("<svg") == html.count("<svg") and "streamwatch report: credit-risk" in dom
+
+
+def test_replay_then_report_from_the_command_line(tmp_path: Path) -> None:
+    from .test_cli import run
+
+    scenario = DemoScenario(minutes=8, per_minute=150)
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(orjson.dumps(e) for e in scenario.events()) + b"\n")
+    profiles = run("traffic", "--minutes", "8", "--per-minute", "150", "--profiles-out", str(tmp_path / "p"),
+                   "--profiles-only")  # fmt: skip
+    assert profiles.returncode == 0, profiles.stderr
+    config = tmp_path / "streamwatch.yaml"
+    config.write_text(
+        f"clickhouse: {{dsn: 'chdb://{tmp_path / 'ch'}'}}\nmodels: [{{name: {MODEL}, segments: [gender]}}]\n"
+    )
+    references = [a for p in sorted((tmp_path / "p").iterdir()) for a in ("--reference", str(p))]
+    replayed = run("replay", str(events), *references, "-c", str(config))
+    assert replayed.returncode == 0, replayed.stderr
+    since = "2026-11-18T00:00:00Z"  # the scenario's event time (its default start)
+    page = tmp_path / "report.html"
+    made = run("report", "--model", MODEL, "--since", since, "--out", str(page), "-c", str(config))
+    assert made.returncode == 0 and made.stdout.startswith(f"wrote {page}"), made.stderr
+    assert "<h2>Drift per feature</h2>" in page.read_text()
+    missing = run("report", "--model", "nope", "--since", since, "--out", str(page), "-c", str(config))
+    assert missing.returncode == 2 and "--model 'nope': no results since" in missing.stderr
+    bad = run("report", "--model", MODEL, "--since", "yesterday", "-c", str(config))
+    assert bad.returncode == 2 and "--since 'yesterday'" in bad.stderr

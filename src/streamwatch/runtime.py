@@ -198,10 +198,12 @@ class WorkerRuntime:
             if stream.dirty and (now - stream.checkpointed_at) * 1000 >= self.settings.checkpoint_interval_ms:
                 self._retrying(lambda n=number, s=stream: self._checkpoint(n, s))
         since = (now - self._reported_at) * 1000
-        fresh = self._wrote_partials and since >= _MIN_REPORT_GAP_MS
+        # At the head of the stream (a batch short of full), windows this worker just closed are reported
+        # at once: alerts should not wait. Catching up on a backlog, every report_interval_ms is enough.
+        live = len(messages) < self.settings.batch_size
+        fresh = self._wrote_partials and live and since >= _MIN_REPORT_GAP_MS
         if self._reporting and (since >= self.settings.report_interval_ms or fresh):
-            # Not every batch: each report reads every partition's partials and saves its state. But at
-            # once when this worker's own partitions just closed windows: alerts should not wait.
+            # Not every batch: each report reads every partition's partials and saves its state.
             self._reported_at = now
             self._wrote_partials = False
             self._retrying(self.report_runner.tick)

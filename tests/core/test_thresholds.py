@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import chi2_contingency
 from scipy.stats.contingency import association
 
@@ -61,3 +63,25 @@ def test_calibration_is_deterministic_and_never_below_defaults() -> None:
     assert all(first[name] >= DEFAULT_THRESHOLDS[name] for name in first)
     with pytest.raises(ValueError, match="non-empty reference"):
         calibrate(np.zeros(3), 10)
+
+
+@given(
+    st.lists(st.integers(0, 50), min_size=2, max_size=12).filter(lambda c: sum(c) > 0),
+    st.integers(1, 400),
+    st.integers(0, 2**31),
+)
+@settings(max_examples=60, deadline=None)
+def test_batch_statistics_equal_the_statistics_row_by_row(counts: list[int], size: int, seed: int) -> None:
+    from scipy.stats import wasserstein_distance
+
+    from streamwatch.core.thresholds import _STATISTICS, batch_statistic, batch_wasserstein
+
+    reference = np.array(counts)
+    samples = np.random.default_rng(seed).multinomial(size, reference / reference.sum(), size=20)
+    for name, one in _STATISTICS.items():
+        expected = np.array([one(reference, sample) for sample in samples], dtype=float)
+        np.testing.assert_allclose(batch_statistic(name, reference, samples), expected, rtol=1e-9, atol=1e-12,
+                                   equal_nan=True, err_msg=name)  # fmt: skip
+    support = np.cumsum(np.random.default_rng(seed + 1).random(len(counts)) + 0.01)
+    expected = [wasserstein_distance(support, support, reference, sample) for sample in samples]
+    np.testing.assert_allclose(batch_wasserstein(reference, samples, support), expected, rtol=1e-9, atol=1e-12)

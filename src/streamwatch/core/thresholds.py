@@ -31,11 +31,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import numpy as np
-from scipy.stats import wasserstein_distance
+from scipy.spatial.distance import jensenshannon
 
-from .drift import hellinger, js_distance, psi
+from .drift import PSI_EMPTY_BIN, hellinger, js_distance, psi
 
-__all__ = ["DEFAULT_THRESHOLDS", "calibrate", "cramers_v"]
+__all__ = ["DEFAULT_THRESHOLDS", "batch_statistic", "batch_wasserstein", "calibrate", "cramers_v"]
 
 DEFAULT_THRESHOLDS: Mapping[str, float] = {
     "psi": 0.2,
@@ -114,11 +114,57 @@ def calibrate(
     samples = rng.multinomial(window_size, counts / counts.sum(), size=draws)
     thresholds = {}
     for name in statistics:
-        values = np.array([_STATISTICS[name](counts, sample) for sample in samples])
+        values = batch_statistic(name, counts, samples)
         values = values[~np.isnan(values)]
         observed = float(np.quantile(values, quantile)) if values.size else 0.0
         thresholds[name] = max(observed, DEFAULT_THRESHOLDS[name])
     if support is not None and scale > 0:
-        values = np.array([wasserstein_distance(support, support, counts, sample) / scale for sample in samples])
+        values = batch_wasserstein(counts, samples, np.asarray(support, dtype=float)) / scale
         thresholds["wasserstein"] = max(float(np.quantile(values, quantile)), DEFAULT_THRESHOLDS["wasserstein"])
     return thresholds
+
+
+def batch_statistic(name: str, reference: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """One statistic of ``reference`` against each row of ``samples`` at once (calibration draws a thousand).
+
+    Equal to calling the statistic row by row (a test holds it to that), without the Python loop.
+
+    >>> reference, samples = np.array([5, 3, 2]), np.array([[5, 3, 2], [2, 3, 5]])
+    >>> [round(v, 6) for v in batch_statistic("psi", reference, samples)] == [0.0, round(psi(reference, [2, 3, 5]), 6)]
+    True
+    """
+    p = reference / reference.sum()
+    q = samples / samples.sum(axis=1, keepdims=True)
+    if name == "psi":
+        pp, qq = np.where(p == 0, PSI_EMPTY_BIN, p), np.where(q == 0, PSI_EMPTY_BIN, q)
+        return np.sum((qq - pp) * np.log(qq / pp), axis=1)
+    if name == "js":
+        return np.asarray(jensenshannon(np.broadcast_to(p, q.shape), q, axis=1), dtype=float)
+    if name == "hellinger":
+        return np.sqrt(np.sum((np.sqrt(p) - np.sqrt(q)) ** 2, axis=1) / 2)
+    if name == "ks":
+        return np.abs(np.cumsum(p) - np.cumsum(q, axis=1)).max(axis=1)
+    if name == "chi2":
+        return _batch_cramers_v(reference.astype(float), samples.astype(float))
+    raise ValueError(f"unknown statistic {name!r}")
+
+
+def _batch_cramers_v(reference: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    columns = reference + samples
+    totals = columns.sum(axis=1, keepdims=True)
+    used = columns > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected_ref = reference.sum() * columns / totals
+        expected_cur = samples.sum(axis=1, keepdims=True) * columns / totals
+        terms = (reference - expected_ref) ** 2 / expected_ref + (samples - expected_cur) ** 2 / expected_cur
+    chi2 = np.where(used, terms, 0.0).sum(axis=1)
+    enough = used.sum(axis=1) >= 2
+    return np.where(enough, np.sqrt(chi2 / totals[:, 0]), np.nan)
+
+
+def batch_wasserstein(reference: np.ndarray, samples: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """First Wasserstein distance between ``reference`` and each row of ``samples``, all on one sorted support:
+    the area between the two CDFs (what scipy's ``wasserstein_distance`` computes for shared support points)."""
+    p = np.cumsum(reference / reference.sum())[:-1]
+    q = np.cumsum(samples / samples.sum(axis=1, keepdims=True), axis=1)[:, :-1]
+    return np.abs(q - p) @ np.diff(support)

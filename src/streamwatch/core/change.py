@@ -27,11 +27,13 @@ DETECTORS: dict[str, type] = {"adwin": drift.ADWIN, "page_hinkley": drift.PageHi
 #: river's defaults suit a raw, high-rate stream; here a detector sees one value
 #: per window, usually a rate or distance in [0, 1]. ADWIN checks for a change
 #: after every value instead of every 32nd, Page-Hinkley's threshold fits that
-#: scale (its default of 50 would need ~150 windows of a +0.3 shift), and KSWIN
-#: gets a fixed seed so the same series always gives the same detections.
+#: scale (its default of 50 would need ~150 windows of a +0.3 shift) and it warms
+#: up on 10 windows, not 30 (half an hour of minute windows in which it could not
+#: fire, then fired on the first window it could, on the whole history at once),
+#: and KSWIN gets a fixed seed so the same series always gives the same detections.
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "adwin": {"clock": 1},
-    "page_hinkley": {"threshold": 1.0},
+    "page_hinkley": {"threshold": 1.0, "min_instances": 10},
     "kswin": {"seed": 0},
 }
 

@@ -179,7 +179,9 @@ def _detections(scenario: DemoScenario, alerts: list[dict[str, Any]]) -> tuple[l
         for alert in sorted(alerts, key=lambda a: a["window"]["start"]):
             minute = (_ms(alert["window"]["start"]) - scenario.start_ms) // 60_000
             where = alert.get("feature") or ",".join(f"{k}={v}" for k, v in (alert.get("segment") or {}).items())
-            fits = alert["kind"] == incident.kind and alert["variant"] == incident.variant
+            # A drift is caught by the drift rules or, often a window earlier, by the river change detector.
+            kinds = {incident.kind, "change"} if incident.kind == "drift" else {incident.kind}
+            fits = alert["kind"] in kinds and alert["variant"] == incident.variant
             fits = fits and (incident.kind == "slo" or where == incident.detail)
             if fits and alert["status"] == "firing" and minute >= incident.start - 1:
                 detection.rule, detection.minute = alert["rule"], minute

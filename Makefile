@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint schemas bench bench-evidently clean tools
+.PHONY: demo test lint schemas bench bench-evidently clean tools fuzz
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "streamwatch needs Python 3.11, found " + sys.version.split()[0])'
@@ -28,6 +28,8 @@ demo: $(STAMP)
 
 test: $(STAMP) tools
 	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/lint-imports
 	$(BIN)/streamwatch schemas --check --out schemas
 	$(BIN)/streamwatch dashboards build --check
 	$(BIN)/python -m pytest
@@ -54,6 +56,12 @@ bench-evidently: .venv-bench/.installed
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/lint-imports
+
+# `make test` draws the same hypothesis examples on every run (the "ci" profile in tests/conftest.py);
+# this explores with random seeds and more examples. Pin what it finds as an @example in the test.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q $$(grep -rl '@given' tests)
 
 # Regenerate the full pin list after changing pyproject.toml's dependencies.
 constraints:

@@ -33,13 +33,13 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 
 from core import make_events, reference_profile
-from streamwatch.clickhouse import connect
-from streamwatch.kafka import BatchConsumer, KafkaTransport, create_topics
-from streamwatch.localbroker import LocalKafka
-from streamwatch.notification_payloads import verify_webhook
-from streamwatch.pipeline_config import pipeline_from_settings
-from streamwatch.service import build_runtime, init_deployment
-from streamwatch.settings import Settings, load_settings
+from streamwatch.adapters.clickhouse import connect
+from streamwatch.adapters.kafka import BatchConsumer, KafkaTransport, create_topics
+from streamwatch.adapters.localbroker import LocalKafka
+from streamwatch.config.settings import Settings, load_settings
+from streamwatch.notify.payloads import verify_webhook
+from streamwatch.pipeline.from_settings import pipeline_from_settings
+from streamwatch.runtime.wiring import build_runtime, init_deployment
 
 WINDOW_MS = 1_000
 SECRET = "bench-signing-secret"
@@ -91,13 +91,25 @@ def settings_for(bootstrap: str, receiver: Receiver, tmp: str, report_ms: int) -
         topics={"partitions": 1},
         clickhouse={"dsn": f"chdb://{tmp}/clickhouse", "raw_ttl_days": 0},
         windows={"size_ms": WINDOW_MS, "allowed_lateness_ms": 0, "rolling_windows": 0},
-        worker={"group": "bench-alerts", "instance_id": "bench-alerts-0", "report_interval_ms": report_ms,
-                "max_age_ms": 10**13},
-        rules=[{"name": "num-0-drift", "kind": "drift", "feature": "num_0",
-                "when": {"metric": "wasserstein", "op": ">", "threshold": 0.5}, "for": 1, "channels": ["hook"]}],
+        worker={
+            "group": "bench-alerts",
+            "instance_id": "bench-alerts-0",
+            "report_interval_ms": report_ms,
+            "max_age_ms": 10**13,
+        },
+        rules=[
+            {
+                "name": "num-0-drift",
+                "kind": "drift",
+                "feature": "num_0",
+                "when": {"metric": "wasserstein", "op": ">", "threshold": 0.5},
+                "for": 1,
+                "channels": ["hook"],
+            }
+        ],
         channels=[{"name": "hook", "type": "webhook", "url": receiver.url, "signing_secret": SECRET}],
         alerting={"default_rules": False, "group_wait": "0s", "group_interval": "0s"},
-    )  # fmt: skip
+    )
 
 
 def window_events(k: int, start_ms: int, drifted: bool) -> list[bytes]:

@@ -27,10 +27,11 @@ import numpy as np
 import orjson
 from pydantic import TypeAdapter
 
-from streamwatch.encode import Encoder
-from streamwatch.events import InputEvent
-from streamwatch.pipeline import Pipeline
-from streamwatch.profiles import Lineage, build_profile
+from streamwatch.clock import now_ms
+from streamwatch.contract.encode import Encoder
+from streamwatch.contract.events import InputEvent
+from streamwatch.pipeline.pipeline import Pipeline
+from streamwatch.profiles.model import Lineage, build_profile
 
 NUMERIC, CATEGORICAL = 15, 5
 LEVELS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
@@ -38,7 +39,7 @@ LEVELS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
 
 def make_events(n: int, seed: int = 1, start_ms: int = 1_795_000_000_000) -> list[bytes]:
     rng = np.random.default_rng(seed)
-    encoder = Encoder()
+    encoder = Encoder(clock_ms=now_ms)
     numeric = rng.normal(size=(n, NUMERIC)).round(4)
     categorical = rng.integers(0, len(LEVELS), size=(n, CATEGORICAL))
     latency = rng.lognormal(3, 0.5, n).round(3)

@@ -28,7 +28,7 @@ from evidently.presets import DataDriftPreset
 
 from streamwatch.core import CategoryCounts, NumericHistogram
 from streamwatch.core.drift_report import WindowKey, evaluate_drift
-from streamwatch.profiles import Lineage, build_profile
+from streamwatch.profiles.model import Lineage, build_profile
 
 NUMERIC, CATEGORICAL, LEVELS = 15, 5, ["a", "b", "c", "d", "e", "f"]
 

@@ -23,11 +23,12 @@ import confluent_kafka
 import orjson
 
 from streamwatch import Producer
-from streamwatch.encode import Encoder
-from streamwatch.events import PredictionEvent
-from streamwatch.kafka import client_config, create_topics
-from streamwatch.localbroker import LocalKafka
-from streamwatch.settings import load_settings
+from streamwatch.adapters.kafka import client_config, create_topics
+from streamwatch.adapters.localbroker import LocalKafka
+from streamwatch.clock import now_ms
+from streamwatch.config.settings import load_settings
+from streamwatch.contract.encode import Encoder
+from streamwatch.contract.events import PredictionEvent
 
 
 def event_kwargs(i: int) -> dict[str, object]:
@@ -63,7 +64,7 @@ def main() -> None:
 
         kwargs = [event_kwargs(i) for i in range(n)]
         request_ids = [f"{i:032x}" for i in range(n)]
-        encoder = Encoder()
+        encoder = Encoder(clock_ms=now_ms)
         payloads = [
             encoder.prediction(model="credit-risk", model_version="3.1.0", request_id=rid, **kw)  # type: ignore[arg-type]
             for rid, kw in zip(request_ids, kwargs, strict=True)

@@ -34,13 +34,13 @@ import orjson
 sys.path.insert(0, str(Path(__file__).parent))
 
 from core import make_events, reference_profile
-from streamwatch.clickhouse import connect
-from streamwatch.kafka import BatchConsumer, KafkaTransport, create_topics
-from streamwatch.localbroker import LocalKafka
-from streamwatch.pipeline import Pipeline
-from streamwatch.report_runner import ReportRunner
-from streamwatch.runtime import RuntimeSettings, WorkerRuntime
-from streamwatch.settings import ClickHouseSettings, KafkaSettings, load_settings
+from streamwatch.adapters.clickhouse import connect
+from streamwatch.adapters.kafka import BatchConsumer, KafkaTransport, create_topics
+from streamwatch.adapters.localbroker import LocalKafka
+from streamwatch.config.settings import ClickHouseSettings, KafkaSettings, load_settings
+from streamwatch.pipeline.pipeline import Pipeline
+from streamwatch.runtime.loop import RuntimeSettings, WorkerRuntime
+from streamwatch.runtime.report_runner import ReportRunner
 
 PARTITIONS = 3
 
@@ -162,7 +162,7 @@ faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
 
 
 def faust_agent(bootstrap: str, topic: str, expect: int) -> float:
-    from streamwatch.localbroker import free_port
+    from streamwatch.adapters.localbroker import free_port
 
     out = subprocess.run(
         [sys.executable, "-c", FAUST_AGENT, bootstrap, topic, str(expect), str(free_port())],
@@ -180,8 +180,8 @@ SCALE_WORKER = """
 import sys, time, json
 sys.path.insert(0, sys.argv[6])
 from worker import runtime_for, consumed
-from streamwatch.clickhouse import connect
-from streamwatch.settings import ClickHouseSettings, KafkaSettings
+from streamwatch.adapters.clickhouse import connect
+from streamwatch.config.settings import ClickHouseSettings, KafkaSettings
 kafka = KafkaSettings(bootstrap_servers=sys.argv[1])
 store = connect(ClickHouseSettings(dsn="chdb://" + sys.argv[4]))
 store.migrate(0)

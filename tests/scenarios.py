@@ -17,9 +17,9 @@ from collections.abc import Collection
 
 import numpy as np
 
-from streamwatch.encode import Encoder
-
-from .test_pipeline import START
+from streamwatch.clock import now_ms
+from streamwatch.contract.encode import Encoder
+from tests.pipeline.test_pipeline import START
 
 
 def traffic(
@@ -31,7 +31,7 @@ def traffic(
     seed: int = 7,
 ) -> list[bytes]:
     rng = np.random.default_rng(seed)
-    encoder = Encoder()
+    encoder = Encoder(clock_ms=now_ms)
     raws: list[bytes] = []
     for minute in range(minutes):
         for i in range(per_minute):

@@ -29,8 +29,12 @@ LONG_RUNNING = {"kafka", "clickhouse", "grafana", "worker-1", "worker-2", "alert
 
 
 def test_every_image_is_official_and_pinned() -> None:
-    expected = {"kafka": "apache/kafka:", "clickhouse": "clickhouse/clickhouse-server:", "grafana": "grafana/grafana:",
-                "alertmanager": "prom/alertmanager:"}  # fmt: skip
+    expected = {
+        "kafka": "apache/kafka:",
+        "clickhouse": "clickhouse/clickhouse-server:",
+        "grafana": "grafana/grafana:",
+        "alertmanager": "prom/alertmanager:",
+    }
     for name, prefix in expected.items():
         image = SERVICES[name]["image"]
         assert image.startswith(prefix) and not image.endswith((":latest", ":")), image
@@ -50,8 +54,9 @@ def test_ports_healthchecks_and_dependencies() -> None:
             if how["condition"] == "service_healthy":
                 assert "healthcheck" in SERVICES[needed], needed
     assert SERVICES["init"]["depends_on"] == {
-        "kafka": {"condition": "service_healthy"}, "clickhouse": {"condition": "service_healthy"}
-    }  # fmt: skip
+        "kafka": {"condition": "service_healthy"},
+        "clickhouse": {"condition": "service_healthy"},
+    }
     for name in ("worker-1", "worker-2", "traffic"):
         assert SERVICES[name]["depends_on"] == {"init": {"condition": "service_completed_successfully"}}
     assert SERVICES["init"]["restart"] == "no" and SERVICES["alertmanager"]["profiles"] == ["alerting"]
@@ -73,7 +78,7 @@ def test_every_mounted_file_exists_and_named_volumes_are_declared() -> None:
 def _setting_exists(path: list[str]) -> bool:
     from pydantic import BaseModel
 
-    from streamwatch.settings import Settings
+    from streamwatch.config.settings import Settings
 
     model: type[BaseModel] = Settings
     for i, part in enumerate(path):
@@ -96,7 +101,7 @@ def _streamwatch_env() -> dict[str, dict[str, str]]:
 
 
 def test_every_streamwatch_variable_is_a_setting_and_the_stack_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
-    from streamwatch.settings import load_settings
+    from streamwatch.config.settings import load_settings
 
     environments = _streamwatch_env()
     assert not _setting_exists(["kafka", "bootstrap_server"])  # the check can fail
@@ -126,7 +131,7 @@ def test_the_two_workers_share_a_group_with_distinct_static_ids() -> None:
 def test_the_commands_the_stack_runs_exist() -> None:
     import typer.main
 
-    from streamwatch.cli import app
+    from streamwatch.cli.main import app
 
     commands = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
     assert {"init", "worker", "traffic"} <= commands

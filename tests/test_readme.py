@@ -24,7 +24,7 @@ def test_readme_example_is_valid(block: str) -> None:
 
 
 def test_the_yaml_config_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from streamwatch.settings import load_settings
+    from streamwatch.config.settings import load_settings
 
     block, alerting = re.findall(r"```yaml\n(.*?)```", README, re.S)
     for name in ("SLACK_WEBHOOK_URL", "PAGERDUTY_ROUTING_KEY", "WEBHOOK_SECRET", "CLICKHOUSE_PASSWORD", "HOSTNAME"):

@@ -1,3 +1,3 @@
-from .cli import main
+from streamwatch.cli.main import main
 
 main()

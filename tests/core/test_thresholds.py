@@ -80,8 +80,9 @@ def test_batch_statistics_equal_the_statistics_row_by_row(counts: list[int], siz
     samples = np.random.default_rng(seed).multinomial(size, reference / reference.sum(), size=20)
     for name, one in _STATISTICS.items():
         expected = np.array([one(reference, sample) for sample in samples], dtype=float)
-        np.testing.assert_allclose(batch_statistic(name, reference, samples), expected, rtol=1e-9, atol=1e-12,
-                                   equal_nan=True, err_msg=name)  # fmt: skip
+        np.testing.assert_allclose(
+            batch_statistic(name, reference, samples), expected, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=name
+        )
     support = np.cumsum(np.random.default_rng(seed + 1).random(len(counts)) + 0.01)
     expected = [wasserstein_distance(support, support, reference, sample) for sample in samples]
     np.testing.assert_allclose(batch_wasserstein(reference, samples, support), expected, rtol=1e-9, atol=1e-12)

@@ -12,19 +12,22 @@ drift), ``drift_report`` (a window against its reference), ``latency`` and
 ``slo`` (percentiles, error budgets, burn rates), ``confusion``, ``scores`` and
 ``fairness`` (performance and parity per slice), ``join`` (delayed labels),
 ``windows`` (event time), ``change`` (river's detectors) and ``records`` (what
-the core emits).
+the core emits), plus ``performance``, ``divergence`` and ``slo_history``
+(statistics over those aggregates).
+
+May import: numpy, scipy and river; nothing else of streamwatch's. Pure: no I/O, no threads, no clock.
 """
 
 from __future__ import annotations
 
-from .binning import bin_edges
-from .categories import CategoryCounts
-from .confusion import ConfusionCounts
-from .drift import chi_square, hellinger, js_distance, ks, psi, unseen_share, wasserstein
-from .histogram import NumericHistogram
-from .latency import LatencySketch
-from .scores import ScoreHistogram
-from .slo import SLO, SLICounts
+from streamwatch.core.binning import bin_edges
+from streamwatch.core.categories import CategoryCounts
+from streamwatch.core.confusion import ConfusionCounts
+from streamwatch.core.drift import chi_square, hellinger, js_distance, ks, psi, unseen_share, wasserstein
+from streamwatch.core.histogram import NumericHistogram
+from streamwatch.core.latency import LatencySketch
+from streamwatch.core.scores import ScoreHistogram
+from streamwatch.core.slo import SLO, SLICounts
 
 __all__ = [
     "SLO",

@@ -19,8 +19,8 @@ from numpy.typing import ArrayLike
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2_contingency, kstwo, wasserstein_distance
 
-from .categories import CategoryCounts
-from .histogram import NumericHistogram
+from streamwatch.core.categories import CategoryCounts
+from streamwatch.core.histogram import NumericHistogram
 
 __all__ = [
     "PSI_EMPTY_BIN",

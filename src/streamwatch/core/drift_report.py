@@ -6,11 +6,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .categories import CategoryCounts
-from .drift import chi_square, hellinger, js_distance, ks, psi, unseen_share, wasserstein
-from .histogram import NumericHistogram
-from .records import Finding, MetricRow, WindowKey
-from .thresholds import DEFAULT_THRESHOLDS, cramers_v
+from streamwatch.core.categories import CategoryCounts
+from streamwatch.core.drift import chi_square, hellinger, js_distance, ks, psi, unseen_share, wasserstein
+from streamwatch.core.histogram import NumericHistogram
+from streamwatch.core.records import Finding, MetricRow, WindowKey
+from streamwatch.core.thresholds import DEFAULT_THRESHOLDS, cramers_v
 
 __all__ = ["DriftSummary", "WindowKey", "evaluate_drift"]
 

@@ -43,7 +43,7 @@ from typing import Literal
 import numpy as np
 from scipy.stats import norm
 
-from .confusion import ConfusionCounts, Counts, SliceKey
+from streamwatch.core.confusion import ConfusionCounts, Counts, SliceKey
 
 __all__ = [
     "FOUR_FIFTHS",

@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 from scipy.spatial.distance import jensenshannon
 
-from .drift import PSI_EMPTY_BIN, hellinger, js_distance, psi
+from streamwatch.core.drift import PSI_EMPTY_BIN, hellinger, js_distance, psi
 
 __all__ = ["DEFAULT_THRESHOLDS", "batch_statistic", "batch_wasserstein", "calibrate", "cramers_v"]
 

@@ -1,0 +1,4 @@
+"""The command line (``streamwatch``), split by command group.
+
+May import: every package.
+"""

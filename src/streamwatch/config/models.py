@@ -1,0 +1,145 @@
+"""What the YAML config file describes: models, alert rules and channels.
+
+This is the shape later issues fill in (drift thresholds, rule evaluation,
+notification delivery). It is validated now so that a config written today
+keeps working, and so that mistakes are caught when the file is loaded, not
+when the first alert should have fired.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from streamwatch.config.durations import Duration, parse_duration
+from streamwatch.config.rules import AlertingConfig, Condition, RuleConfig
+from streamwatch.contract.events import Key, Name
+
+__all__ = [
+    "AlertingConfig",
+    "AlertmanagerChannel",
+    "Channel",
+    "Condition",
+    "FeatureConfig",
+    "ModelConfig",
+    "PagerDutyChannel",
+    "RuleConfig",
+    "SLOConfig",
+    "SlackChannel",
+    "WebhookChannel",
+    "check_references",
+    "parse_duration",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureConfig(_Strict):
+    """Per-feature overrides; by default every feature in the reference is monitored."""
+
+    kind: Literal["numeric", "categorical"] | None = Field(None, description="Override the inferred kind.")
+    monitor: bool = True
+    thresholds: dict[str, float] = Field(default_factory=dict, description="Drift metric name -> threshold.")
+
+
+class SLOConfig(_Strict):
+    """'target of requests succeed within latency_ms over period', e.g. 99.9% within 300 ms over 30 days."""
+
+    latency_ms: float = Field(300.0, gt=0)
+    target: float = Field(0.999, gt=0, lt=1)
+    period: Duration = timedelta(days=30)
+
+
+class ModelConfig(_Strict):
+    """A monitored model: its task, reference profiles per version, slices and SLO."""
+
+    name: Name
+    task: Literal["binary_classification", "multiclass_classification", "regression"] = "binary_classification"
+    positive_label: bool | int | str = 1
+    references: dict[Name, Path] = Field(default_factory=dict, description="model_version -> reference profile.")
+    segments: list[Key | list[Key]] = Field(
+        default_factory=list, description="Slices: a segment name, or a list of names for an intersection."
+    )
+    features: dict[Key, FeatureConfig] = Field(default_factory=dict)
+    slo: SLOConfig | None = None
+    baseline: dict[Name, float] = Field(
+        default_factory=dict,
+        description="Performance measured on validation data (metric -> value), for rules with `drop`.",
+    )
+
+
+class _Channel(_Strict):
+    name: Name
+    send_resolved: bool = Field(True, description="Also notify when the alerts of a group resolve.")
+
+
+class SlackChannel(_Channel):
+    """A Slack incoming webhook; the URL is a secret."""
+
+    type: Literal["slack"]
+    webhook_url: SecretStr
+
+
+class PagerDutyChannel(_Channel):
+    """PagerDuty Events API v2: one event per alert, ``dedup_key`` is the alert's fingerprint."""
+
+    type: Literal["pagerduty"]
+    routing_key: SecretStr
+    events_url: str = "https://events.pagerduty.com/v2/enqueue"
+
+
+class WebhookChannel(_Channel):
+    """Any HTTP endpoint: the notification as JSON, signed with HMAC-SHA256 over timestamp and body."""
+
+    type: Literal["webhook"]
+    url: SecretStr
+    signing_secret: SecretStr = Field(description="HMAC-SHA256 key; receivers verify the signature with it.")
+
+
+class AlertmanagerChannel(_Channel):
+    """An Alertmanager's API v2 (``url`` is its base, e.g. ``http://alertmanager:9093``)."""
+
+    type: Literal["alertmanager"]
+    url: str
+    valid_for: Duration = Field(
+        timedelta(hours=5),
+        description="endsAt of a firing alert, from when it is sent: Alertmanager resolves an alert that is not "
+        "sent again by then, so keep it above alerting.repeat_interval (streamwatch re-sends at each repeat).",
+    )
+
+
+Channel = Annotated[SlackChannel | PagerDutyChannel | WebhookChannel | AlertmanagerChannel, Field(discriminator="type")]
+
+
+class MonitorConfig(_Strict):
+    """The YAML-file part of the settings, checked as a whole."""
+
+    models: list[ModelConfig] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    channels: list[Channel] = Field(default_factory=list)
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> MonitorConfig:
+        check_references(self.models, self.rules, self.channels)
+        return self
+
+
+def check_references(models: list[ModelConfig], rules: list[RuleConfig], channels: list[Any]) -> None:
+    """Names are unique per kind, and every channel a rule names exists."""
+    for kind, items in (("models", models), ("rules", rules), ("channels", channels)):
+        seen: set[str] = set()
+        for item in items:
+            if item.name in seen:
+                raise ValueError(f"{kind}[{item.name!r}]: duplicate name")
+            seen.add(item.name)
+    known = {c.name for c in channels}
+    for rule in rules:
+        for channel in rule.channels or ():
+            if channel not in known:
+                raise ValueError(f"rules[{rule.name!r}].channels: unknown channel {channel!r}")

@@ -1,0 +1,287 @@
+"""The one settings object: environment variables plus one YAML file.
+
+Precedence, highest first: arguments passed in code (the CLI's flags),
+``STREAMWATCH_*`` environment variables (nested with ``__``, e.g.
+``STREAMWATCH_KAFKA__BOOTSTRAP_SERVERS``), the YAML file named by
+``config_file`` or ``STREAMWATCH_CONFIG_FILE``, then defaults.
+
+Strings in the YAML file may say ``${NAME}`` or ``${NAME:-default}`` so that
+secrets stay in the environment and the file can be committed. Secrets are
+:class:`~pydantic.SecretStr`: they print as ``**********`` and are revealed
+only where a client is built.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from streamwatch.config.models import AlertingConfig, Channel, ModelConfig, RuleConfig, check_references
+from streamwatch.errors import ConfigError, describe_validation_error
+
+__all__ = [
+    "ClickHouseSettings",
+    "KafkaSettings",
+    "ProducerSettings",
+    "Settings",
+    "TopicSettings",
+    "WindowSettings",
+    "WorkerSettings",
+    "load_settings",
+]
+
+ENV_PREFIX = "STREAMWATCH_"
+CONFIG_FILE_ENV = "STREAMWATCH_CONFIG_FILE"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    """How to reach Kafka. Security settings pass straight to librdkafka.
+
+    For Confluent Cloud style API keys use ``SASL_SSL`` with ``PLAIN``, the key
+    as ``sasl_username`` and the secret as ``sasl_password``.
+    """
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "streamwatch"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: Path | None = None
+    ssl_certificate_location: Path | None = None
+    ssl_key_location: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    librdkafka: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Any other librdkafka property. Values are treated as secrets and never printed.",
+    )
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL"):
+            if self.sasl_mechanism is None:
+                raise ValueError(f"sasl_mechanism: required when security_protocol is {self.security_protocol}")
+            if self.sasl_mechanism != "OAUTHBEARER" and (self.sasl_username is None or self.sasl_password is None):
+                raise ValueError(f"sasl_username: username and password required for {self.sasl_mechanism}")
+        return self
+
+
+class TopicSettings(_Section):
+    """Topic names. Predictions, features and labels must have equal partition counts."""
+
+    predictions: str = "streamwatch.predictions"
+    features: str = "streamwatch.features"
+    labels: str = "streamwatch.labels"
+    alerts: str = "streamwatch.alerts"
+    retrain: str = "streamwatch.retrain"
+    deadletter: str = "streamwatch.deadletter"
+    control: str = Field("streamwatch.control", description="Circuit-break events for the serving layer.")
+    notifications: str = Field("streamwatch.notifications", description="The durable outbox of notifications.")
+    silences: str = Field("streamwatch.silences", description="Silences, compacted by id.")
+    partitions: int = Field(6, ge=1, description="Partitions `streamwatch init` creates for each input topic.")
+
+
+class ProducerSettings(_Section):
+    """The SDK's bounds. When the buffer is full, events are dropped and counted, never blocked on."""
+
+    buffer_max_messages: int = Field(100_000, ge=1, le=10_000_000)
+    buffer_max_kbytes: int = Field(64 * 1024, ge=1)
+    linger_ms: float = Field(50, ge=0, description="How long librdkafka waits to fill a batch.")
+    message_timeout_ms: int = Field(
+        300_000, ge=1, description="How long an event waits for an unreachable broker before it is dropped."
+    )
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
+    strict: bool = Field(False, description="Raise ContractError into the caller instead of dropping and counting.")
+
+
+class ClickHouseSettings(_Section):
+    """Where results go: embedded chdb at a local path by default, or a ClickHouse server.
+
+    ``dsn`` is ``chdb://memory``, ``chdb:///absolute/path``, ``chdb://relative/path``
+    (from the current directory), or ``http(s)://host:8123`` for a server. chdb
+    locks its path to one process: several workers need a server.
+    """
+
+    dsn: str = "chdb://./streamwatch-data/clickhouse"
+    database: str = Field("streamwatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    username: str = "default"
+    password: SecretStr | None = None
+    secure: bool = Field(False, description="TLS to the server (implied by an https:// dsn).")
+    verify: bool = True
+    ca_cert: Path | None = None
+    raw_ttl_days: int = Field(30, ge=0, description="Days raw events are kept; 0 keeps them forever.")
+    connect_timeout_s: float = Field(10.0, gt=0)
+
+
+class WindowSettings(_Section):
+    """Event-time windows, shared by every model (see the README)."""
+
+    size_ms: int = Field(60_000, ge=1_000)
+    allowed_lateness_ms: int = Field(10_000, ge=0)
+    label_horizon_ms: int = Field(86_400_000, ge=1_000, description="How long after a prediction its label may come.")
+    rolling_windows: int = Field(60, ge=0, description="Windows a rolling view merges; below 2, none.")
+    detector: Literal["page_hinkley", "adwin", "kswin"] = "page_hinkley"
+    drift_calibration: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: drift thresholds calibrated on the reference for each window's size (small windows "
+        "stray more by chance); off: the fixed defaults.",
+    )
+
+
+class WorkerSettings(_Section):
+    """The stream workers: their consumer group, batches, checkpoints and web server."""
+
+    group: str = Field("streamwatch", min_length=1, max_length=128)
+    instance_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="Kafka static membership id, unique per replica (a pod name): a restarted worker "
+        "takes its partitions back at once.",
+    )
+    batch_size: int = Field(5_000, ge=1, le=100_000, description="Messages per batch through the core.")
+    checkpoint_interval_ms: int = Field(5_000, ge=100, description="How often each partition's state is saved.")
+    idle_timeout_ms: int = Field(30_000, ge=100, description="A partition this quiet follows the others' event time.")
+    max_future_ms: int = Field(
+        86_400_000, ge=0, description="An event this far after its Kafka timestamp is a dead letter."
+    )
+    max_age_ms: int = Field(
+        7 * 86_400_000, ge=0, description="An event this far before its Kafka timestamp is a dead letter."
+    )
+    report_interval_ms: int = Field(
+        1_000, ge=50, description="How often the reporting worker merges partials and judges alert rules."
+    )
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=1, le=65535)
+
+
+class Settings(BaseSettings):
+    """Every setting streamwatch has, from code, environment and the YAML file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True, validate_default=False
+    )
+
+    config_file: Path | None = Field(None, description="The YAML file models, rules and channels came from.")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    producer: ProducerSettings = Field(default_factory=ProducerSettings)
+    clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
+    windows: WindowSettings = Field(default_factory=WindowSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    models: list[ModelConfig] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    channels: list[Channel] = Field(default_factory=list)
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+
+    @model_validator(mode="after")
+    def _monitor_config_consistent(self) -> Settings:
+        check_references(self.models, self.rules, self.channels)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _YamlFileSource(settings_cls, init_settings)
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """Reads the YAML file named in code or by ``STREAMWATCH_CONFIG_FILE``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        path = init_settings().get("config_file") or os.environ.get(CONFIG_FILE_ENV)
+        self.path = Path(path) if path else None
+        self.data = _read_yaml(self.path) if self.path else {}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot be read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"config file {path}{line}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: must be a mapping of settings at the top level")
+    return _expand_env(data, path, "")
+
+
+def _expand_env(node: Any, path: Path, where: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _expand_env(v, path, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(v, path, f"{where}[{i}]") for i, v in enumerate(node)]
+    if isinstance(node, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            value = os.environ.get(name, default)
+            if value is None:
+                raise ConfigError(f"config file {path}: {where}: environment variable {name} is not set")
+            return value
+
+        return _ENV_REF.sub(substitute, node)
+    return node
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build :class:`Settings`, turning any validation error into a one-line :class:`ConfigError`.
+
+    >>> load_settings(kafka={"security_protocol": "SASL_SSL"})
+    Traceback (most recent call last):
+    ...
+    streamwatch.errors.ConfigError: invalid setting kafka.sasl_mechanism: required when security_protocol is SASL_SSL
+    """
+    if config_file is not None:
+        overrides["config_file"] = Path(config_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise _config_error(exc, overrides) from None
+
+
+def _config_error(exc: ValidationError, overrides: dict[str, Any]) -> ConfigError:
+    path = overrides.get("config_file") or os.environ.get(CONFIG_FILE_ENV)
+    data = _read_yaml(Path(path)) if path else {}
+    field, reason = describe_validation_error(exc, data)
+    source = ""
+    env_name = ENV_PREFIX + field.upper().replace(".", "__")
+    if env_name in os.environ:
+        source = f" (from environment variable {env_name})"
+    elif path:
+        source = f" (in {path})"
+    return ConfigError(f"invalid setting {field}: {reason}{source}")

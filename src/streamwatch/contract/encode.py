@@ -1,0 +1,388 @@
+"""Validate and serialise events on the inference hot path.
+
+:mod:`streamwatch.contract.events` is the contract; running pydantic on every call
+would cost ~20 µs, an order of magnitude more than handing the bytes to
+Kafka. :class:`Encoder` enforces the same rules with checks that cost well
+under a microsecond for a typical event, and a property test keeps the two in
+agreement: whatever the encoder emits, the contract accepts, and whatever it
+refuses, the contract refuses too.
+
+Two things make it cheap:
+
+* names (feature, segment and metadata keys, model names) repeat on every
+  call, so each distinct name is checked once and remembered in a bounded set;
+* when the whole payload is shorter than the string limit, no string in it can
+  be too long, so string lengths are only measured for large events.
+
+The encoder is pure: it does no I/O, and the clock is injected.
+
+>>> enc = Encoder(event_ids=lambda: "e1", clock_ms=lambda: 1763900000000)
+>>> enc.label(model="credit", request_id="r1", label=1)
+b'{"type":"label","schema_version":1,"event_id":"e1","request_id":"r1","timestamp":1763900000000,"model":"credit","label":1}'
+>>> enc.label(model="credit", request_id="r1", label=[1])
+Traceback (most recent call last):
+...
+streamwatch.errors.ContractError: label: must be a number, string or boolean, not list
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from streamwatch.contract.ids import event_id_factory
+from streamwatch.contract.limits import (
+    MAX_EVENT_BYTES,
+    MAX_FEATURES,
+    MAX_ID_LENGTH,
+    MAX_INTEGER,
+    MAX_KEY_LENGTH,
+    MAX_MAP_ENTRIES,
+    MAX_NAME_LENGTH,
+    MAX_STRING_LENGTH,
+    MAX_TIMESTAMP_MS,
+    MIN_INTEGER,
+    MIN_TIMESTAMP_MS,
+    SCHEMA_VERSION,
+)
+from streamwatch.errors import ContractError
+
+__all__ = ["Encoder"]
+
+# One cache serves keys and model names because they share one rule.
+assert MAX_KEY_LENGTH == MAX_NAME_LENGTH
+_NAME_CACHE_SIZE = 100_000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PLAIN = frozenset({int, float, bool, str, type(None)})
+_STR_ONLY = frozenset({str})
+_VARIANTS = frozenset({"production", "canary", "shadow"})
+_STATUSES = frozenset({"ok", "error"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def _short(name: object) -> str:
+    text = name if isinstance(name, str) and name.isprintable() else repr(name)
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+class Encoder:
+    """Turn keyword arguments into contract-valid JSON bytes, or raise ContractError.
+
+    Parameters
+    ----------
+    event_ids
+        Makes ``event_id`` values; defaults to :func:`~streamwatch.contract.ids.event_id_factory`.
+    clock_ms
+        Returns the current time in epoch milliseconds, used when an event
+        has no timestamp.
+    """
+
+    def __init__(self, *, clock_ms: Callable[[], int], event_ids: Callable[[], str] | None = None) -> None:
+        self.event_ids = event_ids or event_id_factory()
+        self.clock_ms = clock_ms
+        self._names: set[str] = set()
+
+    # -- events -----------------------------------------------------------------
+
+    def prediction(
+        self,
+        model: str,
+        model_version: str,
+        request_id: str,
+        latency_ms: float,
+        features: Mapping[str, Any] | None = None,
+        prediction: Any = None,
+        score: float | None = None,
+        variant: str = "production",
+        status: str = "ok",
+        error: Any = None,
+        segments: Mapping[str, str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        timestamp: Any = None,
+        event_id: str | None = None,
+    ) -> bytes:
+        """Encode a prediction event.
+
+        Arguments may be passed by position in this order; the producer does so
+        because binding 14 keywords twice costs more than the checks.
+        """
+        names = self._names
+        # The common case is checked inline: every call here costs ~50 ns.
+        if not (type(model) is str and model in names):
+            self._name(model, "model")
+        if not (type(model_version) is str and model_version in names):
+            self._name(model_version, "model_version")
+        if not (type(request_id) is str and 0 < len(request_id) <= MAX_ID_LENGTH and request_id.isprintable()):
+            _id(request_id, "request_id")
+        if variant not in _VARIANTS:
+            raise ContractError("variant", "must be 'production', 'canary' or 'shadow'")
+        if status not in _STATUSES:
+            raise ContractError("status", "must be 'ok' or 'error'")
+        if prediction is None:
+            if status == "ok":
+                raise ContractError("prediction", "required when status is 'ok'")
+        elif type(prediction) is not int and type(prediction) is not str:
+            prediction = _target(prediction, "prediction")
+        if score is not None and not (type(score) in (float, int) and 0.0 <= score <= 1.0):
+            raise ContractError("score", "must be a number between 0 and 1")
+        if not (type(latency_ms) in (float, int) and 0.0 <= latency_ms < math.inf):
+            raise ContractError("latency_ms", "must be a finite number >= 0")
+        if features:
+            if not (type(features) is dict and names.issuperset(features) and len(features) <= MAX_FEATURES):
+                features = self._features(features, required=False)
+            elif not _PLAIN.issuperset(map(type, features.values())):
+                features = _plain_values(features)
+        else:
+            features = self._features(features, required=False)
+        if segments:
+            if not (
+                type(segments) is dict
+                and names.issuperset(segments)
+                and len(segments) <= MAX_MAP_ENTRIES
+                and _STR_ONLY.issuperset(map(type, segments.values()))
+            ):
+                segments = self._strings(segments, "segments")
+        else:
+            segments = {}
+        body = {
+            "type": "prediction",
+            "schema_version": SCHEMA_VERSION,
+            "event_id": self.event_ids() if event_id is None else _id(event_id, "event_id"),
+            "request_id": request_id,
+            "timestamp": self.clock_ms() if timestamp is None else self._timestamp(timestamp),
+            "model": model,
+            "model_version": model_version,
+            "variant": variant,
+            "features": features,
+            "prediction": prediction,
+            "score": score,
+            "latency_ms": latency_ms,
+            "status": status,
+            "segments": segments,
+        }
+        if error is not None:
+            body["error"] = _error_text(error)
+        if metadata:
+            body["metadata"] = self._strings(metadata, "metadata")
+        return self._dump(body)
+
+    def features(
+        self,
+        *,
+        model: str,
+        features: Mapping[str, Any],
+        model_version: str | None = None,
+        request_id: str | None = None,
+        timestamp: Any = None,
+        event_id: str | None = None,
+    ) -> bytes:
+        """Encode a feature event (features logged apart from a prediction)."""
+        self._name(model, "model")
+        body: dict[str, Any] = {
+            "type": "feature",
+            "schema_version": SCHEMA_VERSION,
+            "event_id": self._event_id(event_id),
+            "timestamp": self._timestamp(timestamp),
+            "model": model,
+            "features": self._features(features, required=True),
+        }
+        if model_version is not None:
+            self._name(model_version, "model_version")
+            body["model_version"] = model_version
+        if request_id is not None:
+            body["request_id"] = _id(request_id, "request_id")
+        return self._dump(body)
+
+    def label(
+        self, *, model: str, request_id: str, label: Any, timestamp: Any = None, event_id: str | None = None
+    ) -> bytes:
+        """Encode a label (ground-truth) event."""
+        self._name(model, "model")
+        _id(request_id, "request_id")
+        return self._dump(
+            {
+                "type": "label",
+                "schema_version": SCHEMA_VERSION,
+                "event_id": self._event_id(event_id),
+                "request_id": request_id,
+                "timestamp": self._timestamp(timestamp),
+                "model": model,
+                "label": _target(label, "label"),
+            }
+        )
+
+    # -- checks -----------------------------------------------------------------
+
+    def _name(self, value: Any, field: str) -> None:
+        if type(value) is str and value in self._names:
+            return
+        _bounded_string(value, field, MAX_NAME_LENGTH)
+        if len(self._names) < _NAME_CACHE_SIZE:
+            self._names.add(value)
+
+    def _keys(self, mapping: Mapping[str, Any], field: str, limit: int) -> None:
+        if len(mapping) > limit:
+            raise ContractError(field, f"at most {limit} entries allowed")
+        keys = mapping.keys()
+        if keys <= self._names:
+            return
+        for key in keys:
+            if type(key) is not str:
+                raise ContractError(field, f"names must be strings, not {type(key).__name__}")
+            self._name(key, f"{field}.{_short(key)} (the name)")
+
+    def _features(self, features: Mapping[str, Any] | None, *, required: bool) -> Mapping[str, Any]:
+        if features is None or (not features and not required):
+            if required:
+                raise ContractError("features", "at least one feature is required")
+            return {}
+        if type(features) is not dict:
+            if not isinstance(features, Mapping):
+                raise ContractError("features", f"must be a mapping, not {type(features).__name__}")
+            features = dict(features)
+        if required and not features:
+            raise ContractError("features", "at least one feature is required")
+        self._keys(features, "features", MAX_FEATURES)
+        if not _PLAIN.issuperset(map(type, features.values())):
+            features = _plain_values(features)
+        return features
+
+    def _strings(self, mapping: Mapping[str, str] | None, field: str) -> Mapping[str, str]:
+        if not mapping:
+            return {}
+        if not isinstance(mapping, Mapping):
+            raise ContractError(field, f"must be a mapping, not {type(mapping).__name__}")
+        self._keys(mapping, field, MAX_MAP_ENTRIES)
+        if not _STR_ONLY.issuperset(map(type, mapping.values())):
+            for key, value in mapping.items():
+                if type(value) is not str:
+                    raise ContractError(f"{field}.{_short(key)}", f"must be a string, not {type(value).__name__}")
+        return mapping
+
+    def _event_id(self, event_id: str | None) -> str:
+        return self.event_ids() if event_id is None else _id(event_id, "event_id")
+
+    def _timestamp(self, value: Any) -> int:
+        if value is None:
+            return self.clock_ms()
+        if type(value) is int:
+            ms = value
+        elif isinstance(value, datetime):
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise ContractError("timestamp", "datetime must be timezone-aware (e.g. datetime.now(UTC))")
+            ms = (value - _EPOCH) // _MS
+        else:
+            raise ContractError(
+                "timestamp", f"must be epoch milliseconds (int) or an aware datetime, not {type(value).__name__}"
+            )
+        if not MIN_TIMESTAMP_MS <= ms <= MAX_TIMESTAMP_MS:
+            raise ContractError("timestamp", "out of range (1970 to 9999)")
+        return ms
+
+    def _dump(self, body: dict[str, Any]) -> bytes:
+        try:
+            payload = orjson.dumps(body)
+        except orjson.JSONEncodeError as exc:
+            # orjson refuses integers outside 64 bits (exactly the contract's
+            # range) and strings that are not valid Unicode (lone surrogates).
+            raise _unencodable(body, str(exc)) from None
+        size = len(payload)
+        if size > MAX_STRING_LENGTH:
+            # Only a payload longer than the string limit can hold a too-long string.
+            if size > MAX_EVENT_BYTES:
+                raise ContractError("event", f"{size} bytes exceeds the {MAX_EVENT_BYTES}-byte limit")
+            _check_string_lengths(body)
+        return payload
+
+
+def _bounded_string(value: Any, field: str, limit: int) -> str:
+    """The rule names and ids share: a string of 1 to ``limit`` characters, no control characters."""
+    if type(value) is not str:
+        raise ContractError(field, f"must be a string, not {type(value).__name__}")
+    if not 0 < len(value) <= limit:
+        raise ContractError(field, f"must be 1 to {limit} characters")
+    if not value.isprintable() and _CONTROL.search(value):
+        raise ContractError(field, "must contain no control characters")
+    return value
+
+
+def _id(value: Any, field: str) -> str:
+    return _bounded_string(value, field, MAX_ID_LENGTH)
+
+
+def _target(value: Any, field: str) -> Any:
+    kind = type(value)
+    if kind is float:
+        if not math.isfinite(value):
+            raise ContractError(field, "must be a finite number")
+        return value
+    if kind is int:
+        if not MIN_INTEGER <= value <= MAX_INTEGER:
+            raise ContractError(field, "integer does not fit in 64 bits")
+        return value
+    if kind is str or kind is bool:
+        return value
+    plain = _plain(value)
+    if plain is _REJECT or plain is None:
+        raise ContractError(field, f"must be a number, string or boolean, not {kind.__name__}")
+    return _target(plain, field)
+
+
+_REJECT = object()
+
+
+def _plain(value: Any) -> Any:
+    """Map numpy scalars and subclasses of int/float/str/bool to plain Python values."""
+    if value is None or type(value) in _PLAIN:
+        return value
+    item = getattr(value, "item", None)
+    if item is not None and type(value).__module__ == "numpy":
+        value = item()
+        return value if type(value) in _PLAIN else _REJECT
+    for base in (bool, int, float, str):
+        if isinstance(value, base):
+            return base(value)
+    return _REJECT
+
+
+def _plain_values(features: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in features.items():
+        value = _plain(value)
+        if value is _REJECT:
+            kind = type(features[key]).__name__
+            raise ContractError(f"features.{_short(key)}", f"must be a number, string, boolean or null, not {kind}")
+        out[key] = value
+    return out
+
+
+def _error_text(error: Any) -> str:
+    # Inference code passes exceptions; their text is not under its control,
+    # so it is cut to the limit rather than rejected.
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return text[:MAX_STRING_LENGTH]
+
+
+def _unencodable(body: Mapping[str, Any], reason: str) -> ContractError:
+    for field in ("features", "segments", "metadata"):
+        for key, value in body.get(field, {}).items():
+            if type(value) is int and not MIN_INTEGER <= value <= MAX_INTEGER:
+                return ContractError(f"{field}.{_short(key)}", "integer does not fit in 64 bits")
+    return ContractError("event", f"cannot be serialised as JSON ({reason})")
+
+
+def _check_string_lengths(body: Mapping[str, Any]) -> None:
+    for field in ("features", "segments", "metadata"):
+        for key, value in body.get(field, {}).items():
+            if type(value) is str and len(value) > MAX_STRING_LENGTH:
+                raise ContractError(f"{field}.{_short(key)}", f"string longer than {MAX_STRING_LENGTH} characters")
+    for field in ("prediction", "label"):
+        value = body.get(field)
+        if type(value) is str and len(value) > MAX_STRING_LENGTH:
+            raise ContractError(field, f"string longer than {MAX_STRING_LENGTH} characters")

@@ -1,0 +1,205 @@
+"""Performance and fairness of one prediction window, fed by joined labels.
+
+Labels arrive long after their prediction's window closed, so this state
+lives apart from the drift windows: one per (model, version, variant,
+prediction window), kept until the label horizon has passed, and re-reported
+whenever new labels reach it (downstream keeps the latest figures).
+Everything here is integer counts, so partials from several partitions merge
+exactly; log loss is summed in fixed point for the same reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from streamwatch.core.confusion import ConfusionCounts
+from streamwatch.core.fairness import (
+    FOUR_FIFTHS,
+    demographic_parity_difference,
+    demographic_parity_ratio,
+    equal_opportunity_difference,
+    equalized_odds_difference,
+    slice_reports,
+)
+from streamwatch.core.scores import ScoreHistogram
+
+__all__ = ["PerformanceAggregates", "RegressionAggregates", "is_positive"]
+
+#: Log loss per event is summed in units of 1e-9 (integers merge exactly), with
+#: probabilities clipped to [eps, 1 - eps] at machine epsilon, as scikit-learn does.
+_LOG_LOSS_UNIT = 1e-9
+_EPS = float(np.finfo(float).eps)
+
+
+def is_positive(value: Any, positive_label: str) -> bool:
+    """Whether a label or predicted class is the positive class: ``1``, ``1.0`` and ``True`` alike for ``"1"``.
+
+    >>> [is_positive(v, "1") for v in (1, 1.0, True, "1", 0, "yes")], is_positive("fraud", "fraud")
+    ([True, True, True, True, False, False], True)
+    """
+    if isinstance(value, str):
+        return value == positive_label
+    try:
+        return float(value) == float(positive_label)
+    except (TypeError, ValueError):
+        return False
+
+
+class PerformanceAggregates:
+    """Confusion counts per slice, score histograms per class and summed log loss of labelled predictions."""
+
+    def __init__(self, slices: Sequence[Sequence[str]], positive_label: str = "1") -> None:
+        self.positive_label = positive_label
+        self.confusion = ConfusionCounts(slices)
+        self.scores = ScoreHistogram(bins=100)
+        self._log_loss_units = 0
+        self._scored = 0
+
+    def update(self, matches: Sequence[tuple[Any, Any]]) -> None:
+        """Add (prediction record, label) pairs from the label join."""
+        positive = self.positive_label
+        y_true = np.array([is_positive(label, positive) for _, label in matches], dtype=bool)
+        y_pred = np.array([is_positive(p.prediction, positive) for p, _ in matches], dtype=bool)
+        names = {name for p, _ in matches for name, _ in p.segments}
+        segments = {n: np.array([dict(p.segments).get(n) for p, _ in matches], dtype=object) for n in names}
+        self.confusion.update(y_true, y_pred, segments)
+        scored = [
+            (p.score, truth) for (p, _), truth in zip(matches, y_true.tolist(), strict=True) if p.score is not None
+        ]
+        if scored:
+            scores = np.array([s for s, _ in scored], dtype=float)
+            truths = np.array([t for _, t in scored], dtype=bool)
+            self.scores.update(scores, truths)
+            clipped = np.clip(scores, _EPS, 1 - _EPS)
+            clipped = np.where(truths, clipped, 1 - clipped)
+            self._log_loss_units += int(np.rint(-np.log(clipped) / _LOG_LOSS_UNIT).sum())
+            self._scored += len(scored)
+
+    def merge(self, other: PerformanceAggregates) -> None:
+        self.confusion.merge(other.confusion)
+        self.scores.merge(other.scores)
+        self._log_loss_units += other._log_loss_units
+        self._scored += other._scored
+
+    def fairness_breaches(self, min_samples: int = 30) -> list[tuple[tuple[str, ...], float, dict[str, Any]]]:
+        """Segments whose selection rates break the four-fifths rule, among slices with enough samples.
+
+        Returns ``(segment names, demographic parity ratio, evidence)``; the evidence
+        names the slices with the lowest and highest selection rate.
+        """
+        breaches = []
+        for names in self.confusion.slices:
+            ratio = demographic_parity_ratio(self.confusion, list(names), min_samples=min_samples)
+            if math.isnan(ratio) or ratio >= FOUR_FIFTHS:
+                continue
+            rates = {
+                key: c.selection_rate
+                for key, c in self.confusion.by_slice(list(names)).items()
+                if c.n >= min_samples and not math.isnan(c.selection_rate)
+            }
+            lowest, highest = min(rates, key=rates.get), max(rates, key=rates.get)  # type: ignore[arg-type]
+            breaches.append(
+                (
+                    names,
+                    ratio,
+                    {
+                        "lowest_slice": dict(lowest),
+                        "lowest_selection_rate": rates[lowest],
+                        "highest_slice": dict(highest),
+                        "highest_selection_rate": rates[highest],
+                        "slices": len(rates),
+                    },
+                )
+            )
+        return breaches
+
+    @property
+    def log_loss(self) -> float:
+        return self._log_loss_units * _LOG_LOSS_UNIT / self._scored if self._scored else math.nan
+
+    def metrics(self, min_samples: int = 30) -> list[tuple[str, float, tuple[tuple[str, str], ...], Any]]:
+        """``(metric, value, slice, interval)`` for the window: overall performance, per-slice rates
+        (with Wilson intervals) and parity per segment."""
+        overall = self.confusion.overall
+        precision, recall = overall.precision, overall.tpr
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else math.nan
+        out: list[tuple[str, float, tuple[tuple[str, str], ...], Any]] = [
+            ("labelled", float(overall.n), (), None),
+            ("accuracy", overall.accuracy, (), None),
+            ("precision", precision, (), None),
+            ("recall", recall, (), None),
+            ("f1", f1, (), None),
+            ("positive_rate", overall.selection_rate, (), None),
+            ("roc_auc", self.scores.roc_auc(), (), None),
+            ("log_loss", self.log_loss, (), None),
+        ]
+        for report in slice_reports(self.confusion, min_samples=min_samples):
+            for metric in ("selection_rate", "tpr", "fpr", "fnr", "precision", "accuracy"):
+                rate = getattr(report, metric)
+                out.append((metric, rate.value, report.slice, (rate.low, rate.high)))
+        for names in self.confusion.slices:
+            key = list(names)
+            tag = tuple((name, "*") for name in names)  # parity is about the whole segment, not one slice
+            for metric, function in (
+                ("demographic_parity_difference", demographic_parity_difference),
+                ("demographic_parity_ratio", demographic_parity_ratio),
+                ("equalized_odds_difference", equalized_odds_difference),
+                ("equal_opportunity_difference", equal_opportunity_difference),
+            ):
+                out.append((metric, function(self.confusion, key, min_samples=min_samples), tag, None))
+        return out
+
+
+class RegressionAggregates:
+    """Errors of labelled regression predictions: MAE, RMSE and bias (mean of prediction minus label).
+
+    Errors are summed in fixed point (units of 1e-9 of the label's unit; Python's
+    integers hold the squares without overflow), so partials merge exactly.
+    """
+
+    UNIT = 1e-9
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._error = 0
+        self._absolute = 0
+        self._squared = 0
+
+    def update(self, matches: Sequence[tuple[Any, Any]]) -> None:
+        pairs = [
+            (p.prediction, label)
+            for p, label in matches
+            if isinstance(p.prediction, int | float)
+            and isinstance(label, int | float)
+            and not isinstance(p.prediction, bool)
+            and not isinstance(label, bool)
+        ]
+        for predicted, actual in pairs:
+            error = round((predicted - actual) / self.UNIT)
+            self._error += error
+            self._absolute += abs(error)
+            self._squared += error * error
+        self.n += len(pairs)
+
+    def merge(self, other: RegressionAggregates) -> None:
+        self.n += other.n
+        self._error += other._error
+        self._absolute += other._absolute
+        self._squared += other._squared
+
+    def metrics(self, min_samples: int = 30) -> list[tuple[str, float, tuple[tuple[str, str], ...], Any]]:
+        if not self.n:
+            return [("labelled", 0.0, (), None)]
+        return [
+            ("labelled", float(self.n), (), None),
+            ("mae", self._absolute * self.UNIT / self.n, (), None),
+            ("rmse", math.sqrt(self._squared / self.n) * self.UNIT, (), None),
+            ("bias", self._error * self.UNIT / self.n, (), None),
+        ]
+
+    def fairness_breaches(self, min_samples: int = 30) -> list[tuple[tuple[str, ...], float, dict[str, Any]]]:
+        return []

@@ -1,0 +1,212 @@
+"""Delivering notifications from the outbox topic: at least once, in order per channel, off the stream's thread.
+
+The report runner publishes each :class:`~streamwatch.alerts.notification.Notification`
+to the notifications topic before it checkpoints; that topic is the durable
+outbox. A :class:`Dispatcher` consumes it in its own consumer group and hands
+each notification to its channel's thread, which sends it with retries
+(exponential backoff with jitter, at least ``Retry-After`` after a 429 or
+503) until it is accepted, refused for good (a 4xx), or ``max_age_s`` old.
+An offset is committed only once every notification before it is done, so a
+restart redelivers whatever was still pending: at least once, never lost.
+One slow channel delays only itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import tenacity
+from pydantic import ValidationError
+
+from streamwatch.adapters.kafka import COMMITTED, Message
+from streamwatch.alerts.notification import Notification
+from streamwatch.notify.channels import DeliveryError, NotificationSender
+
+__all__ = ["Dispatcher"]
+
+_log = logging.getLogger("streamwatch.delivery")
+_MAX_WAIT_S = 300.0  # the longest pause between two attempts, whatever Retry-After says
+
+
+class _Offsets:
+    """Offsets handed out per partition, and how far each is done without a gap."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, int], deque[list[Any]]] = {}
+
+    def add(self, message: Message) -> list[Any]:
+        entry = [message.offset, False]
+        with self._lock:
+            self._pending.setdefault((message.topic, message.partition), deque()).append(entry)
+        return entry
+
+    def done(self, entry: list[Any]) -> None:
+        with self._lock:
+            entry[1] = True
+
+    def committable(self) -> dict[tuple[str, int], int]:
+        out = {}
+        with self._lock:
+            for key, entries in self._pending.items():
+                while entries and entries[0][1]:
+                    out[key] = entries.popleft()[0] + 1
+        return out
+
+    def forget(self, partitions: list[tuple[str, int]]) -> None:
+        with self._lock:
+            for key in partitions:
+                self._pending.pop(key, None)
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return sum(len(e) for e in self._pending.values())
+
+
+class Dispatcher:
+    """Consumes the outbox and sends each notification to its channel.
+
+    Parameters
+    ----------
+    consumer_factory
+        ``(on_assign, on_revoke) -> BatchConsumer`` on the notifications topic, in the dispatchers' group.
+    client
+        The channel client (:class:`~streamwatch.notify.channels.ChannelClient`) that makes one attempt per call.
+    channels
+        The configured channels by name.
+    max_age_s
+        How long a notification is retried before it is given up (and counted).
+    metrics
+        Anything with ``delivered(channel)``, ``delivery_retry(channel)``,
+        ``delivery_failed(channel)`` and ``outbox_pending(n)``; ``None`` counts nothing.
+    """
+
+    def __init__(
+        self,
+        consumer_factory: Callable[..., Any],
+        client: NotificationSender,
+        channels: Mapping[str, Any],
+        max_age_s: float = 86_400.0,
+        metrics: Any = None,
+        backoff_s: float = 0.5,
+    ) -> None:
+        self.client = client
+        self.channels = dict(channels)
+        self.max_age_s = max_age_s
+        self.metrics = metrics
+        self.backoff_s = backoff_s
+        self._consumer_factory = consumer_factory
+        self._offsets = _Offsets()
+        self._queues: dict[str, queue.Queue[tuple[Notification, list[Any]] | None]] = {}
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._loop: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._loop = threading.Thread(target=self._run, name="streamwatch-dispatcher", daemon=True)
+        self._loop.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop sending; what is still pending is sent again by the next dispatcher."""
+        self._stop.set()
+        for q in self._queues.values():
+            q.put(None)
+        if self._loop is not None:
+            self._loop.join(timeout)
+
+    def _run(self) -> None:
+        consumer = self._consumer_factory(lambda partitions: dict.fromkeys(partitions, COMMITTED), self._offsets.forget)
+        try:
+            while not self._stop.is_set():
+                try:
+                    for message in consumer.consume(100, 0.1):
+                        self._accept(message)
+                    consumer.commit(self._offsets.committable())
+                except Exception:  # a broker hiccup must not end delivery: log it and go on
+                    _log.exception("dispatcher loop error")
+                    self._stop.wait(1.0)
+                if self.metrics is not None:
+                    self.metrics.outbox_pending(self._offsets.in_flight())
+            for thread in self._threads:
+                thread.join(5.0)
+            consumer.commit(self._offsets.committable())
+        finally:
+            consumer.close()
+
+    def _accept(self, message: Message) -> None:
+        entry = self._offsets.add(message)
+        try:
+            notification = Notification.model_validate_json(message.value)
+        except ValidationError as exc:
+            _log.error("outbox message at offset %d is not a notification, skipped: %s", message.offset, exc)
+            self._offsets.done(entry)
+            return
+        if notification.channel not in self.channels:
+            _log.error("notification %s names no configured channel, skipped", notification.notification_id)
+            self._failed(notification.channel)
+            self._offsets.done(entry)
+            return
+        lane = self._queues.get(notification.channel)
+        if lane is None:
+            lane = self._queues[notification.channel] = queue.Queue()
+            thread = threading.Thread(
+                target=self._lane, args=(lane,), name=f"streamwatch-notify-{notification.channel}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+        lane.put((notification, entry))
+
+    def _lane(self, lane: queue.Queue[tuple[Notification, list[Any]] | None]) -> None:
+        while not self._stop.is_set():
+            item = lane.get()
+            if item is None:
+                return
+            notification, entry = item
+            if self._deliver(notification):
+                self._offsets.done(entry)
+
+    def _deliver(self, notification: Notification) -> bool:
+        """Send until accepted or given up (True), or until the dispatcher stops (False: send again later)."""
+        channel = self.channels[notification.channel]
+        backoff = tenacity.wait_exponential_jitter(multiplier=self.backoff_s, max=_MAX_WAIT_S, jitter=self.backoff_s)
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            after = getattr(error, "retry_after_s", None) or 0.0
+            return min(_MAX_WAIT_S, max(backoff(state), after))
+
+        def retried(state: tenacity.RetryCallState) -> None:
+            if self.metrics is not None:
+                self.metrics.delivery_retry(notification.channel)
+            error = state.outcome.exception() if state.outcome else None
+            _log.warning("notification to %s not accepted, retrying: %s", notification.channel, error)
+
+        try:
+            for attempt in tenacity.Retrying(
+                retry=tenacity.retry_if_exception(lambda e: isinstance(e, DeliveryError) and e.retryable),
+                wait=wait,
+                stop=tenacity.stop_after_delay(self.max_age_s) | tenacity.stop_when_event_set(self._stop),
+                sleep=self._stop.wait,
+                before_sleep=retried,
+                reraise=True,
+            ):
+                with attempt:
+                    self.client.send(channel, notification)
+        except DeliveryError as exc:
+            if self._stop.is_set() and exc.retryable:
+                return False
+            _log.error("notification %s to %s given up: %s", notification.notification_id, notification.channel, exc)
+            self._failed(notification.channel)
+            return True
+        if self.metrics is not None:
+            self.metrics.delivered(notification.channel)
+        return True
+
+    def _failed(self, channel: str) -> None:
+        if self.metrics is not None:
+            self.metrics.delivery_failed(channel)

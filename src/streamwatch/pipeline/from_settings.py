@@ -1,0 +1,112 @@
+"""The pipeline a config describes, and the reference profiles it judges against.
+
+Shared by ``streamwatch replay`` and ``streamwatch worker``, so that both run
+the very same pipeline for the same settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from streamwatch.config.settings import Settings
+from streamwatch.core.slo import SLO
+from streamwatch.errors import ConfigError, describe_validation_error
+from streamwatch.pipeline.pipeline import Pipeline
+from streamwatch.profiles.model import ReferenceProfile
+
+__all__ = ["Profiles", "configured_profiles", "load_profiles", "pipeline_from_settings"]
+
+Profiles = dict[tuple[str, str], ReferenceProfile]
+
+
+def load_profiles(paths: Iterable[Path | str]) -> Profiles:
+    """Read reference profiles, keyed by their lineage's ``(model, model_version)``.
+
+    Raises :class:`~streamwatch.errors.ConfigError`, one line naming the file, for
+    a file that cannot be read, is not JSON or is not a valid profile, and for
+    two files of the same model version.
+    """
+    profiles: Profiles = {}
+    origin: dict[tuple[str, str], Path] = {}
+    for path in map(Path, paths):
+        profile = _load_profile(path)
+        key = (profile.lineage.model, profile.lineage.model_version)
+        if key in profiles:
+            raise ConfigError(f"reference {path}: model {key[0]} version {key[1]} already given by {origin[key]}")
+        profiles[key], origin[key] = profile, path
+    return profiles
+
+
+def _load_profile(path: Path) -> ReferenceProfile:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"reference {path}: cannot be read ({exc.strerror})") from None
+    try:
+        return ReferenceProfile.model_validate_json(data)
+    except ValidationError as exc:
+        if exc.errors()[0]["type"] == "json_invalid":
+            raise ConfigError(f"reference {path}: not valid JSON ({exc.errors()[0]['msg']})") from None
+        where, reason = describe_validation_error(exc)
+        raise ConfigError(f"reference {path}: not a valid reference profile: {where}: {reason}") from None
+
+
+def configured_profiles(settings: Settings) -> Profiles:
+    """The profiles the config file's models list under ``references``.
+
+    Relative paths are taken from the config file's directory. Each profile
+    must be of the model and version it is listed under.
+    """
+    base = settings.config_file.parent if settings.config_file else Path()
+    profiles: Profiles = {}
+    for model in settings.models:
+        for version, path in model.references.items():
+            profile = _load_profile(base / path)
+            found = (profile.lineage.model, profile.lineage.model_version)
+            if found != (model.name, version):
+                raise ConfigError(
+                    f"reference {base / path}: is a profile of model {found[0]} version {found[1]}, "
+                    f"but models[{model.name!r}].references lists it for version {version}"
+                )
+            profiles[model.name, version] = profile
+    return profiles
+
+
+def pipeline_from_settings(settings: Settings, profiles: Mapping[tuple[str, str], ReferenceProfile]) -> Pipeline:
+    """The pipeline the settings describe: each model's task, slices, SLO and drift thresholds.
+
+    Window length, lateness, label horizon, rolling view and detector come from
+    the ``windows`` settings, the same for every model.
+    """
+    slices: dict[str, list[list[str]]] = {}
+    slos: dict[str, SLO] = {}
+    thresholds: dict[str, dict[str, dict[str, float]]] = {}
+    for model in settings.models:
+        if model.segments:
+            slices[model.name] = [[s] if isinstance(s, str) else list(s) for s in model.segments]
+        if model.slo is not None:
+            minutes = int(model.slo.period.total_seconds() // 60)
+            if minutes < 1:
+                raise ConfigError(f"invalid setting models[{model.name!r}].slo.period: must be at least 1m")
+            slos[model.name] = SLO(target=model.slo.target, latency_ms=model.slo.latency_ms, period_minutes=minutes)
+        features = {name: dict(f.thresholds) for name, f in model.features.items() if f.thresholds}
+        if features:
+            thresholds[model.name] = features
+    tasks = {model.name: model.task for model in settings.models}
+    windows = settings.windows
+    return Pipeline(
+        profiles,
+        window_ms=windows.size_ms,
+        allowed_lateness_ms=windows.allowed_lateness_ms,
+        label_horizon_ms=windows.label_horizon_ms,
+        rolling_windows=windows.rolling_windows,
+        detector=windows.detector,
+        slices=slices,
+        slos=slos,
+        tasks=tasks,
+        thresholds=thresholds,
+        calibrate_for="auto" if windows.drift_calibration == "auto" else None,
+    )

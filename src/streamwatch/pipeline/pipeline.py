@@ -1,0 +1,193 @@
+"""The monitoring pipeline: batches of raw event bytes in, metric rows and findings out.
+
+It is pure (no broker, no database, no clock), so it is also the test entry
+point for everything the workers run: feed it bytes, read what it emits. One
+pipeline serves one stream of events in order (a partition, or a replayed
+file).
+
+It is two stages in one object: a :class:`~streamwatch.pipeline.stage.PartitionStage`
+accumulates windows, joins labels to predictions and pairs canary or shadow
+predictions with production's, and hands the partials of complete windows to
+a :class:`~streamwatch.pipeline.reporter.Reporter`, which judges them. A worker running
+many partitions puts :class:`~streamwatch.pipeline.merge.PartialMerger` between
+the two, so that its results equal this pipeline's on the whole stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from streamwatch.contract.decode import DeadLetter
+from streamwatch.core.performance import PerformanceAggregates, RegressionAggregates
+from streamwatch.core.records import Finding, MetricRow
+from streamwatch.core.slo import SLO
+from streamwatch.pipeline.aggregates import WindowAggregates
+from streamwatch.pipeline.reporter import Reporter
+from streamwatch.pipeline.stage import Partial, PartitionStage, StageOutput, performance_factory
+from streamwatch.profiles.model import ReferenceProfile
+
+__all__ = ["DEFAULT_SLO", "Pipeline", "PipelineOutput"]
+
+#: Used for a model with no SLO configured: 99.9% of requests OK within 300 ms over 30 days.
+DEFAULT_SLO = SLO(target=0.999, latency_ms=300.0)
+
+
+@dataclass
+class PipelineOutput:
+    rows: list[MetricRow] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    late_events: int = 0
+    labels_received: int = 0
+    labels_matched: int = 0
+    #: (model, version, variant, window start) -> a few request ids of that window, as alert evidence.
+    examples: dict[tuple[str, str, str, int], list[str]] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Windows of aggregates per model version and variant, judged against reference profiles.
+
+    Parameters
+    ----------
+    profiles
+        Reference profile per ``(model, model_version)``; a version without one
+        still gets latency, error and volume metrics.
+    window_ms, allowed_lateness_ms
+        Tumbling window length and how late an event may be, in event time.
+    label_horizon_ms
+        How long after a prediction its label may come (default 24 hours).
+    slices
+        Segment-name combinations to report fairness on, per model, e.g.
+        ``{"credit": [["gender"], ["gender", "region"]]}``; by default each
+        segment of the model's reference profile on its own.
+    min_samples
+        Fewest labelled rows a slice needs before its rates are reported.
+    slos
+        The SLO per model; ``DEFAULT_SLO`` otherwise.
+    detector
+        river's detector (``page_hinkley``, ``adwin`` or ``kswin``) watching each
+        window's error rate and each feature's drift statistic for changes.
+    rolling_windows
+        How many windows the rolling view merges (60 one-minute windows: "1h");
+        below 2, no rolling view.
+    tasks
+        ``"regression"`` for models whose labels are numbers to compare (MAE,
+        RMSE, bias); classification (the default) otherwise.
+    thresholds
+        Drift threshold overrides per model, feature and statistic (from the config).
+    calibrate_for
+        Calibrate every reference's thresholds for windows of this many values,
+        or ``"auto"``: for each window's own size, so that a stationary stream
+        rarely raises drift, however small its windows (see ``core.thresholds``).
+    """
+
+    def __init__(
+        self,
+        profiles: Mapping[tuple[str, str], ReferenceProfile] | None = None,
+        *,
+        window_ms: int = 60_000,
+        allowed_lateness_ms: int = 10_000,
+        label_horizon_ms: int = 86_400_000,
+        slices: Mapping[str, Sequence[Sequence[str]]] | None = None,
+        min_samples: int = 30,
+        slos: Mapping[str, SLO] | None = None,
+        detector: str = "page_hinkley",
+        rolling_windows: int = 60,
+        tasks: Mapping[str, str] | None = None,
+        thresholds: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+        calibrate_for: int | Literal["auto"] | None = None,
+    ) -> None:
+        self.profiles = dict(profiles or {})
+        self.window_ms = window_ms
+        self.allowed_lateness_ms = allowed_lateness_ms
+        self.label_horizon_ms = label_horizon_ms
+        self.slices = dict(slices or {})
+        self.min_samples = min_samples
+        self.slos = dict(slos or {})
+        self.detector = detector
+        self.rolling_windows = rolling_windows
+        self.tasks = dict(tasks or {})
+        self.thresholds = {
+            model: {f: dict(v) for f, v in features.items()} for model, features in (thresholds or {}).items()
+        }
+        self.calibrate_for = calibrate_for
+        self.stage = self.new_stage()
+        self.reporter = Reporter(
+            self.profiles,
+            window_ms=window_ms,
+            min_samples=min_samples,
+            detector=detector,
+            rolling_windows=rolling_windows,
+            thresholds=self.thresholds,
+            calibrate_for=calibrate_for,
+        )
+
+    def new_stage(self) -> PartitionStage:
+        """A first stage with this pipeline's settings: a worker makes one per partition."""
+        return PartitionStage(
+            self.new_window,
+            performance_factory(self.tasks, self._positive_label, self._slices_for),
+            window_ms=self.window_ms,
+            allowed_lateness_ms=self.allowed_lateness_ms,
+            label_horizon_ms=self.label_horizon_ms,
+        )
+
+    def new_window(self, key: Any) -> WindowAggregates:
+        """Empty aggregates for a window of ``(model, version, variant)``."""
+        return WindowAggregates(self._profile_for(key), self.slos.get(key[0], DEFAULT_SLO))
+
+    def new_performance(self, key: Any) -> PerformanceAggregates | RegressionAggregates:
+        return performance_factory(self.tasks, self._positive_label, self._slices_for)(key)
+
+    @property
+    def join(self) -> Any:
+        """The label join of the (single) stage, for its counters."""
+        return self.stage.join
+
+    def _profile_for(self, key: Any) -> ReferenceProfile | None:
+        model, version, _ = key
+        if version is not None:
+            return self.profiles.get((model, version))
+        # A feature event need not name a version: use the model's profile if it has just one.
+        candidates = [profile for (name, _), profile in self.profiles.items() if name == model]
+        return candidates[0] if len(candidates) == 1 else None
+
+    def _positive_label(self, key: Any) -> str:
+        profile = self.profiles.get(key[:2])
+        return (profile.positive_label if profile else None) or "1"
+
+    def _slices_for(self, key: Any) -> list[list[str]]:
+        model, version = key[0], key[1]
+        if model in self.slices:
+            return [list(names) for names in self.slices[model]]
+        profile = self.profiles.get((model, version))
+        return [[name] for name in sorted({s.segment for s in profile.slices})] if profile else []
+
+    def process(self, raws: Sequence[bytes]) -> PipelineOutput:
+        """Decode a batch, add it to its windows, and emit what the windows that closed say."""
+        return self.report(self.stage.process(raws))
+
+    def flush(self) -> PipelineOutput:
+        """Close every open window (the end of a replayed file)."""
+        return self.report(self.stage.flush())
+
+    def report(self, stage: StageOutput) -> PipelineOutput:
+        """Judge a stage's complete partials (one stage's, or merged ones of many)."""
+        out = PipelineOutput(
+            dead_letters=stage.dead_letters,
+            late_events=stage.late_events,
+            labels_received=stage.labels_received,
+            labels_matched=stage.labels_matched,
+        )
+        self.report_partials(stage.partials, out)
+        return out
+
+    def report_partials(self, partials: Sequence[Partial], out: PipelineOutput) -> None:
+        for partial in partials:
+            self.reporter.report(partial, out.rows, out.findings, out.examples)
+
+    def open_windows(self) -> dict[tuple[Any, int], WindowAggregates]:
+        """The windows still open, by (key, start): the partials a runtime merges across partitions."""
+        return self.stage.open_windows()

@@ -1,0 +1,232 @@
+"""The second stage of the pipeline: judge complete windows.
+
+A :class:`Reporter` receives the partials of complete windows (see
+:mod:`streamwatch.pipeline.stage`), in order of window start per key, whole:
+either straight from the one stage of a process, or merged across every
+partition. For each it emits metric rows and findings: drift per feature and
+score, quality rates, volume, errors and latency, SLO burn rates and budget
+(``slo_history``), a rolling view over the last windows, river's change
+detections, performance and fairness, and canary or shadow divergence.
+
+Its state (the rolling views' recent windows, SLO history and detectors) is
+per key and small, and depends only on the sequence of windows it was fed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from streamwatch.core.categories import CategoryCounts
+from streamwatch.core.change import ChangeDetector
+from streamwatch.core.fairness import FOUR_FIFTHS
+from streamwatch.core.performance import PerformanceAggregates, RegressionAggregates
+from streamwatch.core.records import Finding, MetricRow, WindowKey
+from streamwatch.core.slo_history import SLOHistory
+from streamwatch.core.windows import merged
+from streamwatch.pipeline.aggregates import WindowAggregates
+from streamwatch.pipeline.stage import Partial
+from streamwatch.pipeline.window_report import ReferenceCache, drift_of, operational_rows, quality_rows
+from streamwatch.profiles.model import ReferenceProfile
+
+__all__ = ["Reporter"]
+
+
+class Reporter:
+    """Metric rows and findings of complete windows.
+
+    Parameters as for :class:`~streamwatch.pipeline.pipeline.Pipeline`.
+    """
+
+    def __init__(
+        self,
+        profiles: Mapping[tuple[str, str], ReferenceProfile],
+        *,
+        window_ms: int,
+        min_samples: int = 30,
+        detector: str = "page_hinkley",
+        rolling_windows: int = 60,
+        thresholds: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+        calibrate_for: int | Literal["auto"] | None = None,
+    ) -> None:
+        self.profiles = profiles
+        self.window_ms = window_ms
+        self.min_samples = min_samples
+        self.detector = detector
+        self.rolling_windows = rolling_windows
+        self.thresholds = dict(thresholds or {})
+        self._references = ReferenceCache(calibrate_for)
+        self._slo_history: dict[Any, SLOHistory] = {}
+        self._detectors: dict[Any, ChangeDetector] = {}
+        self._recent: dict[Any, deque[tuple[int, WindowAggregates]]] = {}
+
+    def state(self) -> dict[str, Any]:
+        """What the reporter remembers between windows, for a checkpoint (see :meth:`restore`)."""
+        return {"slo": self._slo_history, "detectors": self._detectors, "recent": self._recent}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._slo_history = state["slo"]
+        self._detectors = state["detectors"]
+        self._recent = state["recent"]
+
+    def report(
+        self,
+        partial: Partial,
+        rows: list[MetricRow],
+        findings: list[Finding],
+        examples: dict[tuple[str, str, str, int], list[str]] | None = None,
+    ) -> None:
+        """Append what one complete partial says to ``rows`` and ``findings`` (and its request ids to ``examples``)."""
+        if partial.kind == "window":
+            self._window(partial.key, partial.start, partial.aggregate, rows, findings)
+            if examples is not None and partial.aggregate.examples:
+                model, version, variant = partial.key
+                examples[(model, version or "*", variant, partial.start)] = list(partial.aggregate.examples)
+        elif partial.kind == "performance":
+            self._performance(partial.key, partial.start, partial.aggregate, rows, findings)
+        else:
+            model, version, variant, production_version = partial.key
+            window = WindowKey(model, version, variant, partial.start, partial.start + self.window_ms)
+            compared = (("production_version", production_version),)
+            rows += [window.row(m, v, segment=compared) for m, v in partial.aggregate.metrics()]
+
+    def _performance(
+        self,
+        key: Any,
+        start: int,
+        aggregates: PerformanceAggregates | RegressionAggregates,
+        rows: list[MetricRow],
+        findings: list[Finding],
+    ) -> None:
+        """The current performance and fairness of a prediction window."""
+        profile = self.profiles.get(key[:2])
+        reference_id = profile.lineage.content_sha256 if profile else None
+        window = WindowKey(*key, start, start + self.window_ms)
+        for metric, value, segment, interval in aggregates.metrics(self.min_samples):
+            low, high = interval if interval else (None, None)
+            rows.append(window.row(metric, value, segment=segment, reference=reference_id, lower=low, upper=high))
+        for names, ratio, evidence in aggregates.fairness_breaches(self.min_samples):
+            low = evidence["lowest_slice"]
+            findings.append(
+                window.finding(
+                    "fairness",
+                    "warning",
+                    "demographic_parity_ratio",
+                    ratio,
+                    FOUR_FIFTHS,
+                    segment=tuple(sorted(low.items())),
+                    evidence=evidence | {"segments": list(names)},
+                    reference=reference_id,
+                )
+            )
+
+    def _window(
+        self, slot_key: Any, start: int, aggregates: WindowAggregates, rows: list[MetricRow], findings: list[Finding]
+    ) -> None:
+        model, version, variant = slot_key
+        key = WindowKey(
+            model, version or "*", variant, start, start + self.window_ms
+        )  # feature events may name no version
+        profile = aggregates.profile
+        reference_id = profile.lineage.content_sha256 if profile else None
+        rows += operational_rows(key, aggregates, "tumbling", reference_id)
+        if aggregates.requests:
+            self._slo(slot_key, key, aggregates, rows, findings)
+            self._watch((slot_key, "error_rate"), key, aggregates.errors / aggregates.requests, findings)
+        if profile is not None:
+            summary = drift_of(key, aggregates, self._references, "tumbling", self.thresholds.get(key.model))
+            for drift_row in summary.rows:
+                # Each feature's deciding statistic: Wasserstein for numbers, Jensen-Shannon for categories.
+                deciding = (
+                    "js"
+                    if isinstance(aggregates.features.get(drift_row.feature or ""), CategoryCounts)
+                    else "wasserstein"
+                )
+                if drift_row.feature is not None and drift_row.metric == deciding:
+                    self._watch((slot_key, drift_row.feature), key, drift_row.value, findings, drift_row.feature)
+            quality, issues = quality_rows(key, aggregates, reference_id)
+            rows += summary.rows + quality
+            examples = {"example_request_ids": aggregates.examples}
+            findings += [dataclasses.replace(f, evidence=f.evidence | examples) for f in issues + summary.findings]
+        self._rolling(slot_key, key, aggregates, rows)
+
+    def _watch(
+        self, series: Any, key: WindowKey, value: float, findings: list[Finding], feature: str | None = None
+    ) -> None:
+        """Feed one window's value to the series' river detector; a detection is a "change" finding."""
+        detector = self._detectors.get(series)
+        if detector is None:
+            detector = self._detectors[series] = ChangeDetector(self.detector)
+        detector.update(key.start_ms, value)
+        if detector.drift_detected:
+            metric = series[1] if feature is None else "drift"
+            findings.append(
+                key.finding(
+                    "change", "info", metric, value, None, feature=feature, evidence={"detector": self.detector}
+                )
+            )
+
+    def _slo(
+        self,
+        slot_key: Any,
+        window: WindowKey,
+        aggregates: WindowAggregates,
+        rows: list[MetricRow],
+        findings: list[Finding],
+    ) -> None:
+        history = self._slo_history.get(slot_key)
+        if history is None:
+            history = self._slo_history[slot_key] = SLOHistory(aggregates.sli.slo, self.window_ms)
+        history.add(window.start_ms, aggregates.sli)
+        burn_rows, alerts = history.report(window.end_ms)
+        reference_id = aggregates.profile.lineage.content_sha256 if aggregates.profile else None
+        rows += [window.row(metric, value, reference=reference_id) for metric, value in burn_rows]
+        for alert in alerts:
+            findings.append(
+                window.finding(
+                    "slo",
+                    "critical" if alert.severity == "page" else "warning",
+                    f"burn_rate_{alert.long_minutes}m",
+                    alert.long_burn_rate,
+                    alert.factor,
+                    evidence={
+                        "severity": alert.severity,
+                        "long_minutes": alert.long_minutes,
+                        "short_minutes": alert.short_minutes,
+                        "short_burn_rate": alert.short_burn_rate,
+                        "example_request_ids": aggregates.examples,
+                    },
+                )
+            )
+
+    def _rolling(self, slot_key: Any, key: WindowKey, aggregates: WindowAggregates, rows: list[MetricRow]) -> None:
+        """The last ``rolling_windows`` windows merged into one view (drift over the last hour, say)."""
+        if self.rolling_windows < 2:
+            return
+        history = self._recent.get(slot_key)
+        if history is None:
+            history = self._recent[slot_key] = deque(maxlen=self.rolling_windows)
+        history.append((key.start_ms, aggregates))
+        span = self.rolling_windows * self.window_ms
+        members = [a for start, a in history if start >= key.end_ms - span]
+        view = merged(members, WindowAggregates.merge, WindowAggregates.copy)
+        label = duration_label(span)
+        rolling_key = WindowKey(key.model, key.model_version, key.variant, key.end_ms - span, key.end_ms)
+        reference_id = view.profile.lineage.content_sha256 if view.profile else None
+        rows += operational_rows(rolling_key, view, label, reference_id)
+        if view.profile is not None:
+            rows += drift_of(rolling_key, view, self._references, label, self.thresholds.get(key.model)).rows
+
+
+def duration_label(ms: int) -> str:
+    """A view's span as its metric rows name it: ``1h``, ``30m``, ``1d``.
+
+    >>> duration_label(3_600_000), duration_label(90_000)
+    ('1h', '90s')
+    """
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"

@@ -1,0 +1,201 @@
+"""What a closed window (or a rolling view of several) says: metric rows and drift findings."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from streamwatch.core.categories import CategoryCounts
+from streamwatch.core.drift import bin_support
+from streamwatch.core.drift_report import DriftSummary, WindowKey, evaluate_drift
+from streamwatch.core.histogram import NumericHistogram
+from streamwatch.core.records import Finding, MetricRow
+from streamwatch.core.thresholds import calibrate
+from streamwatch.pipeline.aggregates import WindowAggregates
+from streamwatch.profiles.model import CategoricalProfile, NumericProfile, ReferenceProfile
+
+__all__ = ["ReferenceCache", "drift_of", "operational_rows", "quality_rows"]
+
+SCORE = "__score__"
+
+
+class ReferenceCache:
+    """Each profile's reference aggregates, built once rather than at every window close.
+
+    ``calibrate_for`` calibrates every threshold for windows of that many
+    values; ``"auto"`` calibrates for each window's own size, rounded down to a
+    power of two (a window of 40 canary requests strays further from the
+    reference by chance than one of 4,000, and must not raise drift for it).
+    """
+
+    def __init__(self, calibrate_for: int | Literal["auto"] | None = None) -> None:
+        self.calibrate_for = calibrate_for
+        self._built: dict[int, tuple[ReferenceProfile, dict, dict]] = {}
+        self._calibrated: dict[tuple[int, str, int], tuple[ReferenceProfile, dict[str, float]]] = {}
+
+    def thresholds(self, profile: ReferenceProfile, sizes: dict[str, int] | None = None) -> dict[str, dict[str, float]]:
+        """Calibrated thresholds per feature (none if not calibrating); ``sizes`` are the window's value counts."""
+        if self.calibrate_for is None:
+            return {}
+        references, scales = self.get(profile)
+        out = {}
+        for name, reference in references.items():
+            if self.calibrate_for == "auto":
+                n = (sizes or {}).get(name, 0)
+                if n < 1:
+                    continue
+                # Rounded down: a smaller window strays further, so its threshold errs on the quiet side.
+                size = max(32, 1 << (n.bit_length() - 1))  # a few sizes per feature, each computed once
+            else:
+                size = self.calibrate_for
+            key = (id(profile), name, size)
+            cached = self._calibrated.get(key)
+            if cached is None or cached[0] is not profile:
+                support = bin_support(reference) if isinstance(reference, NumericHistogram) else None
+                values = calibrate(reference.counts, size, support=support, scale=scales.get(name, 1.0), draws=500)
+                cached = self._calibrated[key] = (profile, values)
+            out[name] = cached[1]
+        return out
+
+    def get(self, profile: ReferenceProfile) -> tuple[dict[str, NumericHistogram | CategoryCounts], dict[str, float]]:
+        cached = self._built.get(id(profile))
+        if cached is not None and cached[0] is profile:
+            return cached[1], cached[2]
+        references: dict[str, NumericHistogram | CategoryCounts] = {}
+        scales: dict[str, float] = {}
+        for name, reference in profile.features.items():
+            if isinstance(reference, NumericProfile):
+                references[name], scales[name] = reference.histogram(), reference.std or 1.0
+            elif isinstance(reference, CategoricalProfile):
+                references[name] = reference.category_counts()
+        if profile.score is not None:
+            references[SCORE], scales[SCORE] = profile.score.histogram(), profile.score.std or 1.0
+        self._built[id(profile)] = (profile, references, scales)
+        return references, scales
+
+
+def _row(
+    key: WindowKey, metric: str, value: float, window: str, reference: str | None, feature: str | None = None
+) -> MetricRow:
+    return key.row(
+        metric,
+        value,
+        feature=feature,
+        window=window,
+        reference=reference,
+    )
+
+
+def drift_of(
+    key: WindowKey,
+    aggregates: WindowAggregates,
+    cache: ReferenceCache,
+    window: str,
+    overrides: dict[str, dict[str, float]] | None = None,
+) -> DriftSummary:
+    """Drift of every feature and of the score against the window's reference profile.
+
+    Thresholds: the defaults, then those calibrated on the reference (when the
+    cache calibrates), then ``overrides`` from the config, each over the last.
+    """
+    profile = aggregates.profile
+    assert profile is not None
+    references, scales = cache.get(profile)
+    current: dict[str, NumericHistogram | CategoryCounts] = dict(aggregates.features)
+    if aggregates.score is not None:
+        current[SCORE] = aggregates.score
+    sizes = {name: values.n for name, values in current.items()}
+    thresholds = {name: dict(values) for name, values in cache.thresholds(profile, sizes).items()}
+    for name, values in (overrides or {}).items():
+        thresholds.setdefault(name, {}).update(values)
+    summary = evaluate_drift(
+        key, references, current, scales=scales, thresholds=thresholds, reference_id=profile.lineage.content_sha256
+    )
+    if window == "tumbling":
+        return summary
+    return DriftSummary(
+        [dataclasses.replace(r, window=window) for r in summary.rows],
+        summary.findings,
+        summary.drifted,
+        summary.share_drifted,
+    )
+
+
+def operational_rows(
+    key: WindowKey, aggregates: WindowAggregates, window: str, reference: str | None
+) -> list[MetricRow]:
+    """Volume, error rate and latency percentiles."""
+    if not aggregates.requests:
+        return []
+    rows = [
+        _row(key, "requests", aggregates.requests, window, reference),
+        _row(key, "error_rate", aggregates.errors / aggregates.requests, window, reference),
+    ]
+    rows += [
+        _row(key, f"latency_p{int(q * 100)}", aggregates.latency.quantile(q), window, reference)
+        for q in (0.5, 0.95, 0.99)
+    ]
+    return rows
+
+
+#: How far a window's quality may fall from the reference before it is a finding: missing and unseen
+#: values may exceed the reference's own rates by 5 points; out-of-range values (by construction absent
+#: from the reference) may reach 5%; type mismatches (a contract-valid value of the wrong kind) 1%.
+QUALITY_MARGIN = 0.05
+OUT_OF_RANGE_LIMIT = 0.05
+TYPE_MISMATCH_LIMIT = 0.01
+
+
+def quality_rows(
+    key: WindowKey, aggregates: WindowAggregates, reference: str | None, min_count: int = 30
+) -> tuple[list[MetricRow], list[Finding]]:
+    """Missing, type-mismatch, out-of-range and unseen rates per feature, each against its reference-based
+    threshold, and a ``data_quality`` finding for each crossed with at least ``min_count`` values."""
+    rows: list[MetricRow] = []
+    findings: list[Finding] = []
+    profile = aggregates.profile
+    for name, aggregate in aggregates.features.items():
+        mismatched = aggregates.type_mismatch.get(name, 0)
+        total = aggregate.n + aggregate.missing + mismatched
+        if not total:
+            continue
+        expected = profile.features.get(name) if profile else None
+        reference_missing = (
+            expected.missing / (expected.count + expected.missing)
+            if expected and (expected.count + expected.missing)
+            else 0.0
+        )
+        checks = [
+            ("missing_rate", aggregate.missing / total, reference_missing + QUALITY_MARGIN),
+            ("type_mismatch_rate", mismatched / total, TYPE_MISMATCH_LIMIT),
+        ]
+        if isinstance(aggregate, NumericHistogram):
+            checks.append(("out_of_range_rate", aggregates.out_of_range.get(name, 0) / total, OUT_OF_RANGE_LIMIT))
+        else:
+            other = (
+                expected.counts[-1] / expected.count
+                if isinstance(expected, CategoricalProfile) and expected.count
+                else 0.0
+            )
+            checks.append(("unseen_rate", aggregate.unseen / total, other + QUALITY_MARGIN))
+        for metric, value, limit in checks:
+            rows.append(key.row(metric, value, feature=name, threshold=limit, reference=reference))
+            if total >= min_count and value > limit:
+                findings.append(
+                    key.finding(
+                        "data_quality",
+                        "warning",
+                        metric,
+                        value,
+                        limit,
+                        feature=name,
+                        reference=reference,
+                        evidence={
+                            "values": total,
+                            "reference_rate": round(limit - QUALITY_MARGIN, 6)
+                            if metric in ("missing_rate", "unseen_rate")
+                            else 0.0,
+                        },
+                    )
+                )
+    return rows, findings

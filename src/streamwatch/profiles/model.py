@@ -1,0 +1,255 @@
+"""Reference profiles: what the training data looked like, computed once.
+
+A profile is the baseline every window is compared with. It is versioned and
+self-describing (``schemas/profile.schema.json`` is generated from
+:class:`ReferenceProfile`) and carries its lineage, so every drift figure and
+alert can say which training data it was measured against.
+
+Building a profile is pure: it takes columns as numpy arrays. Reading files,
+hashing them and reading the clock happen in :mod:`streamwatch.adapters.datasets` and
+the CLI.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from streamwatch.contract.events import Key, Name, Timestamp
+from streamwatch.core.binning import bin_edges
+from streamwatch.core.categories import CategoryCounts
+from streamwatch.core.histogram import NumericHistogram
+
+__all__ = [
+    "PROFILE_VERSION",
+    "CategoricalProfile",
+    "Lineage",
+    "NumericProfile",
+    "ReferenceProfile",
+    "SliceBaseRate",
+    "build_profile",
+]
+
+PROFILE_VERSION = 1
+#: Most categories kept per categorical feature; the rest are counted together
+#: as "other", which lines up with a window's "unseen" count.
+DEFAULT_MAX_CATEGORIES = 200
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NumericProfile(_Frozen):
+    """A numeric column: counts on bin edges (see ``core.NumericHistogram``) and summary statistics."""
+
+    kind: Literal["numeric"] = "numeric"
+    edges: list[float] = Field(description="Increasing bin edges; counts has one more entry than edges.")
+    counts: list[int]
+    count: int = Field(description="Values present.")
+    missing: int
+    min: float | None
+    max: float | None
+    mean: float | None
+    std: float | None = Field(description="Population standard deviation; scales the Wasserstein distance.")
+
+    def histogram(self) -> NumericHistogram:
+        """The reference as a histogram, ready to compare with a window's."""
+        return NumericHistogram.from_counts(
+            self.edges,
+            self.counts,
+            missing=self.missing,
+            min=self.min if self.min is not None else np.inf,
+            max=self.max if self.max is not None else -np.inf,
+        )
+
+
+class CategoricalProfile(_Frozen):
+    """A categorical column: the most frequent categories, the rest counted as other."""
+
+    kind: Literal["categorical"] = "categorical"
+    categories: list[str]
+    counts: list[int] = Field(description="One count per category, then the count of all other values.")
+    count: int
+    missing: int
+    distinct: int = Field(description="Distinct values in the training data, kept or not.")
+
+    def category_counts(self) -> CategoryCounts:
+        return CategoryCounts.from_counts(self.categories, self.counts, missing=self.missing)
+
+
+ColumnProfile = Annotated[NumericProfile | CategoricalProfile, Field(discriminator="kind")]
+
+
+class SliceBaseRate(_Frozen):
+    """How one slice behaved in training: its size, positive label rate, selection rate and mean score."""
+
+    segment: Key
+    value: str
+    count: int
+    label_positive_rate: float | None = None
+    prediction_positive_rate: float | None = None
+    mean_score: float | None = None
+
+
+class Lineage(_Frozen):
+    """Where the profile came from, carried into every metric and alert."""
+
+    model: Name
+    model_version: Name
+    data_uri: str
+    rows: int
+    content_sha256: str
+    model_artifact_uri: str | None = None
+    git_sha: str | None = None
+    created_at: Timestamp
+    streamwatch_version: str
+
+
+class ReferenceProfile(_Frozen):
+    """The reference profile of one model version's training data."""
+
+    profile_version: Literal[1] = PROFILE_VERSION
+    lineage: Lineage
+    positive_label: str | None = Field(None, description="Label value counted as positive for rates.")
+    features: dict[Key, ColumnProfile]
+    score: NumericProfile | None = None
+    prediction: ColumnProfile | None = None
+    label: ColumnProfile | None = None
+    slices: list[SliceBaseRate] = Field(default_factory=list)
+
+
+def _is_numeric(values: np.ndarray) -> bool:
+    return values.dtype.kind in "biuf"
+
+
+def _numeric(values: np.ndarray) -> NumericProfile:
+    data = values.astype(float)
+    present = data[~np.isnan(data)]
+    if present.size == 0:
+        return NumericProfile(
+            edges=[0.0], counts=[0, 0], count=0, missing=int(data.size), min=None, max=None, mean=None, std=None
+        )
+    histogram = NumericHistogram(bin_edges(present))
+    histogram.update(data)
+    return NumericProfile(
+        edges=histogram.edges.tolist(),
+        counts=histogram.counts.tolist(),
+        count=histogram.n,
+        missing=histogram.missing,
+        min=histogram.min,
+        max=histogram.max,
+        mean=float(present.mean()),
+        std=float(present.std()),
+    )
+
+
+def _categorical(values: np.ndarray, max_categories: int) -> CategoricalProfile:
+    present = [str(v) for v in values if v is not None and not (isinstance(v, float) and np.isnan(v))]
+    frequencies = Counter(present)
+    # Most frequent first; ties by name, so the same data always gives the same profile.
+    kept = [c for c, _ in sorted(frequencies.items(), key=lambda item: (-item[1], item[0]))[:max_categories]]
+    counts = CategoryCounts(kept)
+    counts.update(present)
+    return CategoricalProfile(
+        categories=kept,
+        counts=counts.counts.tolist(),
+        count=len(present),
+        missing=len(values) - len(present),
+        distinct=len(frequencies),
+    )
+
+
+def _column(values: np.ndarray, max_categories: int) -> NumericProfile | CategoricalProfile:
+    return _numeric(values) if _is_numeric(values) else _categorical(values, max_categories)
+
+
+def _positive(values: np.ndarray, positive_label: str) -> np.ndarray:
+    """Which values are the positive class: numerically for numeric columns (1, 1.0 and True alike)."""
+    if _is_numeric(values):
+        try:
+            return values.astype(float) == float(positive_label)
+        except ValueError:  # a non-numeric positive label never matches a numeric column
+            return np.zeros(values.size, dtype=bool)
+    return np.array([str(v) == positive_label for v in values], dtype=bool)
+
+
+def _slices(
+    columns: Mapping[str, np.ndarray],
+    segments: Sequence[str],
+    label: np.ndarray | None,
+    prediction: np.ndarray | None,
+    score: np.ndarray | None,
+    positive_label: str,
+) -> list[SliceBaseRate]:
+    rows = []
+    label_positive = None if label is None else _positive(label, positive_label)
+    prediction_positive = None if prediction is None else _positive(prediction, positive_label)
+    for segment in segments:
+        values = np.array([None if v is None else str(v) for v in columns[segment]], dtype=object)
+        for value in sorted({v for v in values if v is not None}):
+            mask = values == value
+            rows.append(
+                SliceBaseRate(
+                    segment=segment,
+                    value=value,
+                    count=int(mask.sum()),
+                    label_positive_rate=None if label_positive is None else float(label_positive[mask].mean()),
+                    prediction_positive_rate=(
+                        None if prediction_positive is None else float(prediction_positive[mask].mean())
+                    ),
+                    mean_score=None if score is None else float(np.nanmean(score[mask].astype(float))),
+                )
+            )
+    return rows
+
+
+def build_profile(
+    columns: Mapping[str, np.ndarray],
+    *,
+    lineage: Lineage,
+    label_column: str | None = None,
+    score_column: str | None = None,
+    prediction_column: str | None = None,
+    segments: Sequence[str] = (),
+    positive_label: str = "1",
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+) -> ReferenceProfile:
+    """Profile a training set given as columns (numeric arrays with NaN, or object arrays with None).
+
+    Every column that is not the label, score, prediction or a segment is a feature.
+
+    >>> import numpy as np
+    >>> lineage = Lineage(model="m", model_version="1", data_uri="train.csv", rows=4, content_sha256="0" * 64,
+    ...                   created_at="2026-11-23T00:00:00Z", streamwatch_version="0.1.0")
+    >>> profile = build_profile({"age": np.array([20.0, 30.0, np.nan, 30.0]),
+    ...                          "city": np.array(["a", "b", "a", None], dtype=object),
+    ...                          "y": np.array([1, 0, 1, 1])}, lineage=lineage, label_column="y")
+    >>> profile.features["age"].edges, profile.features["age"].counts, profile.features["age"].missing
+    ([20.0, 30.0], [0, 1, 2], 1)
+    >>> profile.features["city"].categories, profile.features["city"].counts, profile.label.kind
+    (['a', 'b'], [2, 1, 0], 'numeric')
+    """
+    special = {c for c in (label_column, score_column, prediction_column) if c} | set(segments)
+    missing = [c for c in special if c not in columns]
+    if missing:
+        raise KeyError(f"column not in the data: {', '.join(sorted(missing))}")
+    features = {name: _column(values, max_categories) for name, values in columns.items() if name not in special}
+    label = columns.get(label_column) if label_column else None
+    prediction = columns.get(prediction_column) if prediction_column else None
+    score = columns.get(score_column) if score_column else None
+    if score is not None and not _is_numeric(score):
+        raise ValueError(f"score column {score_column!r} must be numeric")
+    return ReferenceProfile(
+        lineage=lineage,
+        positive_label=positive_label if (label is not None or prediction is not None) else None,
+        features=features,
+        score=None if score is None else _numeric(score),
+        prediction=None if prediction is None else _column(prediction, max_categories),
+        label=None if label is None else _column(label, max_categories),
+        slices=_slices(columns, segments, label, prediction, score, positive_label),
+    )

@@ -1,0 +1,379 @@
+"""The worker's loop, without Faust: Kafka batches through partition stages into ClickHouse.
+
+Why it is exact (no event lost, none counted twice) although workers crash:
+
+- Each input partition number ``p`` (of the predictions, features and labels
+  topics alike) is one stream with one :class:`~streamwatch.pipeline.stage.PartitionStage`.
+  Producers key events by request id, so a request's prediction and label share ``p``.
+- For every batch, what the stage produced goes to ClickHouse first: raw
+  events, dead letters, and the partials of completed windows. All of it is
+  keyed deterministically (event id; topic, partition and offset; partition,
+  window and kind), so writing it again replaces it.
+- Every ``checkpoint_interval_ms`` the stage's whole state and the next offset
+  of each of its topics are written as one row; only then are offsets
+  committed to Kafka (for lag tools: the checkpoint is what a worker resumes
+  from). A worker that dies resumes from the last checkpoint and redoes the
+  batches after it, which rewrites the same rows.
+- One worker (the owner of partition 0) runs the :class:`~streamwatch.runtime.report_runner.ReportRunner`,
+  which merges the partials of all partitions from ClickHouse, so results do
+  not depend on the number of partitions or workers.
+
+While ClickHouse is unreachable the loop pauses consumption and retries with
+exponential backoff and jitter (tenacity), polling Kafka so the group keeps it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import tenacity
+
+from streamwatch.adapters.clickhouse import DeadLetterRecord, Source, StorageError, Store
+from streamwatch.adapters.kafka import Message
+from streamwatch.adapters.prometheus import WorkerMetrics
+from streamwatch.pipeline import state as state_codec
+from streamwatch.pipeline.pipeline import Pipeline
+from streamwatch.pipeline.stage import PartitionStage, StageOutput
+
+__all__ = ["RuntimeSettings", "WorkerRuntime"]
+
+_log = logging.getLogger("streamwatch.worker")
+_MIN_REPORT_GAP_MS = 50  # between two reports that closed windows called for
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    group: str = "streamwatch"
+    predictions: str = "streamwatch.predictions"
+    features: str = "streamwatch.features"
+    labels: str = "streamwatch.labels"
+    deadletter: str = "streamwatch.deadletter"
+    batch_size: int = 5_000
+    poll_timeout_s: float = 0.2
+    checkpoint_interval_ms: int = 5_000
+    idle_timeout_ms: int = 30_000
+    report_interval_ms: int = 1_000
+    max_future_ms: int = 86_400_000
+    max_age_ms: int = 7 * 86_400_000
+    metrics_interval_s: float = 10.0
+
+    @property
+    def inputs(self) -> list[str]:
+        return [self.predictions, self.features, self.labels]
+
+
+@dataclass
+class _Stream:
+    """One owned partition number: its stage, where it has read to, and its checkpoint bookkeeping."""
+
+    stage: PartitionStage
+    generation: int
+    seq: int = 0
+    offsets: dict[str, int] = field(default_factory=dict)  # next offset to read, per topic
+    checkpointed_at: float = 0.0
+    last_message_at: float = 0.0
+    dirty: bool = False
+
+    @property
+    def version(self) -> int:
+        # A restarted stage writes with a new generation, above anything its predecessor wrote.
+        return (self.generation << 32) | self.seq
+
+
+class WorkerRuntime:
+    """Consume, process, store, checkpoint; call :meth:`step` in a loop.
+
+    ``consumer_factory(on_assign, on_revoke)`` builds the
+    :class:`~streamwatch.adapters.kafka.BatchConsumer` (or anything with its methods);
+    ``dead_letter_topic`` publishes dead letters (``send(topic, value, headers=...)``
+    and ``flush(timeout)``, like :class:`~streamwatch.adapters.kafka.KafkaTransport`);
+    ``clock`` gives wall-clock seconds (only timeouts and intervals use it,
+    never results).
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        store: Store,
+        consumer_factory: Callable[..., Any],
+        dead_letter_topic: Any,
+        settings: RuntimeSettings,
+        *,
+        report_runner: Any = None,
+        metrics: WorkerMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        dispatcher: Any = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.store = store
+        self.settings = settings
+        self.dead_letter_topic = dead_letter_topic
+        self.report_runner = report_runner  # a ReportRunner: active while this worker owns partition 0
+        self.dispatcher = dispatcher  # delivers notifications on threads of its own (stopped by close)
+        self.metrics = metrics or WorkerMetrics()
+        self.clock = clock
+        self.streams: dict[int, _Stream] = {}
+        self._reporting = False
+        self._deferred: list[Message] = []
+        self._recorded_at = 0.0
+        self._reported_at = 0.0
+        self._wrote_partials = False
+        self.worker_id = f"{settings.group}-{os.getpid()}"
+        self.consumer = consumer_factory(self._assigned, self._revoked)
+
+    # -- partitions coming and going (called from inside consume) --------------------------------
+
+    def _assigned(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
+        starts: dict[tuple[str, int], int | None] = {}
+        for number in sorted({p for _, p in partitions}):
+            stream = self.streams.get(number) or self._load(number)
+            self.streams[number] = stream
+            for topic, p in partitions:
+                if p == number:
+                    starts[topic, p] = stream.offsets.get(topic)
+        if (self.settings.predictions, 0) in partitions and self.report_runner is not None:
+            self.report_runner.activate()
+            self._reporting = True
+        _log.info("assigned partitions %s", sorted({p for _, p in partitions}))
+        return starts
+
+    def _load(self, number: int) -> _Stream:
+        stage = self.pipeline.new_stage()
+        checkpoint = self.store.load_checkpoint(self._name, number)
+        if checkpoint is None:
+            return _Stream(stage, generation=1, last_message_at=self.clock())
+        stage.restore(state_codec.loads(checkpoint.state, self.pipeline.profiles))
+        return _Stream(
+            stage,
+            generation=(checkpoint.version >> 32) + 1,
+            offsets=dict(checkpoint.offsets),
+            last_message_at=self.clock(),
+        )
+
+    def _revoked(self, partitions: list[tuple[str, int]]) -> None:
+        for number in sorted({p for _, p in partitions}):
+            stream = self.streams.pop(number, None)
+            if stream is not None and stream.dirty:
+                try:
+                    self._checkpoint(number, stream)
+                except StorageError as exc:  # the next owner redoes the batches since the last checkpoint
+                    _log.warning("could not checkpoint partition %d on revoke: %s", number, exc)
+        self._deferred = [m for m in self._deferred if m.partition in self.streams]
+        if (self.settings.predictions, 0) in partitions and self._reporting:
+            self._reporting = False
+            self.report_runner.deactivate()
+        _log.info("revoked partitions %s", sorted({p for _, p in partitions}))
+
+    @property
+    def _name(self) -> str:
+        return f"stage:{self.settings.group}"
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def step(self) -> int:
+        """One batch: consume, process, store; checkpoint, idle partitions and reports when due."""
+        messages = self._deferred or self.consumer.consume(self.settings.batch_size, self.settings.poll_timeout_s)
+        self._deferred = []
+        now = self.clock()
+        by_partition: dict[int, list[Message]] = defaultdict(list)
+        for message in messages:
+            if message.partition in self.streams:
+                by_partition[message.partition].append(message)
+        writes = []
+        for number, batch in by_partition.items():
+            stream = self.streams[number]
+            stream.last_message_at = now
+            writes.append((number, stream, batch, self._process(stream, batch)))
+        if writes:
+            # One insert per table for the whole step, not per partition: each insert has a fixed cost.
+            self._retrying(lambda: self._write(writes))
+        self._advance_idle(now)
+        for number, stream in list(self.streams.items()):
+            if stream.dirty and (now - stream.checkpointed_at) * 1000 >= self.settings.checkpoint_interval_ms:
+                self._retrying(lambda n=number, s=stream: self._checkpoint(n, s))
+        since = (now - self._reported_at) * 1000
+        # At the head of the stream (a batch short of full), windows this worker just closed are reported
+        # at once: alerts should not wait. Catching up on a backlog, every report_interval_ms is enough.
+        live = len(messages) < self.settings.batch_size
+        fresh = self._wrote_partials and live and since >= _MIN_REPORT_GAP_MS
+        if self._reporting and (since >= self.settings.report_interval_ms or fresh):
+            # Not every batch: each report reads every partition's partials and saves its state.
+            self._reported_at = now
+            self._wrote_partials = False
+            self._retrying(self.report_runner.tick)
+        if now - self._recorded_at >= self.settings.metrics_interval_s:
+            self._record_metrics(now)
+        return len(messages)
+
+    def _record_metrics(self, now: float) -> None:
+        """Refresh the gauges, and store every figure in ``worker_metrics`` (best effort)."""
+        self._recorded_at = now
+        self.metrics.lag(self.consumer.lag())
+        stages = [s.stage for s in self.streams.values()]
+        self.metrics.state(sum(len(s.windows._open) for s in stages), sum(s.join.pending_predictions for s in stages))
+        try:
+            self.store.insert_worker_metrics(self.worker_id, int(time.time() * 1000), self.metrics.samples())
+        except StorageError as exc:
+            _log.warning("could not store worker metrics: %s", exc)
+
+    def _process(self, stream: _Stream, batch: list[Message]) -> StageOutput:
+        started = time.perf_counter()
+        future, past = self.settings.max_future_ms, self.settings.max_age_ms
+        plausible = [
+            (m.timestamp_ms - past, m.timestamp_ms + future) if m.timestamp_ms > 0 else (-(2**62), 2**62) for m in batch
+        ]
+        output = stream.stage.process([m.value for m in batch], plausible)
+        stream.seq += 1
+        stream.dirty = True
+        for m in batch:
+            stream.offsets[m.topic] = max(stream.offsets.get(m.topic, 0), m.offset + 1)
+        self.metrics.processed(batch, output, time.perf_counter() - started)
+        return output
+
+    def _write(self, writes: list[tuple[int, _Stream, list[Message], StageOutput]]) -> None:
+        started = time.perf_counter()
+        raw: dict[str, tuple[list[Any], list[Source]]] = {k: ([], []) for k in ("prediction", "feature", "label")}
+        letters: list[DeadLetterRecord] = []
+        received = int(time.time() * 1000)
+        for number, _, batch, output in writes:
+            decoded = output.decoded
+            if decoded is not None:
+                for kind, events in (
+                    ("prediction", decoded.predictions),
+                    ("feature", decoded.features),
+                    ("label", decoded.labels),
+                ):
+                    raw[kind][0].extend(events)
+                    raw[kind][1].extend(
+                        Source(batch[i].topic, number, batch[i].offset) for i in decoded.positions[kind]
+                    )
+            letters += [
+                DeadLetterRecord(
+                    Source(batch[d.index].topic, number, batch[d.index].offset),
+                    d.reason,
+                    batch[d.index].value,
+                    received,
+                )
+                for d in output.dead_letters
+            ]
+        for kind, insert in (
+            ("prediction", self.store.insert_predictions),
+            ("feature", self.store.insert_feature_events),
+            ("label", self.store.insert_labels),
+        ):
+            if raw[kind][0]:
+                insert(*raw[kind])
+        if letters:
+            self.store.insert_dead_letters(letters)
+            for record in letters:
+                headers = [
+                    ("streamwatch-reason", record.reason.encode()),
+                    ("streamwatch-topic", record.source.topic.encode()),
+                    ("streamwatch-partition", str(record.source.partition).encode()),
+                    ("streamwatch-offset", str(record.source.offset).encode()),
+                ]
+                self.dead_letter_topic.send(self.settings.deadletter, record.raw, headers=headers)
+        self._write_partials([(number, stream, output) for number, stream, _, output in writes])
+        self.metrics.inserted(time.perf_counter() - started)
+
+    def _write_partials(self, outputs: list[tuple[int, _Stream, StageOutput]]) -> None:
+        rows = []
+        for number, stream, output in outputs:
+            if output.partials:
+                rows += [
+                    (number, stream.version, p.kind, p.key, p.start, state_codec.dumps(p.aggregate))
+                    for p in output.partials
+                ]
+                # The stage's watermark goes in the same insert: once the reporter sees it, it has every
+                # partial of the windows before it, without waiting for the next checkpoint.
+                rows.append((number, stream.version, "watermark", (), 0, str(output.watermark).encode()))
+        if rows:
+            self.store.insert_partials(self.settings.group, rows)
+            self._wrote_partials = True
+
+    def _checkpoint(self, number: int, stream: _Stream) -> None:
+        # Dead letters reach their topic at least once: before the offsets that produced them move on.
+        if self.dead_letter_topic.flush(10.0):
+            raise StorageError("dead-letter topic: messages still undelivered after 10 s")
+        state = state_codec.dumps(stream.stage.state())
+        self.store.save_checkpoint(self._name, number, stream.version, stream.stage.watermark, stream.offsets, state)
+        stream.checkpointed_at = self.clock()
+        stream.dirty = False
+        self.consumer.commit({(topic, number): offset for topic, offset in stream.offsets.items()})
+        self.metrics.checkpointed(number, len(state))
+
+    def _advance_idle(self, now: float) -> None:
+        """A partition quiet for ``idle_timeout_ms`` follows the others' event time, closing its windows."""
+        quiet = []
+        for number, stream in self.streams.items():
+            if (now - stream.last_message_at) * 1000 < self.settings.idle_timeout_ms:
+                continue
+            if self.consumer.caught_up({(t, number): stream.offsets.get(t) for t in self.settings.inputs}):
+                quiet.append((number, stream))
+            else:  # quiet is not idle while a backlog waits to be fetched: look again a timeout later
+                stream.last_message_at = now
+        if not quiet:
+            return
+        watermarks = self.store.checkpoint_watermarks(self._name)
+        target = max(watermarks.values(), default=-(2**62))
+        for number, stream in quiet:
+            if target > stream.stage.watermark or stream.stage.performance_pending:
+                output = stream.stage.advance_to(
+                    max(target, stream.stage.watermark) + self.pipeline.allowed_lateness_ms
+                )
+                stream.seq += 1
+                stream.dirty = True
+                self._retrying(lambda n=number, s=stream, o=output: self._write_partials([(n, s, o)]))
+                self._retrying(lambda n=number, s=stream: self._checkpoint(n, s))
+            stream.last_message_at = now
+
+    def _retrying(self, write: Callable[[], None]) -> None:
+        """Run ``write`` until ClickHouse takes it, consuming nothing meanwhile."""
+        paused = False
+
+        def wait_polling(seconds: float) -> None:
+            nonlocal paused
+            if not paused:
+                self.consumer.pause()
+                paused = True
+            deadline = self.clock() + seconds
+            while self.clock() < deadline:
+                # Polling keeps the group membership; anything that still arrives is kept for later.
+                self._deferred += self.consumer.consume(self.settings.batch_size, min(0.2, seconds))
+
+        for attempt in tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(StorageError),
+            wait=tenacity.wait_exponential_jitter(multiplier=0.2, max=10.0),
+            sleep=wait_polling,
+            before_sleep=lambda state: (
+                self.metrics.storage_error(),
+                _log.warning("ClickHouse unavailable, retrying: %s", state.outcome.exception()),
+            ),
+        ):
+            with attempt:
+                write()
+        if paused:
+            self.consumer.resume()
+
+    def close(self) -> None:
+        """Checkpoint every owned partition and leave the group."""
+        for number, stream in list(self.streams.items()):
+            if stream.dirty:
+                try:
+                    self._checkpoint(number, stream)
+                except StorageError as exc:
+                    _log.warning("could not checkpoint partition %d at shutdown: %s", number, exc)
+        if self._reporting:
+            try:
+                self.report_runner.tick()
+            except StorageError as exc:
+                _log.warning("could not report at shutdown: %s", exc)
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+        self.consumer.close()

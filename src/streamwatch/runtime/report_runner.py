@@ -1,0 +1,216 @@
+"""The reporting side of the workers: merge every partition's partials from ClickHouse, judge, store.
+
+Exactly one worker runs it at a time: the owner of partition 0 of the
+predictions topic (Kafka's group protocol elects it, and a rebalance moves
+it). Each :meth:`ReportRunner.tick` reads the partials written since the last
+tick and the watermark of every partition's latest checkpoint, feeds them to a
+:class:`~streamwatch.pipeline.merge.PartialMerger`, reports the windows now
+complete through the pipeline's :class:`~streamwatch.pipeline.reporter.Reporter`, stores
+the rows and findings, and checkpoints its own state. After a crash it resumes
+from that checkpoint and reports the same windows again, which writes the same
+rows (the metrics table keeps the latest version of each).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streamwatch.adapters.clickhouse import StorageError, Store
+from streamwatch.alerts.engine import Alerting, AlertingOutput
+from streamwatch.alerts.events import alert_row, retrain_row
+from streamwatch.pipeline import state as state_codec
+from streamwatch.pipeline.merge import PartialMerger
+from streamwatch.pipeline.pipeline import Pipeline, PipelineOutput
+from streamwatch.pipeline.stage import Partial, StageOutput
+
+__all__ = ["AlertTopics", "ReportRunner"]
+
+_log = logging.getLogger("streamwatch.worker")
+
+
+@dataclass(frozen=True)
+class AlertTopics:
+    """Where alerting publishes: every topic is read by someone else (see the README)."""
+
+    alerts: str = "streamwatch.alerts"
+    retrain: str = "streamwatch.retrain"
+    control: str = "streamwatch.control"
+    notifications: str = "streamwatch.notifications"
+
+
+class ReportRunner:
+    """Merges partials of ``partitions`` partition numbers and reports complete windows.
+
+    ``on_report(output)`` (optional) sees every batch of rows and findings
+    after they are stored. With ``alerting``, every report is judged by the
+    alert rules; what that produces is stored and published through
+    ``transport`` (``send(topic, value, key)`` and ``flush(timeout)``) before
+    the checkpoint that moves past it. ``silences`` (``silenced(labels, now_ms)``)
+    mutes notifications; ``clock_ms`` is the wall clock notifications are timed by.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        store: Store,
+        group: str,
+        partitions: int,
+        on_report: Any = None,
+        alerting: Alerting | None = None,
+        transport: Any = None,
+        topics: AlertTopics = AlertTopics(),
+        silences: Any = None,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.pipeline = pipeline
+        self.store = store
+        self.group = group
+        self.partitions = partitions
+        self.on_report = on_report
+        self.alerting = alerting
+        self.transport = transport
+        self.topics = topics
+        self.silences = silences
+        self.clock_ms = clock_ms
+        self.active = False
+        self.reported_rows = 0
+        self._merger: PartialMerger | None = None
+        self._seen: dict[int, int] = {}
+        self._generation = 0
+        self._seq = 0
+
+    def _silenced(self, now_ms: int) -> Callable[[dict[str, str]], bool]:
+        silences = self.silences
+        if silences is None:
+            return lambda labels: False
+        if hasattr(silences, "refresh"):
+            silences.refresh()  # once per tick: silences published since the last one
+        return lambda labels: silences.silenced(labels, now_ms) is not None
+
+    def _publish(self, out: AlertingOutput, version: int) -> None:
+        """Store and publish what alerting produced, before the checkpoint that moves past it."""
+        if out.alerts:
+            self.store.insert_alerts([alert_row(event, version) for event in out.alerts])
+        if out.retrain:
+            self.store.insert_retrain_events([retrain_row(e) for e in out.retrain])
+        if self.transport is not None:
+            t = self.topics
+            sends: list[tuple[str, Any, str]] = [(t.alerts, e, e.fingerprint) for e in out.alerts]
+            sends += [(t.retrain, e, f"{e.model}/{e.model_version}") for e in out.retrain]
+            sends += [(t.control, e, f"{e.model}/{e.model_version}") for e in out.circuit_breaks]
+            sends += [(t.notifications, n, n.channel) for n in out.notifications]
+            for topic, event, key in sends:
+                self.transport.send(topic, event.model_dump_json().encode(), key.encode())
+            if sends and self.transport.flush(10.0):
+                raise StorageError("alerting topics: events still undelivered after 10 s")
+        for event in out.alerts:
+            _log.info(
+                "alert %s %s: %s",
+                event.status,
+                event.rule,
+                event.reason,
+                extra={"model": event.model, "model_version": event.model_version, "fingerprint": event.fingerprint},
+            )
+        for request in out.retrain:
+            _log.info("retrain requested for %s %s: %s", request.model, request.model_version, request.reason)
+
+    @property
+    def _name(self) -> str:
+        return f"reporter:{self.group}"
+
+    def activate(self) -> None:
+        """Take over reporting: resume from the last reporter checkpoint, or start afresh."""
+        checkpoint = self.store.load_checkpoint(self._name, 0)
+        self._merger = PartialMerger(range(self.partitions), self.pipeline.window_ms)
+        self._seen = dict.fromkeys(range(self.partitions), 0)
+        self._generation, self._seq = 1, 0
+        if checkpoint is not None:
+            state = state_codec.loads(checkpoint.state, self.pipeline.profiles)
+            self._merger, self._seen = state["merger"], state["seen"]
+            self.pipeline.reporter.restore(state["reporter"])
+            if self.alerting is not None and "alerting" in state:
+                self.alerting.restore(state["alerting"])
+            self._generation = (checkpoint.version >> 32) + 1
+        self.active = True
+
+    def deactivate(self) -> None:
+        self.active = False
+        self._merger = None
+
+    def tick(self) -> int:
+        """Report what became complete since the last tick; return the rows stored."""
+        if not self.active or self._merger is None:
+            return 0
+        merger = self._merger
+        watermarks = self.store.checkpoint_watermarks(f"stage:{self.group}")
+        fed = False
+        for partition in range(self.partitions):
+            rows = self.store.partials_since(self.group, partition, self._seen.get(partition, 0))
+            if rows:
+                self._seen[partition] = max(version for *_, version, _ in rows)
+            partials, watermark = [], watermarks.get(partition, -(2**62))
+            for kind, key, start, _, blob in rows:
+                if kind == "watermark":
+                    # Written with the partials of the batch that reached it: all before it are read.
+                    watermark = max(watermark, int(blob))
+                else:
+                    partials.append(Partial(kind, key, start, state_codec.loads(blob, self.pipeline.profiles)))
+            if rows or partition in watermarks:
+                # A checkpoint's watermark counts too: every partial written before it is read above.
+                merger.add(partition, StageOutput(partials, watermark=watermark))
+                fed = True
+        if not fed:
+            return self._tick_alerting()
+        out = PipelineOutput()
+        released = merger.release()
+        self.pipeline.report_partials(released, out)
+        for partial in released:
+            model, version, variant = partial.key[:3]
+            _log.info(
+                "reported %s window %s %s %s at %d",
+                partial.kind,
+                model,
+                version,
+                variant,
+                partial.start,
+                extra={"model": model, "model_version": version, "variant": variant, "window_start": partial.start},
+            )
+        merger.forget_before(merger.watermark - self.pipeline.window_ms - self.pipeline.label_horizon_ms)
+        self._seq += 1
+        version = (self._generation << 32) | self._seq
+        if out.rows:
+            self.store.insert_metrics(out.rows, version)
+        if out.findings:
+            self.store.insert_findings(out.findings, version)
+        if self.alerting is not None:
+            now = self.clock_ms()
+            self._publish(self.alerting.report(out.rows, out.findings, out.examples, now, self._silenced(now)), version)
+        self._save(version)
+        if self.on_report is not None and (out.rows or out.findings):
+            self.on_report(out)
+        self.reported_rows += len(out.rows)
+        return len(out.rows)
+
+    def _tick_alerting(self) -> int:
+        """With no new report, notifications may still come due (group waits, intervals, repeats)."""
+        if self.alerting is None:
+            return 0
+        now = self.clock_ms()
+        out = self.alerting.tick(now, self._silenced(now))
+        if out:
+            self._seq += 1
+            version = (self._generation << 32) | self._seq
+            self._publish(out, version)
+            self._save(version)
+        return 0
+
+    def _save(self, version: int) -> None:
+        assert self._merger is not None
+        state = {"merger": self._merger, "seen": self._seen, "reporter": self.pipeline.reporter.state()}
+        if self.alerting is not None:
+            state["alerting"] = self.alerting.state()
+        self.store.save_checkpoint(self._name, 0, version, self._merger.watermark, {}, state_codec.dumps(state))

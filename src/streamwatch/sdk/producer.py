@@ -1,0 +1,380 @@
+"""The producer SDK that inference services call on every request.
+
+Its one promise is to never hurt the service it monitors:
+
+* it validates cheaply in the caller's thread (see :mod:`streamwatch.contract.encode`);
+* it hands bytes to librdkafka and returns; it never waits for the broker;
+* its buffer is bounded: when the broker is down and the buffer fills, events
+  are dropped and counted, never blocked on and never raised;
+* an invalid event is dropped and counted too, with a rate-limited warning that
+  names the field (``strict=True`` raises instead, for tests and development).
+
+Delivery failures are logged at most once per ``log_interval`` seconds per
+kind, with the number suppressed. Counters are read with :meth:`Producer.stats`.
+
+A producer made before ``fork()`` (gunicorn ``--preload``, multiprocessing)
+keeps working in the child: librdkafka's threads do not survive a fork, so the
+child leaves the inherited client alone and builds its own on its first event,
+with counters starting from zero. Events the parent had not yet delivered stay
+the parent's. (An injected transport is the caller's to rebuild.)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from streamwatch.clock import now_ms
+from streamwatch.config.settings import Settings, load_settings
+from streamwatch.contract.encode import Encoder
+from streamwatch.contract.ids import new_request_id
+from streamwatch.errors import ContractError
+from streamwatch.sdk.ratelimit import Counter, RateLimitedLog
+
+__all__ = ["Producer", "ProducerStats", "Transport"]
+
+_log = logging.getLogger("streamwatch.producer")
+
+# Clients inherited across fork(): their threads are gone, and destroying them
+# could wait on those threads forever, so a child process keeps them alive.
+_FORK_ORPHANS: list[object] = []
+
+
+class Transport(Protocol):
+    """What the producer needs from a Kafka client; see :class:`streamwatch.adapters.kafka.KafkaTransport`.
+
+    ``send`` raises BufferError when its bounded buffer is full, or one of
+    ``send_errors`` when it refuses a message.
+    """
+
+    send_errors: tuple[type[Exception], ...]
+
+    def send(self, topic: str, value: bytes, key: str | bytes | None) -> None: ...
+    def poll(self, timeout: float) -> None: ...
+    def flush(self, timeout: float) -> int: ...
+    def pending(self) -> int: ...
+    def close(self, timeout: float) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerStats:
+    """A snapshot of the producer's counters. Every event logged ends in exactly one of
+    ``delivered``, ``in_flight``, ``delivery_failed``, ``dropped_buffer_full``,
+    ``dropped_invalid`` or ``dropped_error``."""
+
+    logged: int
+    queued: int
+    delivered: int
+    in_flight: int
+    delivery_failed: int
+    dropped_buffer_full: int
+    dropped_invalid: int
+    dropped_error: int
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_buffer_full + self.dropped_invalid + self.dropped_error + self.delivery_failed
+
+
+class Producer:
+    """Publish prediction, feature and label events to Kafka without blocking.
+
+    Parameters
+    ----------
+    bootstrap_servers
+        Overrides ``settings.kafka.bootstrap_servers``.
+    model, model_version
+        Defaults for every call, so a service serving one model need not repeat them.
+    settings
+        Defaults to :func:`~streamwatch.config.settings.load_settings` (environment and
+        ``STREAMWATCH_CONFIG_FILE``).
+    strict
+        Raise :class:`~streamwatch.errors.ContractError` for invalid events
+        instead of dropping and counting them. Defaults to ``settings.producer.strict``.
+    transport
+        The Kafka client; built from the settings when not given.
+    log_interval
+        Seconds between two log lines about the same kind of failure.
+
+    Examples
+    --------
+    Needs a broker, so it is shown rather than run here (``tests/test_producer.py`` runs it)::
+
+        monitor = Producer("127.0.0.1:9092", model="credit-risk", model_version="3.1.0")
+        with monitor:
+            rid = monitor.log_prediction(features={"age": 42}, prediction=1, score=0.8, latency_ms=12.5)
+            monitor.log_label(request_id=rid, label=0)
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | None = None,
+        *,
+        model: str | None = None,
+        model_version: str | None = None,
+        settings: Settings | None = None,
+        strict: bool | None = None,
+        transport: Transport | None = None,
+        log_interval: float = 10.0,
+    ) -> None:
+        settings = settings or load_settings()
+        if bootstrap_servers is not None:
+            kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap_servers})
+            settings = settings.model_copy(update={"kafka": kafka})
+        self.settings = settings
+        self.model = model
+        self.model_version = model_version
+        self.strict = settings.producer.strict if strict is None else strict
+        self._topics = settings.topics
+        self._encoder = Encoder(clock_ms=now_ms)
+        self._log = RateLimitedLog(_log, log_interval)
+        self._reset_counters()
+        self._build_transport = None
+        if transport is None:
+            from streamwatch.adapters.kafka import KafkaTransport  # deferred: keeps `import streamwatch` light
+
+            def build() -> Transport:
+                return KafkaTransport(
+                    settings.kafka, settings.producer, on_failure=self._on_failure, on_error=self._on_error
+                )
+
+            self._build_transport = build
+            transport = build()
+            alive = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: (producer := alive()) is not None and producer._after_fork())
+        self._encode_prediction = self._encoder.prediction
+        self._prediction_topic = self._topics.predictions
+        self._open = True
+        self._attach(transport)
+
+    def _reset_counters(self) -> None:
+        self._queued, self._failed, self._full = Counter(), Counter(), Counter()
+        self._invalid, self._error = Counter(), Counter()
+        self._queued_incr = self._queued.incr
+
+    def _attach(self, transport: Transport) -> None:
+        self._transport: Transport | None = transport
+        self._produce = transport.send
+        self._send_errors = transport.send_errors
+        self._closed = threading.Event()
+        # Delivery reports are served by a background thread that sleeps inside
+        # librdkafka (GIL released), so the caller never pays for them.
+        self._poller = threading.Thread(target=self._poll_forever, name="streamwatch-producer-poll", daemon=True)
+        self._poller.start()
+
+    def _after_fork(self) -> None:
+        """In a forked child: drop the parent's client and counters; the next event builds a new client."""
+        _FORK_ORPHANS.append(self._transport)
+        self._reset_counters()
+        self._log = RateLimitedLog(_log, self._log.interval)  # its lock may have been held at the fork
+        self._rebuild_lock = threading.Lock()
+        self._transport = None
+        self._closed = threading.Event()
+        self._produce = self._send_after_fork
+
+    def _send_after_fork(self, topic: str, value: bytes, key: str | bytes | None) -> None:
+        with self._rebuild_lock:
+            if self._transport is None and self._build_transport is not None:
+                self._attach(self._build_transport())
+        self._produce(topic, value, key)
+
+    # -- logging events ------------------------------------------------------------
+
+    def log_prediction(
+        self,
+        *,
+        features: Mapping[str, Any] | None = None,
+        prediction: Any = None,
+        latency_ms: float,
+        score: float | None = None,
+        request_id: str | None = None,
+        model: str | None = None,
+        model_version: str | None = None,
+        variant: str = "production",
+        status: str = "ok",
+        error: Any = None,
+        segments: Mapping[str, str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        timestamp: Any = None,
+        event_id: str | None = None,
+    ) -> str:
+        """Publish one prediction; return its ``request_id`` (made here when not given)."""
+        if request_id is None:
+            request_id = new_request_id()
+        try:
+            payload = self._encode_prediction(
+                model or self.model,
+                model_version or self.model_version,
+                request_id,
+                latency_ms,
+                features,
+                prediction,
+                score,
+                variant,
+                status,
+                error,
+                segments,
+                metadata,
+                timestamp,
+                event_id,
+            )
+        except ContractError as exc:
+            self._reject(exc, "prediction")
+            return request_id
+        # Inlined rather than calling _send: this is the call inference pays for.
+        if self._open:
+            try:
+                self._produce(self._prediction_topic, payload, request_id)
+                self._queued_incr()
+                return request_id
+            except BufferError:
+                pass
+            except self._send_errors as exc:
+                self._refused(self._prediction_topic, exc)
+                return request_id
+        self._send(self._prediction_topic, payload, request_id)
+        return request_id
+
+    def log_features(
+        self,
+        *,
+        features: Mapping[str, Any],
+        model: str | None = None,
+        model_version: str | None = None,
+        request_id: str | None = None,
+        timestamp: Any = None,
+        event_id: str | None = None,
+    ) -> None:
+        """Publish feature values logged apart from a prediction."""
+        try:
+            payload = self._encoder.features(
+                model=model or self.model,
+                model_version=model_version or self.model_version,
+                features=features,
+                request_id=request_id,
+                timestamp=timestamp,
+                event_id=event_id,
+            )
+        except ContractError as exc:
+            self._reject(exc, "feature")
+            return
+        self._send(self._topics.features, payload, request_id)
+
+    def log_label(
+        self,
+        *,
+        request_id: str,
+        label: Any,
+        model: str | None = None,
+        timestamp: Any = None,
+        event_id: str | None = None,
+    ) -> None:
+        """Publish the ground truth for an earlier prediction."""
+        try:
+            payload = self._encoder.label(
+                model=model or self.model, request_id=request_id, label=label, timestamp=timestamp, event_id=event_id
+            )
+        except ContractError as exc:
+            self._reject(exc, "label")
+            return
+        self._send(self._topics.labels, payload, request_id)
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _send(self, topic: str, payload: bytes, key: str | None) -> None:
+        # Keyed by request_id: a prediction, its label and its shadow/canary twins
+        # land on the same partition number, which the label join relies on.
+        if not self._open:
+            self._error.incr()
+            self._log.warning("closed", "producer is closed: dropping events")
+            return
+        try:
+            self._produce(topic, payload, key)
+        except BufferError:
+            self._full.incr()
+            self._log.warning("buffer_full", "producer buffer full (broker slow or down): dropping events")
+            return
+        except self._send_errors as exc:  # never raise into the inference path
+            self._refused(topic, exc)
+            return
+        self._queued_incr()
+
+    def _refused(self, topic: str, exc: Exception) -> None:
+        self._error.incr()
+        self._log.warning("send_error", "producer refused an event for topic %s: %s", topic, exc)
+
+    def _reject(self, exc: ContractError, kind: str) -> None:
+        if self.strict:
+            raise exc
+        self._invalid.incr()
+        self._log.warning(f"invalid_{kind}", "dropped an invalid %s event: %s", kind, exc)
+
+    def _on_failure(self, topic: str, reason: str) -> None:
+        self._failed.incr()
+        self._log.warning("delivery_failed", "event for topic %s not delivered: %s", topic, reason)
+
+    def _on_error(self, reason: str) -> None:
+        self._log.warning("client_error", "Kafka client error: %s", reason)
+
+    def _poll_forever(self) -> None:
+        transport, closed = self._transport, self._closed
+        while transport is not None and not closed.is_set():
+            transport.poll(0.2)
+
+    # -- public state ---------------------------------------------------------------
+
+    def stats(self) -> ProducerStats:
+        """Read the counters. Cheap enough to export as metrics on every scrape."""
+        # Read in the order events move (queued, in flight, failed), so an event
+        # moving on between two reads is counted twice, not missed: "delivered"
+        # may lag for a moment but never over-counts.
+        queued = self._queued.value()
+        transport = self._transport
+        in_flight = 0 if self._closed.is_set() or transport is None else transport.pending()
+        failed = self._failed.value()
+        full, invalid, error = self._full.value(), self._invalid.value(), self._error.value()
+        return ProducerStats(
+            logged=queued + full + invalid + error,
+            queued=queued,
+            delivered=max(queued - in_flight - failed, 0),
+            in_flight=in_flight,
+            delivery_failed=failed,
+            dropped_buffer_full=full,
+            dropped_invalid=invalid,
+            dropped_error=error,
+        )
+
+    def flush(self, timeout: float = 10.0) -> int:
+        """Wait up to ``timeout`` seconds for queued events; return how many are still in flight."""
+        transport = self._transport
+        return 0 if self._closed.is_set() or transport is None else transport.flush(timeout)
+
+    def close(self, timeout: float = 5.0) -> int:
+        """Flush for up to ``timeout`` seconds, then give up on what is left.
+
+        Returns how many events were still in flight; they are counted as
+        ``delivery_failed``. Logging after ``close()`` drops and counts events.
+        """
+        if self._closed.is_set():
+            return 0
+        self._open = False
+        self._closed.set()
+        transport = self._transport
+        if transport is None:  # forked and never used
+            return 0
+        self._poller.join()
+        return transport.close(timeout)
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Producer(bootstrap_servers={self.settings.kafka.bootstrap_servers!r}, model={self.model!r})"

@@ -1,0 +1,106 @@
+"""Shadow and canary against production, through the pipeline."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from streamwatch.contract.encode import Encoder
+from streamwatch.core.divergence import Divergence, Twin, TwinJoin
+from streamwatch.pipeline.pipeline import Pipeline
+
+START = 1_795_000_020_000 - 1_795_000_020_000 % 60_000
+
+
+def test_canary_agreement_shift_and_latency_per_window() -> None:
+    rng = np.random.default_rng(8)
+    encoder = Encoder()
+    raws, truth = [], {"agree": 0, "shift": [], "prod_latency": [], "canary_latency": []}
+    for i in range(600):  # one minute; every request also goes to the canary
+        at = START + i * 100
+        score = float(rng.random())
+        canary_score = min(1.0, score + 0.05)
+        prod_latency, canary_latency = float(rng.lognormal(3, 0.3)), float(rng.lognormal(3.5, 0.3))
+        truth["agree"] += int(score >= 0.5) == int(canary_score >= 0.5)
+        truth["shift"].append(canary_score - score)
+        truth["prod_latency"].append(prod_latency)
+        truth["canary_latency"].append(canary_latency)
+        raws.append(
+            encoder.prediction(
+                "credit",
+                "3",
+                f"r{i}",
+                prod_latency,
+                None,
+                int(score >= 0.5),
+                score,
+                "production",
+                "ok",
+                None,
+                None,
+                None,
+                at,
+                None,
+            )
+        )
+        raws.append(
+            encoder.prediction(
+                "credit",
+                "4",
+                f"r{i}",
+                canary_latency,
+                None,
+                int(canary_score >= 0.5),
+                canary_score,
+                "canary",
+                "ok",
+                None,
+                None,
+                None,
+                at + 3,
+                None,
+            )
+        )
+    pipeline = Pipeline({})
+    rows = pipeline.process(raws).rows + pipeline.flush().rows
+    figures = {r.metric: r for r in rows if r.variant == "canary" and r.segment}
+    # Every pair counts, the first included: production predictions wait for a twin even
+    # before the model has shown any canary.
+    assert figures["paired"].value == 600 and figures["paired"].model_version == "4"
+    assert figures["paired"].segment == (("production_version", "3"),)
+    assert figures["agreement_rate"].value == truth["agree"] / 600
+    assert figures["score_shift"].value == pytest.approx(np.mean(truth["shift"]), abs=1e-8)
+    expected_ratio = np.quantile(truth["canary_latency"], 0.95, method="inverted_cdf") / np.quantile(
+        truth["prod_latency"], 0.95, method="inverted_cdf"
+    )
+    assert figures["latency_p95_ratio"].value == pytest.approx(expected_ratio, rel=0.02)
+
+
+def test_twins_pair_whichever_comes_first_and_memory_is_capped() -> None:
+    join = TwinJoin(max_pending=2)
+    assert join.add("m", "a", Twin("shadow", "5", 0, None, 9.0, 0)) == []
+    [(production, shadow)] = join.add("m", "a", Twin("production", "3", 1, None, 5.0, 1))
+    assert (production.variant, shadow.variant) == ("production", "shadow")
+    join.add("m", "b", Twin("production", "3", 1, None, 5.0, 2))
+    join.add("m", "c", Twin("production", "3", 1, None, 5.0, 3))
+    assert join.evicted == 2 and join.add("m", "a", Twin("canary", "4", 1, None, 5.0, 4)) == []
+
+
+def test_divergence_partials_merge_exactly() -> None:
+    rng = np.random.default_rng(2)
+    pairs = [
+        (
+            Twin("production", "3", int(rng.random() < 0.5), float(rng.random()), float(rng.lognormal(3, 1)), i),
+            Twin("canary", "4", int(rng.random() < 0.5), float(rng.random()), float(rng.lognormal(3, 1)), i),
+        )
+        for i in range(300)
+    ]
+    whole, left, right = Divergence(), Divergence(), Divergence()
+    whole.update(pairs)
+    left.update(pairs[:101])
+    right.update(pairs[101:])
+    merged = copy.deepcopy(left)
+    merged.merge(right)
+    assert merged.metrics() == whole.metrics()

@@ -36,6 +36,7 @@ from core import make_events, reference_profile
 from streamwatch.adapters.clickhouse import connect
 from streamwatch.adapters.kafka import BatchConsumer, KafkaTransport, create_topics
 from streamwatch.adapters.localbroker import LocalKafka
+from streamwatch.clock import now_ms
 from streamwatch.config.settings import Settings, load_settings
 from streamwatch.notify.payloads import verify_webhook
 from streamwatch.pipeline.from_settings import pipeline_from_settings
@@ -144,7 +145,7 @@ def alert_latencies(settings: Settings, receiver: Receiver, trials: int) -> list
     runtime = build_runtime(settings, pipeline, store, partitions=1)
     transport = KafkaTransport(settings.kafka, settings.producer, on_failure=lambda *a: None, on_error=print)
     topic = settings.topics.predictions
-    base = (int(time.time() * 1000) // WINDOW_MS + 1) * WINDOW_MS
+    base = (now_ms() // WINDOW_MS + 1) * WINDOW_MS
     latencies = []
     try:
         for k in range(trials + 1):

@@ -82,7 +82,9 @@ def bare_consume(kafka: KafkaSettings, topics: list[str], expect: int) -> float:
 
 def runtime_for(kafka: KafkaSettings, prefix: str, group: str, store, checkpoint_ms: int) -> WorkerRuntime:  # type: ignore[no-untyped-def]
     pipeline = Pipeline({("credit", "3"): reference_profile()})
-    rts = RuntimeSettings(
+    settings = load_settings(kafka=kafka.model_dump())
+    rts = RuntimeSettings.from_settings(
+        settings,
         group=group,
         predictions=f"{prefix}.predictions",
         features=f"{prefix}.features",
@@ -93,7 +95,6 @@ def runtime_for(kafka: KafkaSettings, prefix: str, group: str, store, checkpoint
         idle_timeout_ms=2_000,
         max_age_ms=10**13,  # the synthetic events are dated November 2026
     )
-    settings = load_settings(kafka=kafka.model_dump())
     transport = KafkaTransport(kafka, settings.producer, on_failure=lambda *a: None, on_error=lambda *a: None)
 
     def consumer(on_assign, on_revoke):  # type: ignore[no-untyped-def]

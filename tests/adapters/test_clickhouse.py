@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from streamwatch.adapters.clickhouse import DeadLetterRecord, Source, StorageError, Store, connect, migrations_directory
+from streamwatch.clock import now_ms
 from streamwatch.config.settings import ClickHouseSettings
 from streamwatch.contract.decode import decode_batch
 from streamwatch.contract.encode import Encoder
 from streamwatch.core.records import Finding, MetricRow
 
-NOW_MS = int(time.time() * 1000)
+NOW_MS = now_ms()
 
 
 def test_migrations_apply_once_in_order_and_a_changed_file_is_refused(store: Store, tmp_path: Path) -> None:
@@ -92,7 +93,7 @@ def test_findings_round_trip_with_their_evidence(store: Store) -> None:
 
 
 def test_raw_events_round_trip_to_the_millisecond_and_retries_are_not_double_counted(store: Store) -> None:
-    encoder = Encoder()
+    encoder = Encoder(clock_ms=now_ms)
     raws = [
         encoder.prediction(
             "credit",
@@ -135,7 +136,7 @@ def test_dead_letters_keep_their_exact_bytes(store: Store) -> None:
 @pytest.mark.parametrize(("ttl_days", "kept"), [(30, 1), (0, 2)])
 def test_raw_events_older_than_the_ttl_go(store: Store, ttl_days: int, kept: int) -> None:
     store.migrate(raw_ttl_days=ttl_days)
-    encoder = Encoder()
+    encoder = Encoder(clock_ms=now_ms)
     old, recent = NOW_MS - 400 * 86_400_000, NOW_MS
     batch = decode_batch([encoder.label(model="m", request_id=f"r{t}", label=1, timestamp=t) for t in (old, recent)])
     store.insert_labels(batch.labels, [Source("l", 0, 0), Source("l", 0, 1)])

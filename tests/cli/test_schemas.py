@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from streamwatch.cli.schemas import render_schemas, stale_schemas, write_schemas
+from streamwatch.clock import now_ms
 from streamwatch.contract.encode import Encoder
 
 SCHEMAS = Path(__file__).parent.parent.parent / "schemas"
@@ -38,7 +39,7 @@ def validator() -> jsonschema.Draft202012Validator:
 
 
 def test_encoder_output_validates_against_the_schema() -> None:
-    encoder = Encoder()
+    encoder = Encoder(clock_ms=now_ms)
     events = [
         encoder.prediction(
             model="m",
@@ -72,7 +73,9 @@ def test_encoder_output_validates_against_the_schema() -> None:
     ],
 )
 def test_the_schema_rejects_what_the_contract_rejects(change: dict[str, object]) -> None:
-    body = orjson.loads(Encoder().prediction(model="m", model_version="1", request_id="r", latency_ms=3, prediction=1))
+    body = orjson.loads(
+        Encoder(clock_ms=now_ms).prediction(model="m", model_version="1", request_id="r", latency_ms=3, prediction=1)
+    )
     body.update(change)
     with pytest.raises(jsonschema.ValidationError):
         validator().validate(

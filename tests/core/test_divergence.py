@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import pytest
 
+from streamwatch.clock import now_ms
 from streamwatch.contract.encode import Encoder
 from streamwatch.core.divergence import Divergence, Twin, TwinJoin
 from streamwatch.pipeline.pipeline import Pipeline
@@ -16,7 +17,7 @@ START = 1_795_000_020_000 - 1_795_000_020_000 % 60_000
 
 def test_canary_agreement_shift_and_latency_per_window() -> None:
     rng = np.random.default_rng(8)
-    encoder = Encoder()
+    encoder = Encoder(clock_ms=now_ms)
     raws, truth = [], {"agree": 0, "shift": [], "prod_latency": [], "canary_latency": []}
     for i in range(600):  # one minute; every request also goes to the canary
         at = START + i * 100

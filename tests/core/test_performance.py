@@ -9,6 +9,7 @@ import pytest
 from fairlearn.metrics import MetricFrame, demographic_parity_difference, equalized_odds_difference
 from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_score, recall_score, roc_auc_score
 
+from streamwatch.clock import now_ms
 from streamwatch.contract.encode import Encoder
 from streamwatch.core.join import Prediction
 from streamwatch.core.performance import PerformanceAggregates
@@ -24,7 +25,7 @@ def scenario() -> tuple[list[bytes], list[bytes], dict[str, np.ndarray]]:
     score = np.round(rng.random(N), 2)  # scores on the histogram's grid: AUC from bins is exact
     y_true = (rng.random(N) < np.where(gender == "F", 0.3, 0.5)) | (score > 0.9)
     y_pred = score >= 0.5
-    encoder = Encoder()
+    encoder = Encoder(clock_ms=now_ms)
     predictions = [
         encoder.prediction(
             "credit",
@@ -129,13 +130,13 @@ def test_labels_before_predictions_and_unlabelled_are_counted() -> None:
     pipeline.process(labels[:10])  # ten labels come first
     out = pipeline.process(predictions[:20])
     assert out.labels_matched == 10 and pipeline.join.early_labels == 10
-    pipeline.process([Encoder().label(model="credit", request_id="nobody", label=1, timestamp=START)])
+    pipeline.process([Encoder(clock_ms=now_ms).label(model="credit", request_id="nobody", label=1, timestamp=START)])
     assert pipeline.join.pending_labels == 1
 
 
 def test_a_slice_below_four_fifths_is_a_fairness_finding() -> None:
     rng = np.random.default_rng(12)
-    encoder = Encoder()
+    encoder = Encoder(clock_ms=now_ms)
     predictions, labels = [], []
     for i in range(1_200):
         group = "AB"[i % 2]
@@ -175,7 +176,7 @@ def test_a_slice_below_four_fifths_is_a_fairness_finding() -> None:
 def test_regression_errors_equal_numpy_and_merge_exactly() -> None:
     rng = np.random.default_rng(5)
     predicted, actual = rng.normal(100, 20, 900), rng.normal(100, 20, 900)
-    encoder = Encoder()
+    encoder = Encoder(clock_ms=now_ms)
     raws = [
         encoder.prediction(
             "price",

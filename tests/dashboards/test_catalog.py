@@ -1,9 +1,11 @@
 """The dashboards: every panel's SQL, macros and variables expanded, runs on ClickHouse loaded by the demo scenario
-and returns rows; the JSON is structurally sound and the files in dashboards/ match the code."""
+and returns rows; the JSON is structurally sound, reads back through Grafana's typed SDK without losing a key,
+has the panels each dashboard should, and the files in dashboards/ match the code."""
 
 from __future__ import annotations
 
 import http.server
+import json
 import re
 import threading
 from pathlib import Path
@@ -11,11 +13,25 @@ from typing import Any
 
 import orjson
 import pytest
+from grafana_foundation_sdk.cog import plugins as cogplugins
+from grafana_foundation_sdk.cog import runtime as cogruntime
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import dashboard as sdk_dashboard
+from grafana_foundation_sdk.models import heatmap as sdk_heatmap
 
 from streamwatch.adapters.clickhouse import Store
 from streamwatch.adapters.prometheus import WorkerMetrics
-from streamwatch.dashboards.catalog import DASHBOARDS, render_dashboards, stale_dashboards
-from streamwatch.dashboards.model import ALL, PLUGIN
+from streamwatch.dashboards.catalog import (
+    ALL,
+    DASHBOARDS,
+    OPTIONAL_PANELS,
+    PLUGIN,
+    ClickHouseFormat,
+    ClickHouseQuery,
+    render_dashboards,
+    stale_dashboards,
+    variant_config,
+)
 from streamwatch.demo.scenario import CANARY, MODEL, PRODUCTION
 from tests.report.test_html import SCENARIO, load_demo
 
@@ -73,7 +89,7 @@ def test_every_panel_query_runs_and_returns_rows(loaded: tuple[Store, int, int],
         sql = expand(panel["targets"][0]["rawSql"], store.database, choice, start, end)
         rows = store.query(sql)
         # The demo has canaries but no shadow twins: the paired-comparison panel may only run.
-        assert rows or panel.get("streamwatch_optional"), f"{name}: {panel['title']!r} returned no rows for {choice}"
+        assert rows or panel["title"] in OPTIONAL_PANELS, f"{name}: {panel['title']!r} returned no rows for {choice}"
     for variable in board["templating"]["list"]:
         if variable["type"] == "query":
             assert store.query(expand(variable["query"], store.database, choice, start, end)), variable["name"]
@@ -93,7 +109,9 @@ def test_the_variables_offer_the_models_versions_features_and_slices(loaded: tup
 
 def test_the_json_is_sound_and_the_files_match_the_code() -> None:
     files = render_dashboards()
-    assert stale_dashboards(ROOT / "dashboards") == [], "run `streamwatch dashboards build`"
+    present = {path.name: path.read_text(encoding="utf-8") for path in (ROOT / "dashboards").glob("*.json")}
+    assert stale_dashboards(present) == [], "run `streamwatch dashboards build`"
+    assert stale_dashboards({}) == list(files) and stale_dashboards(files) == []
     uids = set()
     for name, text in files.items():
         board = orjson.loads(text)
@@ -113,6 +131,146 @@ def test_the_json_is_sound_and_the_files_match_the_code() -> None:
     provisioning = ROOT / "dashboards" / "provisioning"
     assert "grafana-clickhouse-datasource" in (provisioning / "datasources" / "clickhouse.yaml").read_text()
     assert "/var/lib/grafana/dashboards/streamwatch" in (provisioning / "dashboards" / "streamwatch.yaml").read_text()
+
+
+EXPECTED_PANELS = {
+    "overview": [
+        ("timeseries", "Traffic (requests per window)"),
+        ("timeseries", "Share of features drifted"),
+        ("timeseries", "Label coverage (labelled / requests)"),
+        ("stat", "Firing alerts"),
+        ("bargauge", "SLO error budget left"),
+        ("table", "Alerts now"),
+    ],
+    "drift": [
+        ("heatmap", "Drift heatmap: each feature's statistic / its threshold (1 or more is drift)"),
+        ("timeseries", "PSI, Jensen-Shannon and Wasserstein of ${feature}"),
+        ("timeseries", "Score drift (Wasserstein of the model's score)"),
+        ("timeseries", "Missing, out-of-range, unseen and mistyped rates"),
+        ("table", "Reference lineage"),
+    ],
+    "fairness": [
+        ("timeseries", "Performance once labels arrive"),
+        ("timeseries", "Per-slice selection rate, TPR, FPR and FNR"),
+        ("table", "Per-slice rates with 95% intervals (latest window)"),
+        ("timeseries", "Parity ratios, with the four-fifths line"),
+        ("timeseries", "Parity differences"),
+    ],
+    "slo": [
+        ("timeseries", "Latency p50, p95, p99 by version and variant"),
+        ("timeseries", "Error rate"),
+        ("timeseries", "Error budget remaining (burn-down)"),
+        ("timeseries", "Burn rates against their thresholds (page 14.4 and 6, ticket 3 and 1)"),
+        ("timeseries", "Canary and shadow against production: p95 latency by variant"),
+        ("timeseries", "Paired comparison (shadow or canary twins of production requests): agreement, p95 ratio"),
+    ],
+    "alerts": [
+        ("state-timeline", "Alert transitions over time"),
+        ("table", "Alerts"),
+        ("table", "Retrain requests"),
+    ],
+    "workers": [
+        ("timeseries", "Throughput (events per second)"),
+        ("timeseries", "Consumer lag"),
+        ("timeseries", "Dead letters per second"),
+        ("timeseries", "Late events per second"),
+        ("timeseries", "Insert latency (mean per batch)"),
+        ("timeseries", "Notifications: sent, retried, given up"),
+    ],
+}
+# The template variables each dashboard offers beyond the datasource, the database and the model.
+EXPECTED_VARIABLES = {
+    "overview": [],
+    "drift": ["version", "variant", "feature"],
+    "fairness": ["version", "variant", "slice"],
+    "slo": ["version", "variant"],
+    "alerts": [],
+    "workers": [],
+}
+GRAFANA_11_SCHEMA = 41  # the dashboard schema version Grafana 11.6 writes (and the SDK's 11.6 build emits)
+
+
+@pytest.fixture(scope="module")
+def sdk_runtime() -> cogruntime.Runtime:
+    """The SDK's decoders: its own panel and query plugins, and the ClickHouse query model from the catalog."""
+    cogplugins.register_default_plugins()
+    cogruntime.register_dataquery_variant(variant_config())
+    return cogruntime.Runtime()
+
+
+def contained(small: Any, big: Any, where: str = "$") -> list[str]:
+    """Where ``small`` has something ``big`` lacks or differs: dict keys may be added (the SDK's decoders fill in
+    defaults), nothing may be dropped or changed."""
+    if isinstance(small, dict):
+        if not isinstance(big, dict):
+            return [where]
+        out = [f"{where}.{k}" for k in small if k not in big]
+        return out + [w for k, v in small.items() if k in big for w in contained(v, big[k], f"{where}.{k}")]
+    if isinstance(small, list):
+        if not isinstance(big, list) or len(small) != len(big):
+            return [where]
+        return [w for i, (a, b) in enumerate(zip(small, big, strict=True)) for w in contained(a, b, f"{where}[{i}]")]
+    return [] if small == big else [where]
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_the_json_reads_back_through_the_sdk_without_losing_anything(
+    name: str, sdk_runtime: cogruntime.Runtime
+) -> None:
+    """The SDK's typed models keep only the keys Grafana's schema has: whatever they drop is not Grafana's."""
+    board = DASHBOARDS[name]()
+    decoded = sdk_dashboard.Dashboard.from_json(board)
+    again = json.loads(json.dumps(decoded, cls=JSONEncoder))
+    assert contained(board, again) == []
+    # and the decoded dashboard is typed all the way down, the ClickHouse queries included
+    assert decoded.panels and decoded.templating.list_val
+    for panel in decoded.panels:
+        assert isinstance(panel, sdk_dashboard.Panel) and panel.targets
+        [target] = panel.targets
+        assert isinstance(target, ClickHouseQuery) and target.raw_sql and target.datasource is not None
+        assert target.query_type == ("table" if target.format_val is ClickHouseFormat.TABLE else "timeseries")
+        if panel.type_val == "heatmap":
+            assert isinstance(panel.options, sdk_heatmap.Options) and panel.options.calculate is False
+    assert json.loads(json.dumps(sdk_dashboard.Dashboard.from_json(again), cls=JSONEncoder)) == again
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_each_dashboard_has_its_panels_and_variables_as_grafana_11_expects(
+    name: str, sdk_runtime: cogruntime.Runtime
+) -> None:
+    board = DASHBOARDS[name]()
+    assert board["schemaVersion"] == GRAFANA_11_SCHEMA == sdk_dashboard.Dashboard().schema_version
+    assert board["uid"] == f"streamwatch-{name}" and board["title"].startswith("streamwatch: ")
+    assert [(p["type"], p["title"]) for p in board["panels"]] == EXPECTED_PANELS[name]
+    assert [p["id"] for p in board["panels"]] == list(range(1, len(EXPECTED_PANELS[name]) + 1))
+    variables = board["templating"]["list"]
+    assert [v["name"] for v in variables] == ["datasource", "database", "model", *EXPECTED_VARIABLES[name]]
+    assert variables[0] == {**variables[0], "type": "datasource", "query": PLUGIN}
+    assert variables[1] == {**variables[1], "type": "constant", "hide": 2}
+    for variable in variables[2:]:
+        assert variable["type"] == ("custom" if variable["name"] == "variant" else "query")
+        assert variable.get("includeAll") is (variable["name"] != "model")
+        if variable["includeAll"]:
+            assert variable["allValue"] == ALL and variable["current"] == {"text": "All", "value": "$__all"}
+    known = set(sdk_runtime.panelcfg_variants)  # the panel plugins Grafana 11 ships, as the SDK knows them
+    cells: set[tuple[int, int]] = set()
+    for panel in board["panels"]:
+        assert panel["type"] in known
+        assert panel["datasource"] == {"type": PLUGIN, "uid": "${datasource}"}
+        [target] = panel["targets"]
+        assert target["datasource"] == panel["datasource"] and target["editorType"] == "sql"
+        assert target["format"] in {f.value for f in ClickHouseFormat}
+        grid = panel["gridPos"]
+        mine = {(grid["x"] + dx, grid["y"] + dy) for dx in range(grid["w"]) for dy in range(grid["h"])}
+        assert not mine & cells, f"{name}: {panel['title']!r} overlaps another panel"
+        cells |= mine
+
+
+def test_the_optional_panels_exist_and_say_when_they_are_empty() -> None:
+    panels = [p for name in DASHBOARDS for p in DASHBOARDS[name]()["panels"]]
+    optional = [p for p in panels if p["title"] in OPTIONAL_PANELS]
+    assert len(optional) == len(OPTIONAL_PANELS) >= 1
+    assert all(p.get("description", "").startswith("Empty unless") for p in optional)
 
 
 class FakeGrafana(http.server.ThreadingHTTPServer):
@@ -142,7 +300,7 @@ class _GrafanaHandler(http.server.BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        body = orjson.loads(self.rfile.read(length)) if length else None
+        body: Any = orjson.loads(self.rfile.read(length)) if length else None  # a JSON object, or no body
         grafana, path = self.server, self.path
         grafana.calls.append((method, path, body))
         if self.headers.get("Authorization") != "Bearer glsa_test_token":

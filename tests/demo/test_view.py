@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from rich.console import Console
 
 from streamwatch.demo.run import DemoSummary, Detection
 from streamwatch.demo.scenario import DemoScenario
-from streamwatch.demo.view import live_view, summary_table
+from streamwatch.demo.view import DemoProgress, live_view, summary_table
 
 
 def text(renderable: object) -> str:
@@ -27,14 +25,14 @@ def test_the_live_view_shows_progress_active_incidents_and_notifications() -> No
         "segment": {"gender": "F"},
         "window": {"start": "2026-11-18T08:29:00Z"},
     }
-    state = {
-        "phase": "serving traffic",
-        "events": 1234,
-        "event_ms": scenario.start_ms + 16 * 60_000 + 5,
-        "scenario": scenario,
-        "consumed": 1200.0,
-        "receiver": SimpleNamespace(notifications=[{"alerts": [alert]}]),
-    }
+    state = DemoProgress(
+        scenario,
+        notifications=[{"alerts": [alert]}],
+        phase="serving traffic",
+        events=1234,
+        event_ms=scenario.start_ms + 16 * 60_000 + 5,
+        consumed=1200.0,
+    )
     shown = text(live_view(state))
     assert "serving traffic" in shown and "minute 16 of 30" in shown and "1,234" in shown
     fairness = next(line for line in shown.splitlines() if "gender=F scored" in line)

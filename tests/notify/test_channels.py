@@ -10,6 +10,7 @@ import httpx
 import orjson
 import pytest
 
+from streamwatch.adapters.http import HttpClient
 from streamwatch.config.models import AlertmanagerChannel, PagerDutyChannel, SlackChannel, WebhookChannel
 from streamwatch.notify.channels import ChannelClient, DeliveryError
 from streamwatch.notify.payloads import verify_webhook
@@ -120,6 +121,6 @@ def test_the_transport_is_injected() -> None:
         seen.append(request.url.path)
         return httpx.Response(202)
 
-    with ChannelClient(transport=httpx.MockTransport(handler)) as client:
+    with ChannelClient(HttpClient(transport=httpx.MockTransport(handler))) as client:
         client.send(channels("http://example.invalid")["am"], notification(8, "am"))
     assert seen == ["/api/v2/alerts"]

@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from streamwatch.cli.main import app
+from streamwatch.clock import now_ms
 from streamwatch.config.settings import load_settings
 from streamwatch.contract.encode import Encoder
 from streamwatch.contract.limits import MAX_EVENT_BYTES
@@ -66,7 +67,7 @@ def reference(model: str = "credit", version: str = "3", rows: int = 3000):  # t
 def make_events(n: int = 1800, *, labels: bool = True, seed: int = 1) -> list[bytes]:
     """Predictions every 100 ms (3 one-minute windows) with labels for half, arrival order shuffled locally."""
     rng = np.random.default_rng(seed)
-    encoder = Encoder()
+    encoder = Encoder(clock_ms=now_ms)
     arrivals: list[tuple[int, bytes]] = []
     for i in range(n):
         at = START + i * 100

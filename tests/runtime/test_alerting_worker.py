@@ -13,7 +13,7 @@ import pytest
 from streamwatch.adapters.clickhouse import Store
 from streamwatch.adapters.kafka import KafkaTransport, create_topics, read_topics
 from streamwatch.adapters.localbroker import LocalKafka
-from streamwatch.cli.alerts import add_silence, alert_history, list_silences
+from streamwatch.cli.alert_admin import add_silence, alert_history, list_silences
 from streamwatch.config.settings import Settings, load_settings
 from streamwatch.contract.events import RetrainEvent
 from streamwatch.notify.payloads import verify_webhook

@@ -74,12 +74,9 @@ class Setup:
         t = self.settings.topics
         create_topics(self.settings.kafka, [t.predictions, t.features, t.labels], partitions=PARTITIONS)
         create_topics(self.settings.kafka, [t.deadletter], partitions=1)
-        self.rts = RuntimeSettings(
+        self.rts = RuntimeSettings.from_settings(
+            self.settings,
             group=f"rt{n}",
-            predictions=t.predictions,
-            features=t.features,
-            labels=t.labels,
-            deadletter=t.deadletter,
             batch_size=500,
             checkpoint_interval_ms=300,
             idle_timeout_ms=2_000,
@@ -316,7 +313,7 @@ def test_an_event_dated_far_from_when_it_was_published_is_a_dead_letter(broker: 
 
     setup = Setup(broker)
     setup.rts = dataclasses.replace(setup.rts, max_age_ms=7 * 86_400_000, max_future_ms=86_400_000)
-    now = int(time.time() * 1000)
+    now = now_ms()
     encoder = Encoder(clock_ms=now_ms)
     at = {"now": now, "year 2999": 32_500_000_000_000, "a month ago": now - 30 * 86_400_000}
     raws = [

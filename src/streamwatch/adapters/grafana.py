@@ -15,8 +15,7 @@ from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException
 
 from streamwatch.config.settings import ClickHouseSettings
-from streamwatch.dashboards.catalog import render_dashboards
-from streamwatch.dashboards.model import PLUGIN
+from streamwatch.dashboards.catalog import PLUGIN, render_dashboards
 from streamwatch.errors import StreamwatchError
 
 __all__ = ["DATASOURCE_UID", "FOLDER_UID", "datasource_config", "push_dashboards"]
@@ -55,7 +54,11 @@ def datasource_config(clickhouse: ClickHouseSettings, url: str) -> dict[str, Any
 
 
 def push_dashboards(
-    url: str, token: str | None, datasource: dict[str, Any], folder: str = "streamwatch", timeout: float = 10.0
+    url: str,
+    token: str | tuple[str, str] | None,
+    datasource: dict[str, Any],
+    folder: str = "streamwatch",
+    timeout: float = 10.0,
 ) -> list[str]:
     """Create or update the folder, the datasource and the dashboards; return what was pushed."""
     api = GrafanaApi.from_url(url, credential=token, timeout=timeout)

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 import confluent_kafka
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -24,6 +25,8 @@ __all__ = [
     "BatchConsumer",
     "KafkaTransport",
     "Message",
+    "OnAssign",
+    "OnRevoke",
     "TopicTail",
     "client_config",
     "committed_lag",
@@ -74,8 +77,8 @@ class KafkaTransport:
         kafka: KafkaSettings,
         producer: ProducerSettings,
         *,
-        on_failure: Callable[[str, str], None],
-        on_error: Callable[[str], None],
+        on_failure: Callable[[str, str], object],
+        on_error: Callable[[str], object],
     ) -> None:
         def delivered(err: confluent_kafka.KafkaError | None, msg: confluent_kafka.Message) -> None:
             if err is not None:
@@ -142,7 +145,7 @@ def create_topics(
     config: dict[str, str] | None = None,
 ) -> list[str]:
     """Create topics that do not exist yet (with topic ``config``, e.g. compaction); return the names created."""
-    admin = AdminClient(client_config(kafka))
+    admin = AdminClient(client_config(kafka))  # type: ignore[arg-type]  # its stub takes no object values (our logger)
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [n for n in dict.fromkeys(names) if n not in existing]
     if not wanted:
@@ -172,6 +175,29 @@ class Message:
     timestamp_ms: int = 0
 
 
+class _Record(Protocol):
+    """A consumed ``confluent_kafka.Message`` as read here, once its ``error()`` is None.
+
+    The library types every field optional because an error event has none; a record
+    always has its topic, partition and offset. Its value is None only for a tombstone
+    (a null value), which no streamwatch producer writes: the silences feed skips one.
+    """
+
+    def topic(self) -> str: ...
+
+    def partition(self) -> int: ...
+
+    def offset(self) -> int: ...
+
+    def key(self) -> bytes | None: ...
+
+    def value(self) -> bytes: ...
+
+    def error(self) -> confluent_kafka.KafkaError | None: ...
+
+    def timestamp(self) -> tuple[int, int]: ...
+
+
 def read_topics(
     kafka: KafkaSettings, topics: list[str], *, expect: int, timeout: float = 30.0, group: str | None = None
 ) -> list[Message]:
@@ -191,9 +217,10 @@ def read_topics(
     deadline = time.monotonic() + timeout
     try:
         while len(out) < expect and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, timeout=0.2):
-                if msg.error():
-                    _log.warning("consumer error: %s", msg.error().str())
+            for msg in cast(list[_Record], consumer.consume(1000, timeout=0.2)):
+                error = msg.error()
+                if error:
+                    _log.warning("consumer error: %s", error.str())
                     continue
                 out.append(Message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()))
     finally:
@@ -203,6 +230,11 @@ def read_topics(
 
 #: What ``on_assign`` returns for a partition to resume from the group's committed offset.
 COMMITTED = confluent_kafka.OFFSET_STORED
+
+#: ``on_assign(partitions)``: the offset to start each ``(topic, partition)`` at (see :class:`BatchConsumer`).
+OnAssign = Callable[[list[tuple[str, int]]], dict[tuple[str, int], int | None]]
+#: ``on_revoke(partitions)``: called before the partitions go to another member.
+OnRevoke = Callable[[list[tuple[str, int]]], None]
 
 
 class BatchConsumer:
@@ -226,8 +258,8 @@ class BatchConsumer:
         kafka: KafkaSettings,
         group: str,
         topics: list[str],
-        on_assign: Callable[[list[tuple[str, int]]], dict[tuple[str, int], int | None]],
-        on_revoke: Callable[[list[tuple[str, int]]], None],
+        on_assign: OnAssign,
+        on_revoke: OnRevoke,
         instance_id: str | None = None,
     ) -> None:
         conf = client_config(kafka)
@@ -271,7 +303,7 @@ class BatchConsumer:
     def consume(self, max_messages: int, timeout: float) -> list[Message]:
         """Up to ``max_messages`` messages (fewer after ``timeout`` seconds); client errors are logged."""
         out = []
-        for msg in self._consumer.consume(max_messages, timeout=timeout):
+        for msg in cast(list[_Record], self._consumer.consume(max_messages, timeout=timeout)):
             error = msg.error()
             if error is not None:
                 if error.code() != confluent_kafka.KafkaError._PARTITION_EOF:
@@ -343,7 +375,7 @@ class TopicTail:
 
     def poll(self, timeout: float = 0.0) -> list[Message]:
         out = []
-        for msg in self._consumer.consume(1000, timeout=timeout):
+        for msg in cast(list[_Record], self._consumer.consume(1000, timeout=timeout)):
             if msg.error() is None:
                 out.append(Message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()))
                 self._next[msg.partition()] = msg.offset() + 1
@@ -366,7 +398,7 @@ class TopicTail:
 
 def topic_partitions(kafka: KafkaSettings, topic: str, timeout: float = 10.0) -> int:
     """How many partitions ``topic`` has (0 when it does not exist)."""
-    admin = AdminClient(client_config(kafka))
+    admin = AdminClient(client_config(kafka))  # type: ignore[arg-type]  # its stub takes no object values (our logger)
     metadata = admin.list_topics(topic, timeout=timeout).topics.get(topic)
     return 0 if metadata is None or metadata.error is not None else len(metadata.partitions)
 

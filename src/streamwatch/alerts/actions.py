@@ -36,6 +36,7 @@ from typing import Any
 
 from streamwatch.config.rules import RetrainConfig, RuleConfig
 from streamwatch.contract.events import AlertEvent, CircuitBreakEvent, RetrainEvent
+from streamwatch.times import to_ms
 
 __all__ = ["ActionPlanner"]
 
@@ -65,7 +66,7 @@ class ActionPlanner:
         out = []
         cooldown = int(self.config.cooldown.total_seconds() * 1000)
         for key, group in sorted(by_version.items()):
-            end = max(_ms(a.window.end) if a.window else _ms(a.timestamp) for a in group)
+            end = max(to_ms(a.window.end) if a.window else to_ms(a.timestamp) for a in group)
             last = self._last_request.get(key)
             if last is not None and end < last + cooldown:
                 self.suppressed += 1
@@ -76,7 +77,7 @@ class ActionPlanner:
 
     def _request(self, alerts: list[AlertEvent], end: int) -> RetrainEvent:
         first = alerts[0]
-        start = min(_ms(a.starts_at) for a in alerts)
+        start = min(to_ms(a.starts_at) for a in alerts)
         start = max(0, min(start, end - int(self.config.min_data.total_seconds() * 1000)))
         features: dict[str, Any] = {}
         metrics: dict[str, Any] = {}
@@ -115,12 +116,12 @@ class ActionPlanner:
             if a.status == "pending" or not self._wants(a, "circuit_break"):
                 continue
             state = "open" if a.status == "firing" else "closed"
-            identity = f"{a.fingerprint}:{state}:{_ms(a.timestamp)}"
+            identity = f"{a.fingerprint}:{state}:{to_ms(a.timestamp)}"
             out.append(
                 CircuitBreakEvent.model_validate(
                     {
                         "event_id": hashlib.sha256(identity.encode()).hexdigest()[:32],
-                        "timestamp": _ms(a.timestamp),
+                        "timestamp": to_ms(a.timestamp),
                         "state": state,
                         "model": a.model,
                         "model_version": a.model_version,
@@ -138,7 +139,3 @@ class ActionPlanner:
 
     def restore(self, state: dict[str, Any]) -> None:
         self._last_request = state["last_request"]
-
-
-def _ms(moment: Any) -> int:
-    return int(moment.timestamp() * 1000)

@@ -17,15 +17,24 @@ from streamwatch.alerts.actions import ActionPlanner
 from streamwatch.alerts.defaults import with_defaults
 from streamwatch.alerts.events import alert_event
 from streamwatch.alerts.notification import Notification
-from streamwatch.alerts.routing import AlertRouter
-from streamwatch.alerts.rules import RuleEngine
+from streamwatch.alerts.observations import SeriesId
+from streamwatch.alerts.routing import AlertRouter, RouterGroup
+from streamwatch.alerts.rules import RuleEngine, RuleSeries
 from streamwatch.config.models import ModelConfig
 from streamwatch.config.rules import AlertingConfig, RuleConfig
 from streamwatch.contract.events import AlertEvent, CircuitBreakEvent, RetrainEvent
 from streamwatch.core.records import Finding, MetricRow
 from streamwatch.profiles.model import ReferenceProfile
 
-__all__ = ["Alerting", "AlertingOutput"]
+__all__ = ["STATE_TYPES", "Alerting", "AlertingOutput"]
+
+#: The alerting's classes that a reporter checkpoint holds, under stable names. The runtime, which
+#: checkpoints them, registers them with the state format (the pipeline may not import the alerting).
+STATE_TYPES: Mapping[str, type] = {
+    "alerts.RuleSeries": RuleSeries,
+    "alerts.SeriesId": SeriesId,
+    "alerts.RouterGroup": RouterGroup,
+}
 
 
 @dataclass

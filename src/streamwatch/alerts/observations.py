@@ -145,6 +145,7 @@ def _of_finding(rule: RuleConfig, finding: Finding) -> Observation:
 
 def _of_row(rule: RuleConfig, row: MetricRow, baselines: Mapping[str, Mapping[str, float]]) -> Observation | None:
     when = rule.when
+    threshold: float | None
     if when.drop is not None:
         baseline = baselines.get(row.model, {}).get(row.metric)
         if baseline is None:
@@ -172,11 +173,11 @@ def _of_row(rule: RuleConfig, row: MetricRow, baselines: Mapping[str, Mapping[st
 
 def _apart(row: MetricRow, best: MetricRow, lower_is_better: bool) -> bool:
     """Whether ``row``'s interval lies wholly on the worse side of ``best``'s (True without intervals)."""
-    if None in (row.lower, row.upper, best.lower, best.upper):
+    if row.lower is None or row.upper is None or best.lower is None or best.upper is None:
         return True
     if lower_is_better:
-        return row.lower > best.upper  # type: ignore[operator]
-    return row.upper < best.lower  # type: ignore[operator]
+        return row.lower > best.upper
+    return row.upper < best.lower
 
 
 def _parity(rule: RuleConfig, rows: list[MetricRow]) -> list[Observation]:

@@ -39,12 +39,13 @@ from streamwatch.alerts.events import alert_labels
 from streamwatch.alerts.notification import Notification
 from streamwatch.config.rules import AlertingConfig, RuleConfig
 from streamwatch.contract.events import AlertEvent
+from streamwatch.times import duration_ms
 
-__all__ = ["AlertRouter"]
+__all__ = ["AlertRouter", "RouterGroup"]
 
 
 @dataclass
-class _Group:
+class RouterGroup:
     channel: str
     labels: dict[str, str]
     created_ms: int
@@ -72,7 +73,7 @@ class AlertRouter:
         self.rules = dict(rules)
         self.channels = dict(channels)
         self.config = config
-        self._groups: dict[str, _Group] = {}
+        self._groups: dict[str, RouterGroup] = {}
 
     def add(self, events: Sequence[AlertEvent], now_ms: int) -> None:
         """Route firing and resolved alerts into their groups (pending ones wait for their ``for``)."""
@@ -90,7 +91,7 @@ class AlertRouter:
                 key = _group_key(channel, grouped)
                 group = self._groups.get(key)
                 if group is None:
-                    group = self._groups[key] = _Group(channel, grouped, now_ms)
+                    group = self._groups[key] = RouterGroup(channel, grouped, now_ms)
                 previous = group.alerts.get(event.fingerprint)
                 if previous is None or previous.status != event.status:
                     group.changed = True
@@ -118,16 +119,16 @@ class AlertRouter:
                 del self._groups[key]
         return out
 
-    def _is_due(self, group: _Group, now_ms: int) -> bool:
+    def _is_due(self, group: RouterGroup, now_ms: int) -> bool:
         config = self.config
         if group.last_sent_ms is None:
-            return now_ms >= group.created_ms + _ms(config.group_wait)
+            return now_ms >= group.created_ms + duration_ms(config.group_wait)
         if group.changed:
-            return now_ms >= group.last_sent_ms + _ms(config.group_interval)
+            return now_ms >= group.last_sent_ms + duration_ms(config.group_interval)
         firing = any(a.status == "firing" for a in group.alerts.values())
-        return firing and now_ms >= group.last_sent_ms + _ms(config.repeat_interval)
+        return firing and now_ms >= group.last_sent_ms + duration_ms(config.repeat_interval)
 
-    def _notification(self, key: str, group: _Group, alerts: list[AlertEvent], now_ms: int) -> Notification:
+    def _notification(self, key: str, group: RouterGroup, alerts: list[AlertEvent], now_ms: int) -> Notification:
         group.sent += 1
         # Stable across a restart that sends it again: receivers may deduplicate on it.
         identity = f"{key}:{group.created_ms}:{group.sent}"
@@ -156,7 +157,3 @@ class AlertRouter:
 
 def _group_key(channel: str, labels: dict[str, str]) -> str:
     return channel + "{" + ",".join(f"{k}={v!r}" for k, v in sorted(labels.items())) + "}"
-
-
-def _ms(duration: Any) -> int:
-    return int(duration.total_seconds() * 1000)

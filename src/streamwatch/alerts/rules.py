@@ -45,7 +45,7 @@ from streamwatch.alerts.observations import Observation, SeriesId, observe
 from streamwatch.config.rules import RuleConfig
 from streamwatch.core.records import Finding, MetricRow, Segment
 
-__all__ = ["RuleEngine", "Transition", "fingerprint"]
+__all__ = ["RuleEngine", "RuleSeries", "Transition", "fingerprint"]
 
 Status = Literal["pending", "firing", "resolved"]
 #: Windows whose example request ids are remembered, for alerts judged when their labels arrive.
@@ -93,7 +93,7 @@ class Transition:
 
 
 @dataclass
-class _Series:
+class RuleSeries:
     streak: int = 0  # consecutive breaching windows up to the last one judged
     streak_before: int = 0  # the same, before the last window (to judge it again)
     last_start: int | None = None
@@ -125,7 +125,7 @@ class RuleEngine:
         self.rules = list(rules)
         self.window_ms = window_ms
         self.baselines = dict(baselines or {})
-        self._series: dict[str, _Series] = {}
+        self._series: dict[str, RuleSeries] = {}
         self._examples: dict[tuple[str, str, str, int], tuple[str, ...]] = {}
 
     def evaluate(
@@ -152,10 +152,10 @@ class RuleEngine:
         for key, ids in examples.items():
             self._examples[key] = tuple(ids[:_MAX_EXAMPLES])
         for f in findings:
-            ids = f.evidence.get("example_request_ids")
-            if ids:
+            found = f.evidence.get("example_request_ids")
+            if found:
                 key = (f.model, f.model_version, f.variant, f.window_start_ms)
-                self._examples.setdefault(key, tuple(ids[:_MAX_EXAMPLES]))
+                self._examples.setdefault(key, tuple(found[:_MAX_EXAMPLES]))
         if len(self._examples) > _EXAMPLE_WINDOWS:
             # The oldest windows go first: late labels reach recent windows.
             for key in sorted(self._examples, key=lambda k: k[3])[: len(self._examples) - _EXAMPLE_WINDOWS]:
@@ -168,7 +168,7 @@ class RuleEngine:
         if series is None:
             if not o.breach:
                 return None  # nothing to remember about a series that never breached
-            series = self._series[key] = _Series(id=sid)
+            series = self._series[key] = RuleSeries(id=sid)
         if series.last_start is not None and o.start_ms < series.last_start:
             return None  # an older window, judged already
         if o.start_ms == series.last_start:

@@ -63,7 +63,7 @@ class Matcher:
                 re.compile(value)
             except re.error as exc:
                 raise ValueError(f"{text!r}: not a regular expression ({exc})") from None
-        return cls(name, op, value)  # type: ignore[arg-type]
+        return cls(name, op, value)  # type: ignore[arg-type]  # op is what _MATCHER matched: one of the four
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Whether ``labels`` meet this condition; a missing label is the empty string, as in Alertmanager.

@@ -1,172 +1,139 @@
-"""What ``streamwatch alerts``, ``silence`` and ``notify test`` do, apart from parsing and printing.
-
-Alerts are read from ClickHouse's ``alerts`` table, where every transition is
-kept. When ClickHouse cannot be opened (an embedded chdb path is locked by a
-running worker, or the server is down) they are read from the alerts topic
-instead, which carries the same events. Silences live in the silences topic
-(see :mod:`streamwatch.alerts.silence_feed`), so they work while workers run.
-"""
+"""``streamwatch alerts``, ``silence`` and ``notify``: what fires, muting it, and testing a channel."""
 
 from __future__ import annotations
 
-import hashlib
-import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import Annotated
 
-from pydantic import ValidationError
+import typer
+from rich.table import Table
 
-from streamwatch.adapters.clickhouse import StorageError, connect
-from streamwatch.adapters.kafka import KafkaTransport, TopicTail
-from streamwatch.alerts.notification import Notification
-from streamwatch.alerts.silence_feed import fold_silences
-from streamwatch.alerts.silences import Silence, new_silence
-from streamwatch.config.settings import Settings
-from streamwatch.contract.events import AlertEvent
+from streamwatch.cli.app import (
+    ConfigOption,
+    alerts_app,
+    notify_app,
+    settings_from,
+    silence_app,
+    wide_console,
+)
+from streamwatch.clock import now_ms
 from streamwatch.errors import StreamwatchError
-from streamwatch.notify.channels import ChannelClient, DeliveryError
-
-__all__ = ["AlertHistory", "add_silence", "alert_history", "expire_silence", "list_silences", "notify_test"]
-
-_STATUS_ORDER = {"pending": 0, "firing": 1, "resolved": 2}
 
 
-@dataclass
-class AlertHistory:
-    """Every transition of one alert (one fingerprint), oldest first."""
+@alerts_app.command("list")
+def alerts_list(
+    config: ConfigOption = None,
+    all_: Annotated[bool, typer.Option("--all", help="Resolved alerts too.")] = False,
+) -> None:
+    """Alerts that are pending or firing now (their latest transition), newest first."""
+    from streamwatch.cli.alert_admin import alert_history
 
-    transitions: list[AlertEvent]
+    histories, source = alert_history(settings_from(config))
+    latest = sorted((h.latest for h in histories.values()), key=lambda e: e.timestamp, reverse=True)
+    shown = [e for e in latest if all_ or e.status != "resolved"]
+    table = Table(title=f"{len(shown)} alert{'s' if len(shown) != 1 else ''}")
+    for column in ("fingerprint", "status", "severity", "rule", "model", "since", "reason"):
+        table.add_column(column)
+    for e in shown:
+        since = e.starts_at.strftime("%Y-%m-%d %H:%M")
+        table.add_row(
+            e.fingerprint, e.status, e.severity, e.rule, f"{e.model} {e.model_version} {e.variant}", since, e.reason
+        )
+    wide_console().print(table)
+    typer.echo(f"read from {source}", err=True)
 
-    @property
-    def latest(self) -> AlertEvent:
-        return self.transitions[-1]
+
+@alerts_app.command("show")
+def alerts_show(
+    fingerprint: Annotated[str, typer.Argument(help="An alert's fingerprint, or its first characters.")],
+    config: ConfigOption = None,
+) -> None:
+    """One alert: its latest state as JSON, then every transition."""
+    from streamwatch.cli.alert_admin import alert_history, find_alert
+
+    histories, source = alert_history(settings_from(config))
+    history = find_alert(histories, fingerprint)
+    console = wide_console()
+    console.print_json(history.latest.model_dump_json())
+    table = Table(title="transitions")
+    for column in ("at", "status", "window", "value", "threshold"):
+        table.add_column(column)
+    for e in history.transitions:
+        window = f"{e.window.start:%H:%M}-{e.window.end:%H:%M}" if e.window else ""
+        table.add_row(f"{e.timestamp:%Y-%m-%d %H:%M:%S}", e.status, window, str(e.value), str(e.threshold))
+    console.print(table)
+    typer.echo(f"read from {source}", err=True)
 
 
-def fold_alerts(events: Iterable[AlertEvent]) -> dict[str, AlertHistory]:
-    """Alert events grouped by fingerprint, each history in the order the transitions happened."""
-    unique = {(e.fingerprint, e.event_id): e for e in events}  # the topic may carry an event twice
-    histories: dict[str, AlertHistory] = {}
-    for event in sorted(unique.values(), key=lambda e: (e.timestamp, _STATUS_ORDER[e.status])):
-        histories.setdefault(event.fingerprint, AlertHistory([])).transitions.append(event)
-    return histories
+@silence_app.command("add")
+def silence_add(
+    matchers: Annotated[
+        list[str], typer.Argument(help="label=value, label!=value, label=~regex or label!~regex; all must match.")
+    ],
+    duration: Annotated[str, typer.Option("--duration", "-d", help="How long, e.g. 30m, 2h, 1d.")] = "2h",
+    comment: Annotated[str, typer.Option("--comment", "-m", help="Why (shown in silence list).")] = "",
+    author: Annotated[str | None, typer.Option(help="Who; default: $USER.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Mute notifications of the alerts that match, e.g. `silence add model=credit feature=~"inc.*" -d 4h`."""
+    import getpass
 
+    from streamwatch.cli.alert_admin import add_silence
+    from streamwatch.config.durations import parse_duration
 
-def alert_history(settings: Settings) -> tuple[dict[str, AlertHistory], str]:
-    """Every alert's history, and where it was read from (a sentence for the user)."""
     try:
-        store = connect(settings.clickhouse)
-        store.migrate(settings.clickhouse.raw_ttl_days)
-        payloads = [row[0] for row in store.query("SELECT payload FROM {db}.alerts FINAL")]
-        source = f"ClickHouse ({settings.clickhouse.dsn})"
-    except StorageError as exc:
-        tail = TopicTail(settings.kafka, settings.topics.alerts)
-        try:
-            payloads = [m.value for m in tail.read_to_end()]
-        finally:
-            tail.close()
-        source = f"the {settings.topics.alerts} topic (ClickHouse unavailable: {str(exc).splitlines()[0][:120]})"
-    events = []
-    for payload in payloads:
-        try:
-            events.append(AlertEvent.model_validate_json(payload))
-        except ValidationError:
-            continue  # not an alert of this contract version
-    return fold_alerts(events), source
-
-
-def find_alert(histories: dict[str, AlertHistory], prefix: str) -> AlertHistory:
-    """The alert whose fingerprint starts with ``prefix``; a one-line error if none or several do."""
-    matches = [fp for fp in histories if fp.startswith(prefix)]
-    if len(matches) != 1:
-        found = "no alert" if not matches else f"{len(matches)} alerts"
-        raise StreamwatchError(f"fingerprint {prefix!r}: {found} match; see `streamwatch alerts list --all`")
-    return histories[matches[0]]
-
-
-def _publish(settings: Settings, silence: Silence) -> None:
-    failures: list[str] = []
-    transport = KafkaTransport(
-        settings.kafka,
-        settings.producer,
-        on_failure=lambda topic, reason: failures.append(reason),
-        on_error=lambda reason: None,
-    )
-    transport.send(settings.topics.silences, silence.model_dump_json().encode(), silence.silence_id.encode())
-    if transport.close(15.0) or failures:
-        reason = failures[0] if failures else "broker unreachable"
-        raise StreamwatchError(f"silence not published to {settings.topics.silences}: {reason}")
-
-
-def list_silences(settings: Settings) -> list[Silence]:
-    tail = TopicTail(settings.kafka, settings.topics.silences)
+        length = parse_duration(duration)
+    except ValueError as exc:
+        raise StreamwatchError(f"--duration {duration!r}: {exc}") from None
     try:
-        return fold_silences(tail.read_to_end()).list(int(time.time() * 1000), include_expired=True)
-    finally:
-        tail.close()
+        silence = add_silence(
+            settings_from(config), matchers, int(length.total_seconds() * 1000), author or getpass.getuser(), comment
+        )
+    except ValueError as exc:
+        raise StreamwatchError(f"matcher: {exc}") from None
+    typer.echo(f"silence {silence.silence_id} until {silence.ends_at_ms}: {' '.join(silence.matchers)}")
 
 
-def add_silence(settings: Settings, matchers: list[str], duration_ms: int, author: str, comment: str) -> Silence:
-    """Publish a new silence; matchers are checked first (``ValueError`` names a bad one)."""
-    silence = new_silence(matchers, duration_ms, int(time.time() * 1000), author, comment)
-    _publish(settings, silence)
-    return silence
+@silence_app.command("list")
+def silence_list(
+    config: ConfigOption = None,
+    all_: Annotated[bool, typer.Option("--all", help="Expired silences too.")] = False,
+) -> None:
+    """Silences in force (or all of them)."""
+    import time
+
+    from streamwatch.cli.alert_admin import list_silences
+
+    now = now_ms()
+    silences = [s for s in list_silences(settings_from(config)) if all_ or s.active(now) or s.starts_at_ms > now]
+    table = Table(title=f"{len(silences)} silence{'s' if len(silences) != 1 else ''}")
+    for column in ("id", "state", "matchers", "ends", "by", "comment"):
+        table.add_column(column)
+    for s in silences:
+        state = "active" if s.active(now) else ("pending" if s.starts_at_ms > now else "expired")
+        ends = time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.ends_at_ms / 1000))
+        table.add_row(s.silence_id, state, " ".join(s.matchers), ends, s.created_by, s.comment)
+    wide_console().print(table)
 
 
-def expire_silence(settings: Settings, silence_id: str) -> Silence:
-    """End a silence now (publishes its expired version)."""
-    now = int(time.time() * 1000)
-    matches = [s for s in list_silences(settings) if s.silence_id.startswith(silence_id)]
-    if len(matches) != 1:
-        found = "no silence" if not matches else f"{len(matches)} silences"
-        raise StreamwatchError(f"silence {silence_id!r}: {found} match; see `streamwatch silence list`")
-    expired = matches[0].expired_at(now)
-    _publish(settings, expired)
-    return expired
+@silence_app.command("expire")
+def silence_expire(
+    silence_id: Annotated[str, typer.Argument(help="The silence's id, or its first characters.")],
+    config: ConfigOption = None,
+) -> None:
+    """End a silence now."""
+    from streamwatch.cli.alert_admin import expire_silence
+
+    silence = expire_silence(settings_from(config), silence_id)
+    typer.echo(f"silence {silence.silence_id} expired")
 
 
-def sample_notification(channel: str, now_ms: int) -> Notification:
-    """A firing drift alert that says it is a test, for ``notify test``."""
-    alert = AlertEvent.model_validate(
-        {
-            "event_id": hashlib.sha256(f"test:{now_ms}".encode()).hexdigest()[:32],
-            "timestamp": now_ms,
-            "fingerprint": "streamwatch-test",
-            "rule": "notify-test",
-            "kind": "drift",
-            "severity": "info",
-            "status": "firing",
-            "model": "example-model",
-            "model_version": "1",
-            "reason": "This is a test notification from `streamwatch notify test`: nothing is wrong.",
-            "metric": "psi",
-            "feature": "example_feature",
-            "value": 0.31,
-            "threshold": 0.2,
-            "window": {"start": now_ms - 60_000, "end": now_ms},
-            "starts_at": now_ms - 60_000,
-            "example_request_ids": ["req-0001", "req-0002"],
-        }
-    )
-    return Notification(
-        notification_id=f"test-{now_ms}",
-        channel=channel,
-        group_key=f"{channel}{{test}}",
-        group_labels={"rule": "notify-test"},
-        created_at=now_ms,
-        alerts=[alert],
-    )
+@notify_app.command("test")
+def notify_test(
+    channel: Annotated[str, typer.Argument(help="A channel name from the config file.")],
+    config: ConfigOption = None,
+) -> None:
+    """Send a sample alert to CHANNEL, to check its URL, key and formatting."""
+    from streamwatch.cli.alert_admin import notify_test as send_test
 
-
-def notify_test(settings: Settings, channel_name: str) -> Notification:
-    """Send a sample alert to one configured channel, once; raise a one-line error if it is not accepted."""
-    channels = {c.name: c for c in settings.channels}
-    if channel_name not in channels:
-        known = ", ".join(sorted(channels)) or "none configured"
-        raise StreamwatchError(f"channel {channel_name!r} is not configured (channels: {known})")
-    notification = sample_notification(channel_name, int(time.time() * 1000))
-    with ChannelClient(timeout_s=settings.alerting.delivery_timeout.total_seconds()) as client:
-        try:
-            client.send(channels[channel_name], notification)
-        except DeliveryError as exc:
-            raise StreamwatchError(f"channel {channel_name!r}: {exc}") from None
-    return notification
+    notification = send_test(settings_from(config), channel)
+    typer.echo(f"sent a test notification ({notification.notification_id}) to {channel}: accepted")

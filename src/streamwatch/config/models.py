@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from streamwatch.config.durations import Duration, parse_duration
 from streamwatch.config.rules import AlertingConfig, Condition, RuleConfig
@@ -114,20 +114,6 @@ class AlertmanagerChannel(_Channel):
 
 
 Channel = Annotated[SlackChannel | PagerDutyChannel | WebhookChannel | AlertmanagerChannel, Field(discriminator="type")]
-
-
-class MonitorConfig(_Strict):
-    """The YAML-file part of the settings, checked as a whole."""
-
-    models: list[ModelConfig] = Field(default_factory=list)
-    rules: list[RuleConfig] = Field(default_factory=list)
-    channels: list[Channel] = Field(default_factory=list)
-    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
-
-    @model_validator(mode="after")
-    def _references_resolve(self) -> MonitorConfig:
-        check_references(self.models, self.rules, self.channels)
-        return self
 
 
 def check_references(models: list[ModelConfig], rules: list[RuleConfig], channels: list[Any]) -> None:

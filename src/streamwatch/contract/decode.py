@@ -31,13 +31,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, cast
 
 import msgspec
 import orjson
 
-from streamwatch.contract.events import RFC3339, parse_event
+from streamwatch.contract.events import CONTROL_CHARS, Status, Variant, parse_event
 from streamwatch.contract.limits import (
     MAX_EVENT_BYTES,
     MAX_FEATURES,
@@ -50,13 +49,11 @@ from streamwatch.contract.limits import (
     MIN_TIMESTAMP_MS,
 )
 from streamwatch.errors import ContractError
+from streamwatch.times import EPOCH, parse_rfc3339, to_ms
 
 __all__ = ["DeadLetter", "DecodedBatch", "FeatureIn", "LabelIn", "PredictionIn", "decode_batch"]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_RFC3339 = re.compile(RFC3339)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
+_CONTROL = re.compile(CONTROL_CHARS)
 
 # msgspec's integer bounds stop at int64; the contract's unsigned top half goes to the slow path.
 _Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
@@ -67,6 +64,10 @@ _Text = Annotated[str, msgspec.Meta(max_length=MAX_STRING_LENGTH)]
 _Scalar = _Int | float | bool | _Text
 _Features = Annotated[dict[_Key, _Scalar | None], msgspec.Meta(max_length=MAX_FEATURES)]
 _Strings = Annotated[dict[_Key, _Text], msgspec.Meta(max_length=MAX_MAP_ENTRIES)]
+if TYPE_CHECKING:
+    _Timestamp = int  # as decode_batch hands the events out: _check turned the time into epoch ms
+else:
+    _Timestamp = _Int | str  # as msgspec decodes it: epoch ms or RFC 3339 text
 
 
 class PredictionIn(msgspec.Struct, tag_field="type", tag="prediction", forbid_unknown_fields=True, gc=False):
@@ -75,16 +76,16 @@ class PredictionIn(msgspec.Struct, tag_field="type", tag="prediction", forbid_un
     type: ClassVar[str] = "prediction"
     event_id: _Id
     request_id: _Id
-    timestamp: _Int | str
+    timestamp: _Timestamp
     model: _Name
     model_version: _Name
     latency_ms: Annotated[float, msgspec.Meta(ge=0)]
     schema_version: Literal[1] = 1
-    variant: Literal["production", "canary", "shadow"] = "production"
+    variant: Variant = "production"
     features: _Features = {}
     prediction: _Scalar | None = None
     score: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
-    status: Literal["ok", "error"] = "ok"
+    status: Status = "ok"
     error: _Text | None = None
     segments: _Strings = {}
     metadata: _Strings = {}
@@ -96,7 +97,7 @@ class FeatureIn(msgspec.Struct, tag_field="type", tag="feature", forbid_unknown_
     type: ClassVar[str] = "feature"
     variant: ClassVar[str] = "production"
     event_id: _Id
-    timestamp: _Int | str
+    timestamp: _Timestamp
     model: _Name
     features: Annotated[dict[_Key, _Scalar | None], msgspec.Meta(min_length=1, max_length=MAX_FEATURES)]
     schema_version: Literal[1] = 1
@@ -110,7 +111,7 @@ class LabelIn(msgspec.Struct, tag_field="type", tag="label", forbid_unknown_fiel
     type: ClassVar[str] = "label"
     event_id: _Id
     request_id: _Id
-    timestamp: _Int | str
+    timestamp: _Timestamp
     model: _Name
     label: _Scalar
     schema_version: Literal[1] = 1
@@ -171,13 +172,12 @@ def _timestamp(value: int | str) -> int:
         if MIN_TIMESTAMP_MS <= value <= MAX_TIMESTAMP_MS:
             return value
         raise _Refused
-    if _RFC3339.match(value):
-        try:
-            moment = datetime.fromisoformat(value.upper()).astimezone(UTC)
-        except ValueError:
-            raise _Refused from None
-        if moment >= _EPOCH:
-            return (moment - _EPOCH) // _MS
+    try:
+        moment = parse_rfc3339(cast(str, value))  # msgspec gives an int or a str, and an int returned above
+    except ValueError:
+        raise _Refused from None
+    if moment >= EPOCH:
+        return to_ms(moment)
     raise _Refused
 
 
@@ -204,7 +204,7 @@ def _check(event: Any) -> Any:
 def decode_batch(raws: Sequence[bytes]) -> DecodedBatch:
     """Decode and validate a batch of serialised events."""
     out = DecodedBatch()
-    sinks = {"prediction": out.predictions, "feature": out.features, "label": out.labels}
+    sinks: dict[str, list[Any]] = {"prediction": out.predictions, "feature": out.features, "label": out.labels}
     positions = out.positions
     decode = _DECODER.decode
     for index, raw in enumerate(raws):
@@ -230,7 +230,7 @@ def _slow_path(raw: bytes, index: int, out: DecodedBatch) -> Any:
         out.dead_letters.append(DeadLetter(index, str(exc)))
         return None
     body = orjson.loads(event.model_dump_json())
-    body["timestamp"] = (event.timestamp - _EPOCH) // _MS
+    body["timestamp"] = to_ms(event.timestamp)
     kind = body.pop("type")
     # The contract accepted what msgspec could not hold (an integer over 2**63): build the struct
     # directly, which takes the values as they are.

@@ -92,8 +92,8 @@ class Encoder:
 
     def prediction(
         self,
-        model: str,
-        model_version: str,
+        model: str | None,
+        model_version: str | None,
         request_id: str,
         latency_ms: float,
         features: Mapping[str, Any] | None = None,
@@ -175,7 +175,7 @@ class Encoder:
     def features(
         self,
         *,
-        model: str,
+        model: str | None,
         features: Mapping[str, Any],
         model_version: str | None = None,
         request_id: str | None = None,
@@ -200,7 +200,7 @@ class Encoder:
         return self._dump(body)
 
     def label(
-        self, *, model: str, request_id: str, label: Any, timestamp: Any = None, event_id: str | None = None
+        self, *, model: str | None, request_id: str, label: Any, timestamp: Any = None, event_id: str | None = None
     ) -> bytes:
         """Encode a label (ground-truth) event."""
         self._name(model, "model")

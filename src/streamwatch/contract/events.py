@@ -24,8 +24,7 @@ streamwatch.errors.ContractError: label event: label: must be a number, string o
 from __future__ import annotations
 
 import math
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -58,6 +57,7 @@ from streamwatch.contract.limits import (
     SCHEMA_VERSION,
 )
 from streamwatch.errors import ContractError, describe_validation_error
+from streamwatch.times import EPOCH, RFC3339_PATTERN, MissingOffsetError, parse_rfc3339, rfc3339, to_datetime, to_ms
 
 __all__ = [
     "AlertEvent",
@@ -72,24 +72,22 @@ __all__ = [
     "parse_event",
 ]
 
-# Control characters in names would corrupt logs, CSV exports and dashboards.
-NO_CONTROL_CHARS = r"^[^\x00-\x1f\x7f]+$"
+#: Names and ids carry no control characters (C0 and DEL): they end up in logs, SQL and dashboards.
+CONTROL_CHARS = r"[\x00-\x1f\x7f]"
+NO_CONTROL_CHARS = rf"^[^{CONTROL_CHARS[1:-1]}]+$"
 
 Key = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY_LENGTH, pattern=NO_CONTROL_CHARS)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NO_CONTROL_CHARS)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=NO_CONTROL_CHARS)]
 Text = Annotated[str, StringConstraints(max_length=MAX_STRING_LENGTH)]
 Variant = Literal["production", "canary", "shadow"]
+Status = Literal["ok", "error"]
 Severity = Literal["critical", "warning", "info"]
 AlertKind = Literal["drift", "data_quality", "performance", "fairness", "slo", "divergence", "change"]
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 # RFC 3339 with a mandatory offset; the JSON Schema carries the same pattern.
-RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
-_RFC3339 = re.compile(RFC3339)
+RFC3339 = RFC3339_PATTERN
 
 
 def _to_utc(value: Any) -> datetime:
@@ -97,30 +95,28 @@ def _to_utc(value: Any) -> datetime:
     if type(value) is int:
         if not MIN_TIMESTAMP_MS <= value <= MAX_TIMESTAMP_MS:
             raise PydanticCustomError("timestamp", "epoch milliseconds out of range (1970 to 9999)")
-        return _EPOCH + timedelta(milliseconds=value)
+        return to_datetime(value)
     if isinstance(value, str):
-        if not _RFC3339.match(value):
-            if _RFC3339.match(value + "Z"):
-                raise PydanticCustomError("timestamp", "must carry a UTC offset, e.g. 2026-11-23T10:00:00Z")
-            raise PydanticCustomError("timestamp", "must be an RFC 3339 date-time or epoch milliseconds")
         try:
-            value = datetime.fromisoformat(value.upper())  # RFC 3339 allows "t" and "z"
-        except ValueError:  # e.g. month 13
+            value = parse_rfc3339(value)
+        except MissingOffsetError:
+            raise PydanticCustomError("timestamp", "must carry a UTC offset, e.g. 2026-11-23T10:00:00Z") from None
+        except ValueError:  # not RFC 3339, or e.g. month 13
             raise PydanticCustomError("timestamp", "must be an RFC 3339 date-time or epoch milliseconds") from None
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise PydanticCustomError("timestamp", "must carry a UTC offset, e.g. 2026-11-23T10:00:00Z")
-        value = value.astimezone(UTC)
-        if value < _EPOCH:
+        moment = value.astimezone(UTC)
+        if moment < EPOCH:
             raise PydanticCustomError("timestamp", "out of range (1970 to 9999)")
-        return value
+        return moment
     raise PydanticCustomError(
         "timestamp", "must be an RFC 3339 date-time or epoch milliseconds, not {kind}", {"kind": type(value).__name__}
     )
 
 
 def _rfc3339(value: datetime) -> str:
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return rfc3339(to_ms(value))
 
 
 Timestamp = Annotated[
@@ -207,7 +203,7 @@ class PredictionEvent(_Event):
     prediction: Target | None = Field(None, description="Required when status is 'ok'.")
     score: Finite | None = Field(None, ge=0, le=1, description="Probability of the positive class.")
     latency_ms: Finite = Field(ge=0)
-    status: Literal["ok", "error"] = "ok"
+    status: Status = "ok"
     error: Text | None = None
     segments: StringMap = Field(default_factory=dict, description="Slice attributes, e.g. gender or region.")
     metadata: StringMap = Field(default_factory=dict, description="Free-form strings such as git sha or host.")

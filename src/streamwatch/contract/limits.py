@@ -7,6 +7,8 @@ changes the contract, so it is a schema change (see ``SCHEMA_VERSION``).
 
 from __future__ import annotations
 
+from typing import Final
+
 __all__ = [
     "MAX_EVENT_BYTES",
     "MAX_FEATURES",
@@ -24,7 +26,7 @@ __all__ = [
 
 #: Version of the wire contract. A field is never added, removed or
 #: re-typed without bumping it, because workers reject unknown fields.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 
 #: Largest serialised event, in bytes (UTF-8 JSON). Well under Kafka's 1 MiB
 #: default ``message.max.bytes`` so a batch of events always fits.

@@ -15,7 +15,7 @@ drift), ``drift_report`` (a window against its reference), ``latency`` and
 the core emits), plus ``performance``, ``divergence`` and ``slo_history``
 (statistics over those aggregates).
 
-May import: numpy, scipy and river; nothing else of streamwatch's. Pure: no I/O, no threads, no clock.
+May import: numpy, scipy, river and :mod:`streamwatch.times`. Pure: no I/O, no threads, no clock.
 """
 
 from __future__ import annotations

@@ -39,5 +39,5 @@ def bin_edges(values: ArrayLike, bins: int = DEFAULT_BINS, uniform_bins: int = D
     if distinct.size <= bins:
         return distinct
     quantiles = np.quantile(data, np.linspace(0.0, 1.0, bins + 1))
-    steps = np.linspace(data.min(), data.max(), uniform_bins + 1) if uniform_bins else []
+    steps: np.ndarray | list[float] = np.linspace(data.min(), data.max(), uniform_bins + 1) if uniform_bins else []
     return np.unique(np.concatenate([quantiles, steps]))

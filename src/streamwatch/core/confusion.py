@@ -198,7 +198,7 @@ class ConfusionCounts:
             values = np.asarray(segments[name], dtype=object)
             if values.shape != y_true.shape:
                 raise ValueError(f"segment {name!r} has {values.size} values for {y_true.size} rows")
-            present = np.not_equal(values, None)
+            present = np.not_equal(values, np.array(None, dtype=object))  # None as numpy takes it: a 0-d object array
             levels[name], inverse = np.unique(values[present].astype(str), return_inverse=True)
             codes[name] = np.full(values.size, -1, dtype=np.intp)
             codes[name][present] = inverse.reshape(-1)
@@ -215,8 +215,8 @@ class ConfusionCounts:
             table = np.bincount(4 * group.reshape(-1) + cell[complete], minlength=4 * len(groups)).reshape(-1, 4)
             tracked = self._slices[names]
             for combination, row in zip(groups.tolist(), table, strict=True):
-                values = tuple(str(levels[name][code]) for name, code in zip(names, combination, strict=True))
-                tracked[values] = tracked.get(values, Counts()) + _counts(row)
+                key = tuple(str(levels[name][code]) for name, code in zip(names, combination, strict=True))
+                tracked[key] = tracked.get(key, Counts()) + _counts(row)
             self._cap(names)
 
     def _cap(self, names: tuple[str, ...]) -> None:

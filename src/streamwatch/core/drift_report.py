@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from streamwatch.core.categories import CategoryCounts
 from streamwatch.core.drift import chi_square, hellinger, js_distance, ks, psi, unseen_share, wasserstein
@@ -76,10 +77,12 @@ def evaluate_drift(
         reference, current = references.get(feature), windows[feature]
         if reference is None:
             continue
+        # A feature's reference is of its window's kind (both come from one profile); the casts say so, unchecked.
         if isinstance(current, NumericHistogram):
-            kind, stats = "numeric", _numeric_stats(reference, current, (scales or {}).get(feature, 1.0))  # type: ignore[arg-type]
+            scale = (scales or {}).get(feature, 1.0)
+            kind, stats = "numeric", _numeric_stats(cast(NumericHistogram, reference), current, scale)
         else:
-            kind, stats = "categorical", _categorical_stats(reference, current)  # type: ignore[arg-type]
+            kind, stats = "categorical", _categorical_stats(cast(CategoryCounts, reference), current)
         limits = {**DEFAULT_THRESHOLDS, "cramers_v": DEFAULT_THRESHOLDS["chi2"], **(thresholds or {}).get(feature, {})}
         for metric, value in stats.items():
             rows.append(key.row(metric, value, feature=feature, threshold=limits.get(metric), reference=reference_id))

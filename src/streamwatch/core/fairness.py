@@ -216,7 +216,8 @@ def _reference(
 
 def _rates(groups: dict[SliceKey, Counts], metric: Metric, min_samples: int) -> np.ndarray:
     rates = np.array([metric(c) for c in groups.values() if c.n >= min_samples], dtype=float)
-    return rates[~np.isnan(rates)]
+    defined: np.ndarray = rates[~np.isnan(rates)]
+    return defined
 
 
 def _difference(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["HIGHEST_MS", "LOWEST_MS", "LatencySketch"]
 
@@ -82,10 +82,11 @@ class LatencySketch:
         self._min = np.inf
         self._max = -np.inf
 
-    def _keys(self, values: np.ndarray) -> np.ndarray:
+    def _keys(self, values: np.ndarray) -> NDArray[np.int64]:
         """Bucket index of each positive latency."""
         clamped = np.clip(values, LOWEST_MS, HIGHEST_MS)
-        return np.ceil(np.log(clamped) / self._log_gamma).astype(np.int64)
+        keys: NDArray[np.int64] = np.ceil(np.log(clamped) / self._log_gamma).astype(np.int64)
+        return keys
 
     def _cover(self, low: int, high: int) -> None:
         """Grow the dense counts to span buckets ``low..high`` as well as the current ones."""
@@ -148,7 +149,8 @@ class LatencySketch:
         estimates = 2 * np.exp((self._offset + buckets) * self._log_gamma) / (self._gamma + 1)
         # The true value lies in [min, max], so clamping can only bring an estimate closer to it.
         estimates = np.clip(estimates, self._min, self._max)
-        return np.where(ranks < self._zeros, 0.0, estimates).tolist()
+        result: list[float] = np.where(ranks < self._zeros, 0.0, estimates).tolist()
+        return result
 
     def quantile(self, q: float) -> float:
         """Latency at probability ``q`` (see :meth:`quantiles`); NaN when the sketch is empty."""

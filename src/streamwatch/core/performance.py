@@ -101,7 +101,7 @@ class PerformanceAggregates:
                 for key, c in self.confusion.by_slice(list(names)).items()
                 if c.n >= min_samples and not math.isnan(c.selection_rate)
             }
-            lowest, highest = min(rates, key=rates.get), max(rates, key=rates.get)  # type: ignore[arg-type]
+            lowest, highest = min(rates, key=rates.__getitem__), max(rates, key=rates.__getitem__)
             breaches.append(
                 (
                     names,

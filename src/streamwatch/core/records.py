@@ -10,23 +10,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal
 
-__all__ = ["Finding", "FindingKind", "MetricRow", "Segment", "WindowKey", "rfc3339"]
+from streamwatch.times import rfc3339
+
+__all__ = ["Finding", "FindingKind", "MetricRow", "Segment", "WindowKey"]
 
 #: A slice, as sorted (segment name, value) pairs; empty for the whole population.
 Segment = tuple[tuple[str, str], ...]
 FindingKind = Literal["drift", "data_quality", "performance", "fairness", "slo", "divergence", "change"]
-
-
-def rfc3339(epoch_ms: int) -> str:
-    """Epoch milliseconds as RFC 3339 UTC with milliseconds, the export format's time.
-
-    >>> rfc3339(1763900000000)
-    '2025-11-23T12:13:20.000Z'
-    """
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _finite(value: float | None) -> float | None:

@@ -137,13 +137,16 @@ def batch_statistic(name: str, reference: np.ndarray, samples: np.ndarray) -> np
     q = samples / samples.sum(axis=1, keepdims=True)
     if name == "psi":
         pp, qq = np.where(p == 0, PSI_EMPTY_BIN, p), np.where(q == 0, PSI_EMPTY_BIN, q)
-        return np.sum((qq - pp) * np.log(qq / pp), axis=1)
+        psis: np.ndarray = np.sum((qq - pp) * np.log(qq / pp), axis=1)
+        return psis
     if name == "js":
         return np.asarray(jensenshannon(np.broadcast_to(p, q.shape), q, axis=1), dtype=float)
     if name == "hellinger":
-        return np.sqrt(np.sum((np.sqrt(p) - np.sqrt(q)) ** 2, axis=1) / 2)
+        distances: np.ndarray = np.sqrt(np.sum((np.sqrt(p) - np.sqrt(q)) ** 2, axis=1) / 2)
+        return distances
     if name == "ks":
-        return np.abs(np.cumsum(p) - np.cumsum(q, axis=1)).max(axis=1)
+        gaps: np.ndarray = np.abs(np.cumsum(p) - np.cumsum(q, axis=1)).max(axis=1)
+        return gaps
     if name == "chi2":
         return _batch_cramers_v(reference.astype(float), samples.astype(float))
     raise ValueError(f"unknown statistic {name!r}")
@@ -167,4 +170,5 @@ def batch_wasserstein(reference: np.ndarray, samples: np.ndarray, support: np.nd
     the area between the two CDFs (what scipy's ``wasserstein_distance`` computes for shared support points)."""
     p = np.cumsum(reference / reference.sum())[:-1]
     q = np.cumsum(samples / samples.sum(axis=1, keepdims=True), axis=1)[:, :-1]
-    return np.abs(q - p) @ np.diff(support)
+    areas: np.ndarray = np.abs(q - p) @ np.diff(support)
+    return areas

@@ -1,47 +1,344 @@
 """The six Grafana dashboards, as code: ``streamwatch dashboards build`` writes them to ``dashboards/``.
 
-Each is a list of panels over the ClickHouse tables (see
-``schemas/clickhouse/``); :func:`render_dashboards` gives the JSON files, and
-``streamwatch dashboards build --check`` (and a test) fails when the files in
-``dashboards/`` differ from the code.
+They are built with Grafana's own typed builders (``grafana-foundation-sdk``, its Grafana 11 build) rather than
+hand-written JSON, so a misspelt option, a wrong enum or a panel type Grafana does not have fails the type check
+instead of rendering an empty panel, and the JSON follows the schema Grafana 11 itself reads. Every panel's SQL
+lives here, in one reviewed place, and a test runs each query on real ClickHouse.
+
+Queries use the official ``grafana-clickhouse-datasource`` plugin's macros (``$__timeFilter_ms``) and these
+template variables: ``${database}`` (a constant), ``${model}``, ``${version}``, ``${variant}``, ``${feature}``
+and ``${slice}`` (each but the model may be "All", whose value is ``__all``).
+
+The SDK ships query models for Grafana's bundled datasources only, not for the ClickHouse plugin, so
+:class:`ClickHouseQuery` and its builder :class:`ClickHouseSQL` are that model, written the way the SDK writes
+its own (a ``cog`` dataquery variant with ``to_json``/``from_json``, and :func:`variant_config` to register it
+for decoding). Pure: this module builds objects and JSON text; the command line reads and writes the files.
 """
 
 from __future__ import annotations
 
+import enum
 import json
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any, Self, TypeVar
 
-from streamwatch.dashboards.model import dashboard, panel, scope
+from grafana_foundation_sdk.builders import bargauge, heatmap, stat, statetimeline, table, timeseries
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog import runtime as cogruntime
+from grafana_foundation_sdk.cog import variants as cogvariants
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as model
 
-__all__ = ["DASHBOARDS", "render_dashboards", "stale_dashboards"]
+__all__ = [
+    "ALL",
+    "BUILDERS",
+    "DASHBOARDS",
+    "OPTIONAL_PANELS",
+    "PLUGIN",
+    "ClickHouseFormat",
+    "ClickHouseQuery",
+    "ClickHouseSQL",
+    "dashboard_json",
+    "render_dashboards",
+    "scope",
+    "stale_dashboards",
+    "variant_config",
+]
+
+PLUGIN = "grafana-clickhouse-datasource"
+ALL = "__all"
+TAG = "streamwatch"
 
 M = "${database}.metrics FINAL"
 T = "$__timeFilter_ms(window_start)"
 TUMBLING = f"window = 'tumbling' AND {T}"
 SERIES = "concat(model_version, ' ', variant)"
 
+PAIRED = "Paired comparison (shadow or canary twins of production requests): agreement, p95 ratio"
+# Panels that are empty unless the deployment has what they show (the demo has canaries but no shadow twins).
+# Kept here, not as a key in the panel's JSON: the SDK's Panel model has no such field and drops unknown keys,
+# as Grafana does; the panel's description tells the reader instead.
+OPTIONAL_PANELS = frozenset({PAIRED})
 
-def _overview() -> dict[str, Any]:
-    return dashboard(
+
+def _datasource() -> model.DataSourceRef:
+    """The ClickHouse datasource the ``datasource`` variable picks (a fresh object: the SDK's models are mutable)."""
+    return model.DataSourceRef(type_val=PLUGIN, uid="${datasource}")
+
+
+class ClickHouseFormat(enum.IntEnum):
+    """The plugin's result format codes, which decide whether Grafana sees time series or a table."""
+
+    TIME_SERIES = 0
+    TABLE = 1
+
+
+class ClickHouseQuery(cogvariants.Dataquery):
+    """A raw-SQL query of the ClickHouse plugin: the SDK has no model for it, so this is one in the SDK's shape."""
+
+    ref_id: str
+    raw_sql: str
+    format_val: ClickHouseFormat
+    query_type: str
+    editor_type: str
+    datasource: model.DataSourceRef | None
+
+    def __init__(
+        self,
+        ref_id: str = "A",
+        raw_sql: str = "",
+        format_val: ClickHouseFormat = ClickHouseFormat.TIME_SERIES,
+        query_type: str = "timeseries",
+        editor_type: str = "sql",
+        datasource: model.DataSourceRef | None = None,
+    ) -> None:
+        self.ref_id = ref_id
+        self.raw_sql = raw_sql
+        self.format_val = format_val
+        self.query_type = query_type
+        self.editor_type = editor_type
+        self.datasource = datasource
+
+    def to_json(self) -> dict[str, object]:
+        """The query as the plugin stores it in a panel's ``targets`` (what the SDK's encoder calls)."""
+        payload: dict[str, object] = {
+            "refId": self.ref_id,
+            "editorType": self.editor_type,
+            "queryType": self.query_type,
+            "format": self.format_val,
+            "rawSql": self.raw_sql,
+        }
+        if self.datasource is not None:
+            payload["datasource"] = self.datasource
+        return payload
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        """Decode a target back (so a dashboard read with the SDK keeps its queries typed)."""
+        return cls(
+            ref_id=data.get("refId", "A"),
+            raw_sql=data.get("rawSql", ""),
+            format_val=ClickHouseFormat(data.get("format", ClickHouseFormat.TIME_SERIES)),
+            query_type=data.get("queryType", "timeseries"),
+            editor_type=data.get("editorType", "sql"),
+            datasource=model.DataSourceRef.from_json(data["datasource"]) if "datasource" in data else None,
+        )
+
+
+class ClickHouseSQL(cogbuilder.Builder[ClickHouseQuery]):
+    """Builds a :class:`ClickHouseQuery`, so a panel's ``with_target`` takes it like any of the SDK's queries.
+
+    The SQL's whitespace is collapsed: the code wraps it for reading, the JSON keeps one line.
+    """
+
+    _internal: ClickHouseQuery
+
+    def __init__(self, sql: str) -> None:
+        self._internal = ClickHouseQuery(raw_sql=" ".join(sql.split()), datasource=_datasource())
+
+    def build(self) -> ClickHouseQuery:
+        """The query."""
+        return self._internal
+
+    def ref_id(self, ref_id: str) -> Self:
+        """The query's id within its panel."""
+        self._internal.ref_id = ref_id
+        return self
+
+    def format(self, fmt: ClickHouseFormat) -> Self:
+        """Time series or table; the plugin's query type follows the format."""
+        self._internal.format_val = fmt
+        self._internal.query_type = "table" if fmt is ClickHouseFormat.TABLE else "timeseries"
+        return self
+
+    def datasource(self, datasource: model.DataSourceRef) -> Self:
+        """Another datasource than the one the ``datasource`` variable picks."""
+        self._internal.datasource = datasource
+        return self
+
+
+def variant_config() -> cogruntime.DataqueryConfig:
+    """What registers :class:`ClickHouseQuery` with the SDK's runtime, as each of the SDK's query models has.
+
+    Registering is the caller's (``cogruntime.register_dataquery_variant(variant_config())``): the runtime is
+    a process-wide singleton, and building the dashboards does not need it, only decoding them does.
+    """
+    return cogruntime.DataqueryConfig(identifier=PLUGIN, from_json_hook=ClickHouseQuery.from_json)
+
+
+def scope(*names: str, prefix: str = "") -> str:
+    """SQL conditions for the chosen model and the optional version, variant, feature and slice.
+
+    >>> scope("version")
+    "model = '${model}' AND ('${version}' = '__all' OR model_version = '${version}')"
+    """
+    columns = {"version": "model_version", "variant": "variant", "feature": "feature", "slice": "segment_key"}
+    parts = [f"{prefix}model = '${{model}}'"]
+    parts += [f"('${{{n}}}' = '{ALL}' OR {prefix}{columns[n]} = '${{{n}}}')" for n in names]
+    return " AND ".join(parts)
+
+
+# The SDK generates each panel builder separately, with no common base but ``Builder[Panel]``; a constrained
+# type variable lets one helper set what they share and still hand back the concrete builder.
+P = TypeVar("P", timeseries.Panel, stat.Panel, bargauge.Panel, table.Panel, heatmap.Panel, statetimeline.Panel)
+PanelBuilder = timeseries.Panel | stat.Panel | bargauge.Panel | table.Panel | heatmap.Panel | statetimeline.Panel
+
+
+def _thresholds(steps: Sequence[tuple[float, str]]) -> dash.ThresholdsConfig:
+    """Absolute thresholds over a green base: each (value, colour) starts a colour at that value."""
+    return (
+        dash.ThresholdsConfig()
+        .mode(model.ThresholdsMode.ABSOLUTE)
+        .steps([model.Threshold(value=None, color="green")] + [model.Threshold(value=v, color=c) for v, c in steps])
+    )
+
+
+def _panel(
+    builder: P,
+    title: str,
+    sql: str,
+    *,
+    fmt: ClickHouseFormat = ClickHouseFormat.TIME_SERIES,
+    unit: str | None = None,
+    description: str | None = None,
+    thresholds: Sequence[tuple[float, str]] = (),
+    width: int = 12,
+    height: int = 8,
+) -> P:
+    """A panel with one raw-SQL query, ``width`` of 24 columns; the dashboard lays the panels out in order."""
+    builder = (
+        builder.title(title)
+        .datasource(_datasource())
+        .with_target(ClickHouseSQL(sql).format(fmt))
+        .span(width)
+        .height(height)
+    )
+    if description:
+        builder = builder.description(description)
+    if unit:
+        builder = builder.unit(unit)
+    if thresholds:
+        builder = builder.thresholds(_thresholds(thresholds))
+    return builder
+
+
+def _series(
+    title: str,
+    sql: str,
+    *,
+    unit: str | None = None,
+    description: str | None = None,
+    thresholds: Sequence[tuple[float, str]] = (),
+    width: int = 12,
+) -> timeseries.Panel:
+    """A time series; its thresholds are drawn as lines with shaded areas, so a crossing shows at a glance."""
+    panel = timeseries.Panel()
+    if thresholds:
+        style = common_builders.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.LINE_AND_AREA)
+        panel = panel.thresholds_style(style)
+    return _panel(panel, title, sql, unit=unit, description=description, thresholds=thresholds, width=width)
+
+
+def _table(title: str, sql: str, *, links: Mapping[str, str] | None = None, width: int = 12) -> table.Panel:
+    """A table; ``links`` {column: url template} make a column's cells clickable."""
+    panel = _panel(table.Panel(), title, sql, fmt=ClickHouseFormat.TABLE, width=width)
+    for name, url in (links or {}).items():
+        # A field override's value is untyped in the SDK (``object``); Grafana reads a list of data links here.
+        link = model.DynamicConfigValue(id_val="links", value=[{"title": f"open {name}", "url": url}])
+        panel = panel.override_by_name(name, [link])
+    return panel
+
+
+def _query_variable(name: str, sql: str, *, include_all: bool = True) -> dash.QueryVariable:
+    """A variable listing what ClickHouse has, refreshed with the time range; "All" is ``__all`` in the SQL."""
+    variable = (
+        dash.QueryVariable(name)
+        .datasource(_datasource())
+        .query(sql)
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .include_all(include_all)
+    )
+    if include_all:
+        variable = variable.all_value(ALL).current(model.VariableOption(text="All", value="$__all"))
+    return variable
+
+
+def _variables(*names: str) -> list[cogbuilder.Builder[model.VariableModel]]:
+    """The template variables a dashboard uses: always the datasource, database and model, then ``names``."""
+    out: list[cogbuilder.Builder[model.VariableModel]] = [
+        dash.DatasourceVariable("datasource").label("ClickHouse").type(PLUGIN),
+        dash.ConstantVariable("database").value("streamwatch"),
+        _query_variable("model", "SELECT DISTINCT model FROM ${database}.metrics ORDER BY model", include_all=False),
+    ]
+    queries = {
+        "version": "SELECT DISTINCT model_version FROM ${database}.metrics WHERE model = '${model}' ORDER BY 1",
+        "feature": "SELECT DISTINCT feature FROM ${database}.metrics WHERE model = '${model}' AND feature != '' "
+        "ORDER BY 1",
+        "slice": "SELECT DISTINCT segment_key FROM ${database}.metrics WHERE model = '${model}' AND segment_key != '' "
+        "AND position(segment_key, '*') = 0 AND position(segment_key, 'production_version') = 0 ORDER BY 1",
+    }
+    for name in names:
+        if name == "variant":
+            out.append(
+                dash.CustomVariable("variant")
+                .values("production,canary,shadow")
+                .include_all(True)
+                .all_value(ALL)
+                .current(model.VariableOption(text="All", value="$__all"))
+            )
+        else:
+            out.append(_query_variable(name, queries[name]))
+    return out
+
+
+def _dashboard(uid: str, title: str, panels: Sequence[PanelBuilder], names: tuple[str, ...]) -> dash.Dashboard:
+    """A dashboard: the panels in order (the SDK wraps a row at 24 columns), the variables, links to the others."""
+    board = (
+        dash.Dashboard(title)
+        .uid(uid)
+        .tags([TAG])
+        .timezone("utc")
+        .refresh("30s")
+        .time("now-6h", "now")
+        .variables(_variables(*names))
+        .link(
+            dash.DashboardLink(TAG)
+            .type(model.DashboardLinkType.DASHBOARDS)
+            .tags([TAG])
+            .as_dropdown(True)
+            .include_vars(True)
+            .keep_time(True)
+        )
+    )
+    for number, panel in enumerate(panels, 1):
+        board = board.with_panel(panel.id(number))
+    return board
+
+
+def _overview() -> dash.Dashboard:
+    return _dashboard(
         "streamwatch-overview",
         "streamwatch: overview",
         [
-            panel(
+            _series(
                 "Traffic (requests per window)",
                 f"SELECT window_start AS time, concat(model, ' ', {SERIES}) AS series, value FROM {M} "
                 f"WHERE metric = 'requests' AND {TUMBLING} ORDER BY time",
                 unit="short",
                 width=24,
             ),
-            panel(
+            _series(
                 "Share of features drifted",
                 f"SELECT window_start AS time, concat(model, ' ', {SERIES}) AS series, value FROM {M} "
                 f"WHERE metric = 'drifted_share' AND {TUMBLING} ORDER BY time",
                 unit="percentunit",
                 thresholds=[(0.5, "red")],
             ),
-            panel(
+            _series(
                 "Label coverage (labelled / requests)",
                 "SELECT r.window_start AS time, concat(r.model, ' ', r.model_version, ' ', r.variant) AS series, "
                 "l.value / r.value AS value FROM ${database}.metrics AS r FINAL "
@@ -51,68 +348,67 @@ def _overview() -> dict[str, Any]:
                 "AND r.window = 'tumbling' AND $__timeFilter_ms(r.window_start) ORDER BY time",
                 unit="percentunit",
             ),
-            panel(
+            _panel(
+                stat.Panel(),
                 "Firing alerts",
                 "SELECT count() AS firing FROM (SELECT fingerprint, argMax(status, window_end) AS "
                 "status FROM ${database}.alerts FINAL GROUP BY fingerprint) WHERE status = 'firing'",
-                kind="stat",
-                fmt="table",
+                fmt=ClickHouseFormat.TABLE,
                 thresholds=[(1, "red")],
                 width=6,
             ),
-            panel(
+            _panel(
+                bargauge.Panel(),
                 "SLO error budget left",
                 f"SELECT concat(model, ' ', {SERIES}) AS series, argMax(value, window_start) "
                 f"AS budget FROM {M} WHERE metric = 'error_budget_remaining' AND {TUMBLING} GROUP BY series",
-                kind="bargauge",
-                fmt="table",
+                fmt=ClickHouseFormat.TABLE,
                 unit="percentunit",
                 thresholds=[(0.25, "orange"), (0.0, "red")],
                 width=6,
             ),
-            panel(
+            _table(
                 "Alerts now",
                 "SELECT fingerprint, argMax(status, window_end) AS status, any(rule) AS rule, "
                 "any(model) AS model, any(model_version) AS version, any(variant) AS variant, max(window_end) AS "
                 "last_window FROM ${database}.alerts FINAL GROUP BY fingerprint HAVING status != 'resolved' "
                 "ORDER BY last_window DESC",
-                kind="table",
-                fmt="table",
-                width=12,
             ),
         ],
         (),
     )
 
 
-def _drift() -> dict[str, Any]:
+def _drift() -> dash.Dashboard:
     deciding = "metric IN ('wasserstein', 'js') AND feature != '' AND threshold > 0"
-    return dashboard(
+    return _dashboard(
         "streamwatch-drift",
         "streamwatch: drift and data quality",
         [
-            panel(
+            _panel(
+                # The SQL already gives one cell per feature and window: Grafana must not bucket it again.
+                heatmap.Panel()
+                .calculate(False)
+                .y_axis(heatmap.YAxisConfig().axis_placement(common.AxisPlacement.LEFT)),
                 "Drift heatmap: each feature's statistic / its threshold (1 or more is drift)",
                 f"SELECT window_start AS time, feature AS series, max(value / threshold) AS value FROM {M} WHERE "
                 f"{scope('version', 'variant')} AND {deciding} AND {TUMBLING} AND NOT (feature = '__score__' AND "
                 "metric = 'js') GROUP BY time, series ORDER BY time",
-                kind="heatmap",
                 width=24,
                 height=10,
-                options={"calculate": False, "yAxis": {"axisPlacement": "left"}},
             ),
-            panel(
+            _series(
                 "PSI, Jensen-Shannon and Wasserstein of ${feature}",
                 f"SELECT window_start AS time, concat(metric, ' ', {SERIES}) AS series, value FROM {M} WHERE "
                 f"{scope('version', 'variant', 'feature')} AND metric IN ('psi', 'js', 'wasserstein') AND {TUMBLING} "
                 "ORDER BY time",
             ),
-            panel(
+            _series(
                 "Score drift (Wasserstein of the model's score)",
                 f"SELECT window_start AS time, {SERIES} AS series, value FROM {M} WHERE {scope('version', 'variant')} "
                 f"AND feature = '__score__' AND metric = 'wasserstein' AND {TUMBLING} ORDER BY time",
             ),
-            panel(
+            _series(
                 "Missing, out-of-range, unseen and mistyped rates",
                 f"SELECT window_start AS time, concat(feature, ' ', metric) AS series, value FROM {M} WHERE "
                 f"{scope('version', 'variant', 'feature')} AND metric IN ('missing_rate', 'out_of_range_rate', "
@@ -120,27 +416,24 @@ def _drift() -> dict[str, Any]:
                 unit="percentunit",
                 width=24,
             ),
-            panel(
+            _table(
                 "Reference lineage",
                 "SELECT model_version, data_uri, rows, content_sha256, created_at, git_sha "
                 "FROM ${database}.profiles FINAL WHERE model = '${model}' ORDER BY model_version",
-                kind="table",
-                fmt="table",
                 width=24,
-                height=5,
-            ),
+            ).height(5),
         ],
         ("version", "variant", "feature"),
     )
 
 
-def _fairness() -> dict[str, Any]:
+def _fairness() -> dash.Dashboard:
     rates = "metric IN ('selection_rate', 'tpr', 'fpr', 'fnr')"
-    return dashboard(
+    return _dashboard(
         "streamwatch-fairness",
         "streamwatch: performance and fairness",
         [
-            panel(
+            _series(
                 "Performance once labels arrive",
                 f"SELECT window_start AS time, concat(metric, ' ', {SERIES}) AS series, value FROM {M} WHERE "
                 f"{scope('version', 'variant')} AND metric IN ('accuracy', 'precision', 'recall', 'f1', 'roc_auc') "
@@ -148,30 +441,28 @@ def _fairness() -> dict[str, Any]:
                 unit="percentunit",
                 width=24,
             ),
-            panel(
+            _series(
                 "Per-slice selection rate, TPR, FPR and FNR",
                 f"SELECT window_start AS time, concat(segment_key, ' ', metric) AS series, value FROM {M} WHERE "
                 f"{scope('version', 'variant', 'slice')} AND {rates} AND segment_key != '' AND {TUMBLING} "
                 "ORDER BY time",
                 unit="percentunit",
             ),
-            panel(
+            _table(
                 "Per-slice rates with 95% intervals (latest window)",
                 f"SELECT segment_key AS slice, metric, argMax(value, window_start) AS value, argMax(lower, "
                 f"window_start) AS lower, argMax(upper, window_start) AS upper FROM {M} WHERE "
                 f"{scope('version', 'variant', 'slice')} AND {rates} AND segment_key != '' AND {TUMBLING} "
                 "GROUP BY slice, metric ORDER BY slice, metric",
-                kind="table",
-                fmt="table",
             ),
-            panel(
+            _series(
                 "Parity ratios, with the four-fifths line",
                 f"SELECT window_start AS time, concat(segment_key, ' ', metric) AS series, value FROM {M} WHERE "
                 f"{scope('version', 'variant')} AND metric = 'demographic_parity_ratio' AND {TUMBLING} ORDER BY time",
                 thresholds=[(0.8, "red")],
                 description="Under 0.8 breaks the four-fifths rule.",
             ),
-            panel(
+            _series(
                 "Parity differences",
                 f"SELECT window_start AS time, concat(segment_key, ' ', metric) AS series, value FROM {M} WHERE "
                 f"{scope('version', 'variant')} AND metric IN ('demographic_parity_difference', "
@@ -183,12 +474,12 @@ def _fairness() -> dict[str, Any]:
     )
 
 
-def _slo() -> dict[str, Any]:
-    return dashboard(
+def _slo() -> dash.Dashboard:
+    return _dashboard(
         "streamwatch-slo",
         "streamwatch: latency SLO",
         [
-            panel(
+            _series(
                 "Latency p50, p95, p99 by version and variant",
                 f"SELECT window_start AS time, concat(metric, ' ', {SERIES}) AS series, value FROM {M} WHERE "
                 f"{scope('version', 'variant')} AND metric IN ('latency_p50', 'latency_p95', 'latency_p99') AND "
@@ -196,20 +487,20 @@ def _slo() -> dict[str, Any]:
                 unit="ms",
                 width=24,
             ),
-            panel(
+            _series(
                 "Error rate",
                 f"SELECT window_start AS time, {SERIES} AS series, value FROM {M} WHERE {scope('version', 'variant')} "
                 f"AND metric = 'error_rate' AND {TUMBLING} ORDER BY time",
                 unit="percentunit",
             ),
-            panel(
+            _series(
                 "Error budget remaining (burn-down)",
                 f"SELECT window_start AS time, {SERIES} AS series, value FROM {M} WHERE {scope('version', 'variant')} "
                 f"AND metric = 'error_budget_remaining' AND {TUMBLING} ORDER BY time",
                 unit="percentunit",
                 thresholds=[(0.25, "orange")],
             ),
-            panel(
+            _series(
                 "Burn rates against their thresholds (page 14.4 and 6, ticket 3 and 1)",
                 f"SELECT window_start AS time, concat(metric, ' ', {SERIES}) AS series, value FROM {M} WHERE "
                 f"{scope('version', 'variant')} AND metric IN ('burn_rate_1h', 'burn_rate_6h', 'burn_rate_1d', "
@@ -217,58 +508,54 @@ def _slo() -> dict[str, Any]:
                 thresholds=[(1, "yellow"), (3, "orange"), (6, "red"), (14.4, "dark-red")],
                 width=24,
             ),
-            panel(
+            _series(
                 "Canary and shadow against production: p95 latency by variant",
                 f"SELECT window_start AS time, {SERIES} AS series, value FROM {M} WHERE {scope('version')} "
                 f"AND metric = 'latency_p95' AND {TUMBLING} ORDER BY time",
                 unit="ms",
             ),
-            panel(
-                "Paired comparison (shadow or canary twins of production requests): agreement, p95 ratio",
+            _series(
+                PAIRED,
                 f"SELECT window_start AS time, concat(metric, ' ', {SERIES}) AS series, value FROM {M} WHERE "
                 f"{scope('version')} AND variant != 'production' AND metric IN ('latency_p95_ratio', 'agreement_rate', "
                 f"'score_abs_diff') AND {TUMBLING} ORDER BY time",
-                optional=True,
+                description="Empty unless shadow or canary twins of production requests are sent.",
             ),
         ],
         ("version", "variant"),
     )
 
 
-def _alerts() -> dict[str, Any]:
+def _alerts() -> dash.Dashboard:
     link = "JSONExtractString(payload, 'dashboard_url')"
-    return dashboard(
+    return _dashboard(
         "streamwatch-alerts",
         "streamwatch: alerts and retraining",
         [
-            panel(
+            _panel(
+                statetimeline.Panel(),
                 "Alert transitions over time",
                 "SELECT window_start AS time, concat(rule, ' ', model_version, ' ', variant, ' ', feature) AS series, "
                 "multiIf(status = 'firing', 2, status = 'pending', 1, 0) AS value FROM ${database}.alerts FINAL "
                 f"WHERE model = '${{model}}' AND {T} ORDER BY time",
-                kind="state-timeline",
                 width=24,
                 height=10,
                 description="2 firing, 1 pending, 0 resolved.",
             ),
-            panel(
+            _table(
                 "Alerts",
                 "SELECT window_start, status, severity, rule, kind, model_version, variant, feature, "
                 f"toString(segment) AS slice, value, threshold, {link} AS dashboard, "
                 "JSONExtractString(payload, 'runbook_url') AS runbook FROM ${database}.alerts FINAL WHERE "
                 f"model = '${{model}}' AND {T} ORDER BY window_start DESC",
-                kind="table",
-                fmt="table",
-                width=24,
                 links={"dashboard": "${__value.raw}", "runbook": "${__value.raw}"},
+                width=24,
             ),
-            panel(
+            _table(
                 "Retrain requests",
                 "SELECT created_at, model_version, reason, JSONExtractString(payload, "
                 "'suggested_data_start') AS train_from, JSONExtractString(payload, 'suggested_data_end') AS train_to "
                 "FROM ${database}.retrain_events FINAL WHERE model = '${model}' ORDER BY created_at DESC",
-                kind="table",
-                fmt="table",
                 width=24,
             ),
         ],
@@ -276,12 +563,12 @@ def _alerts() -> dict[str, Any]:
     )
 
 
-def _worker() -> dict[str, Any]:
+def _worker() -> dash.Dashboard:
     wm = "${database}.worker_metrics"
     at = "$__timeFilter_ms(at)"
 
-    def counter_rate(name: str, title: str) -> dict[str, Any]:
-        return panel(
+    def counter_rate(name: str, title: str) -> timeseries.Panel:
+        return _series(
             title,
             f"SELECT at AS time, worker AS series, greatest(0, total - lagInFrame(total) OVER "
             "(PARTITION BY worker ORDER BY at ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)) / "
@@ -291,12 +578,12 @@ def _worker() -> dict[str, Any]:
             unit="short",
         )
 
-    return dashboard(
+    return _dashboard(
         "streamwatch-workers",
         "streamwatch: worker health",
         [
             counter_rate("streamwatch_events_total", "Throughput (events per second)"),
-            panel(
+            _series(
                 "Consumer lag",
                 f"SELECT at AS time, worker AS series, sum(value) AS value FROM {wm} WHERE "
                 f"name = 'streamwatch_consumer_lag' AND {at} GROUP BY time, series ORDER BY time",
@@ -304,7 +591,7 @@ def _worker() -> dict[str, Any]:
             ),
             counter_rate("streamwatch_dead_letters_total", "Dead letters per second"),
             counter_rate("streamwatch_late_events_total", "Late events per second"),
-            panel(
+            _series(
                 "Insert latency (mean per batch)",
                 f"SELECT at AS time, worker AS series, sumIf(value, name = "
                 "'streamwatch_insert_seconds_sum') / greatest(1, sumIf(value, name = "
@@ -313,7 +600,7 @@ def _worker() -> dict[str, Any]:
                 f"'streamwatch_insert_seconds_count') AND {at} GROUP BY time, series ORDER BY time",
                 unit="s",
             ),
-            panel(
+            _series(
                 "Notifications: sent, retried, given up",
                 f"SELECT at AS time, concat(worker, ' ', name, ' ', "
                 f"labels['channel']) AS series, value FROM {wm} WHERE name IN ('streamwatch_notifications_total', "
@@ -322,11 +609,10 @@ def _worker() -> dict[str, Any]:
             ),
         ],
         (),
-        links=True,
     )
 
 
-DASHBOARDS = {
+BUILDERS: dict[str, Callable[[], dash.Dashboard]] = {
     "overview": _overview,
     "drift": _drift,
     "fairness": _fairness,
@@ -336,16 +622,28 @@ DASHBOARDS = {
 }
 
 
+def dashboard_json(board: cogbuilder.Builder[model.Dashboard]) -> dict[str, Any]:
+    """A built dashboard as the JSON object Grafana stores, encoded by the SDK's own encoder."""
+    decoded: dict[str, Any] = json.loads(json.dumps(board.build(), cls=JSONEncoder))
+    return decoded
+
+
+def _built(name: str) -> dict[str, Any]:
+    return dashboard_json(BUILDERS[name]())
+
+
+# Name -> the dashboard's JSON object, fresh on each call (what tests and the Grafana push read).
+DASHBOARDS: dict[str, Callable[[], dict[str, Any]]] = {name: partial(_built, name) for name in BUILDERS}
+
+
 def render_dashboards() -> dict[str, str]:
-    """File name -> JSON text of every dashboard."""
-    return {f"{name}.json": json.dumps(build(), indent=2, sort_keys=True) + "\n" for name, build in DASHBOARDS.items()}
+    """File name -> JSON text of every dashboard (keys sorted, so a diff shows only what changed)."""
+    return {
+        f"{name}.json": json.dumps(build().build(), cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
+        for name, build in BUILDERS.items()
+    }
 
 
-def stale_dashboards(directory: Path) -> list[str]:
-    """Dashboard files in ``directory`` that are missing or differ from the code."""
-    out = []
-    for name, text in render_dashboards().items():
-        path = directory / name
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            out.append(name)
-    return out
+def stale_dashboards(present: Mapping[str, str]) -> list[str]:
+    """Dashboard files that are missing from ``present`` (file name -> text, as read by the caller) or differ."""
+    return [name for name, text in render_dashboards().items() if present.get(name) != text]

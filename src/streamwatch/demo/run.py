@@ -37,10 +37,13 @@ import yaml
 from streamwatch.adapters.http import get
 from streamwatch.adapters.kafka import create_topics
 from streamwatch.adapters.localbroker import LocalKafka, LocalProcess, free_port
+from streamwatch.clock import now_ms, now_s
 from streamwatch.config.settings import Settings, load_settings
 from streamwatch.demo.scenario import MODEL, DemoScenario, Incident
+from streamwatch.demo.view import DemoProgress
 from streamwatch.notify.payloads import verify_webhook
 from streamwatch.sdk.producer import Producer
+from streamwatch.times import parse_rfc3339, to_ms
 
 __all__ = ["DemoSummary", "publish_scenario", "run_demo"]
 
@@ -72,7 +75,7 @@ class _Hook(http.server.BaseHTTPRequestHandler):
             self.headers.get("X-Streamwatch-Timestamp", ""),
             self.headers.get("X-Streamwatch-Signature", ""),
         )
-        if verify_webhook(_SECRET, body, stamp, signature, time.time()):
+        if verify_webhook(_SECRET, body, stamp, signature, now_s()):
             self.server.notifications.append(orjson.loads(body))
             self.send_response(200)
         else:
@@ -193,7 +196,7 @@ def _detections(scenario: DemoScenario, alerts: list[dict[str, Any]]) -> tuple[l
     for incident in scenario.incidents:
         detection = Detection(incident)
         for alert in sorted(alerts, key=lambda a: a["window"]["start"]):
-            minute = (_ms(alert["window"]["start"]) - scenario.start_ms) // 60_000
+            minute = (to_ms(parse_rfc3339(alert["window"]["start"])) - scenario.start_ms) // 60_000
             where = alert.get("feature") or ",".join(f"{k}={v}" for k, v in (alert.get("segment") or {}).items())
             # A drift is caught by the drift rules or, often a window earlier, by the river change detector.
             kinds = {incident.kind, "change"} if incident.kind == "drift" else {incident.kind}
@@ -208,18 +211,12 @@ def _detections(scenario: DemoScenario, alerts: list[dict[str, Any]]) -> tuple[l
     for a in alerts:
         if a["status"] != "firing" or a["fingerprint"] in matched:
             continue
-        minute = (_ms(a["window"]["start"]) - scenario.start_ms) // 60_000
+        minute = (to_ms(parse_rfc3339(a["window"]["start"])) - scenario.start_ms) // 60_000
         # An incident's effects outlast it a little: labels come late and burn-rate windows are long.
         during = any(i.start <= minute <= i.end + 2 for i in scenario.incidents)
         label = f"{a['rule']} {a['variant']} {a.get('feature') or ''}".strip()
         others.add(label if during else f"{label} (outside every incident)")
     return out, sorted(others)
-
-
-def _ms(value: str) -> int:
-    from datetime import datetime
-
-    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def run_demo(
@@ -229,27 +226,20 @@ def run_demo(
     workdir: Path = Path("streamwatch-data/demo"),
     view: Any = None,
 ) -> DemoSummary:
-    """Run the demo; ``view(state)`` (optional) is called a few times a second with a dict of progress."""
+    """Run the demo; ``view(progress)`` (optional) is called a few times a second with a :class:`DemoProgress`."""
     began = time.monotonic()
     workdir = workdir.resolve()
     shutil.rmtree(workdir, ignore_errors=True)
     (workdir / "profiles").mkdir(parents=True)
-    now_ms = int(time.time() * 1000)
-    scenario = DemoScenario(minutes, per_minute, start_ms=now_ms - minutes * 60_000)
+    started_ms = now_ms()
+    scenario = DemoScenario(minutes, per_minute, start_ms=started_ms - minutes * 60_000)
     references = []
     for (_, version), profile in scenario.reference_profiles().items():
         path = workdir / "profiles" / f"{MODEL}-{version}.json"
         path.write_text(profile.model_dump_json())
         references.append(path)
     receiver = _Receiver()
-    state: dict[str, Any] = {
-        "phase": "starting",
-        "events": 0,
-        "event_ms": scenario.start_ms,
-        "scenario": scenario,
-        "receiver": receiver,
-        "consumed": 0.0,
-    }
+    state = DemoProgress(scenario, notifications=receiver.notifications, event_ms=scenario.start_ms)
     processes: list[LocalProcess] = []
     with LocalKafka() as broker:
         config = _config(workdir, broker.bootstrap_servers, receiver, references)
@@ -290,28 +280,28 @@ def run_demo(
         processes.append(LocalProcess(consumer, retrain_out))
         try:
             _wait_healthy(port, processes[0], state, view)
-            state["phase"] = "serving traffic"
-            publisher = threading.Thread(
-                target=lambda: state.update(
-                    events=publish_scenario(
-                        settings, scenario, speed, progress=lambda n, at: state.update(events=n, event_ms=at)
-                    ),
-                    published=True,
-                ),
-                daemon=True,
-            )
+            state.phase = "serving traffic"
+
+            def progress(events: int, event_ms: int) -> None:
+                state.events, state.event_ms = events, event_ms
+
+            def publish() -> None:
+                state.events = publish_scenario(settings, scenario, speed, progress=progress)
+                state.published = True
+
+            publisher = threading.Thread(target=publish, daemon=True)
             publisher.start()
             while publisher.is_alive():
                 _poll(port, state, view)
                 publisher.join(0.25)
-            state["phase"] = "closing the last windows"
+            state.phase = "closing the last windows"
             _close_windows(settings, scenario)
-            _settle(port, state, view, expected=state["events"] + 3)
+            _settle(port, state, view, expected=state.events + 3)
         finally:
             for process in processes:
                 process.stop(30.0)
     receiver.shutdown()
-    state["phase"] = "writing the report"
+    state.phase = "writing the report"
     if view is not None:
         view(state)
     report = _write_report(settings, scenario, workdir)
@@ -320,7 +310,7 @@ def run_demo(
     lines = retrain_out.read_bytes().splitlines() if retrain_out.exists() else []
     retrain = [orjson.loads(line) for line in lines if line.startswith(b"{")]  # stderr shares the file
     return DemoSummary(
-        state["events"],
+        state.events,
         detections,
         receiver.notifications,
         retrain,
@@ -331,7 +321,7 @@ def run_demo(
     )
 
 
-def _wait_healthy(port: int, worker: LocalProcess, state: dict[str, Any], view: Any) -> None:
+def _wait_healthy(port: int, worker: LocalProcess, state: DemoProgress, view: Any) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if worker.exit_code is not None:
@@ -345,11 +335,11 @@ def _wait_healthy(port: int, worker: LocalProcess, state: dict[str, Any], view: 
     raise RuntimeError("the worker did not become healthy within 90 s; see its log")
 
 
-def _poll(port: int, state: dict[str, Any], view: Any) -> None:
+def _poll(port: int, state: DemoProgress, view: Any) -> None:
     answer = get(f"http://127.0.0.1:{port}/metrics")
     if answer is not None:
-        state["consumed"] = _metric(answer[1], "streamwatch_events_total")
-        state["lag"] = _metric(answer[1], "streamwatch_consumer_lag")
+        state.consumed = _metric(answer[1], "streamwatch_events_total")
+        state.lag = _metric(answer[1], "streamwatch_consumer_lag")
     if view is not None:
         view(state)
 
@@ -363,15 +353,14 @@ def _close_windows(settings: Settings, scenario: DemoScenario) -> None:
         clock.flush(10)
 
 
-def _settle(port: int, state: dict[str, Any], view: Any, expected: int) -> None:
+def _settle(port: int, state: DemoProgress, view: Any, expected: int) -> None:
     """Until the worker consumed everything and no notification came for a few seconds (at most 45 s)."""
-    receiver = state["receiver"]
-    deadline, quiet_since, seen = time.monotonic() + 45, time.monotonic(), len(receiver.notifications)
+    deadline, quiet_since, seen = time.monotonic() + 45, time.monotonic(), len(state.notifications)
     while time.monotonic() < deadline:
         _poll(port, state, view)
-        if len(receiver.notifications) != seen:
-            seen, quiet_since = len(receiver.notifications), time.monotonic()
-        if state["consumed"] >= expected and time.monotonic() - quiet_since > 6:
+        if len(state.notifications) != seen:
+            seen, quiet_since = len(state.notifications), time.monotonic()
+        if state.consumed >= expected and time.monotonic() - quiet_since > 6:
             return
         time.sleep(0.25)
 

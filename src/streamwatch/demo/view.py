@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,22 +10,40 @@ from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 
-__all__ = ["live_view", "summary_table"]
+from streamwatch.demo.scenario import DemoScenario
+from streamwatch.times import parse_rfc3339, to_ms
+
+__all__ = ["DemoProgress", "live_view", "summary_table"]
+
+
+@dataclass
+class DemoProgress:
+    """Where a demo run is, shared between the run (which writes it) and the views (which read it)."""
+
+    scenario: DemoScenario
+    #: The webhook receiver's list of verified notifications, appended to as they arrive.
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    phase: str = "starting"
+    events: int = 0  # published so far
+    event_ms: int = 0  # event time of the last published event
+    consumed: float = 0.0  # events the worker reports having consumed
+    lag: float | None = None  # the worker's consumer lag
+    published: bool = False  # every event of the scenario is published
 
 
 def _clock(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%H:%M:%S")
 
 
-def live_view(state: dict[str, Any]) -> Group:
+def live_view(state: DemoProgress) -> Group:
     """Progress, the incidents (injected now or not), worker figures, and the alerts received so far."""
-    scenario = state["scenario"]
-    minute = (state["event_ms"] - scenario.start_ms) // 60_000
+    scenario = state.scenario
+    minute = (state.event_ms - scenario.start_ms) // 60_000
     head = Table.grid(padding=(0, 2))
-    head.add_row("phase", f"[bold]{state['phase']}[/bold]")
-    head.add_row("event time", f"{_clock(state['event_ms'])} (minute {minute} of {scenario.minutes})")
-    head.add_row("events published", f"{state['events']:,}")
-    head.add_row("events consumed by the worker", f"{int(state.get('consumed', 0)):,}")
+    head.add_row("phase", f"[bold]{state.phase}[/bold]")
+    head.add_row("event time", f"{_clock(state.event_ms)} (minute {minute} of {scenario.minutes})")
+    head.add_row("events published", f"{state.events:,}")
+    head.add_row("events consumed by the worker", f"{int(state.consumed):,}")
     incidents = Table(title="injected incidents", expand=True)
     for column in ("incident", "minutes", "now"):
         incidents.add_column(column)
@@ -34,14 +53,11 @@ def live_view(state: dict[str, Any]) -> Group:
     alerts = Table(title="notifications received by the webhook (newest last)", expand=True)
     for column in ("status", "rule", "version", "where", "window"):
         alerts.add_column(column)
-    received = [a for n in state["receiver"].notifications for a in n["alerts"]]
+    received = [a for n in state.notifications for a in n["alerts"]]
     for alert in received[-12:]:
         colour = "red" if alert["status"] == "firing" else "green"
         where = alert.get("feature") or ",".join(f"{k}={v}" for k, v in (alert.get("segment") or {}).items())
-        start = (
-            datetime.fromisoformat(alert["window"]["start"].replace("Z", "+00:00")).timestamp() * 1000
-            - scenario.start_ms
-        ) // 60_000
+        start = (to_ms(parse_rfc3339(alert["window"]["start"])) - scenario.start_ms) // 60_000
         alerts.add_row(
             f"[{colour}]{alert['status']}[/{colour}]",
             alert["rule"],

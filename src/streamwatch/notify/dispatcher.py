@@ -18,19 +18,31 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import tenacity
 from pydantic import ValidationError
 
-from streamwatch.adapters.kafka import COMMITTED, Message
+from streamwatch.adapters.kafka import COMMITTED, Message, OnAssign, OnRevoke
 from streamwatch.alerts.notification import Notification
+from streamwatch.config.models import Channel
 from streamwatch.notify.channels import DeliveryError, NotificationSender
 
-__all__ = ["Dispatcher"]
+__all__ = ["Dispatcher", "OutboxConsumer"]
 
 _log = logging.getLogger("streamwatch.delivery")
 _MAX_WAIT_S = 300.0  # the longest pause between two attempts, whatever Retry-After says
+
+
+class OutboxConsumer(Protocol):
+    """What the dispatcher needs of its consumer on the notifications topic (a
+    :class:`~streamwatch.adapters.kafka.BatchConsumer`): batches, commits of the offsets it is done with, a close."""
+
+    def consume(self, max_messages: int, timeout: float) -> list[Message]: ...
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class _Offsets:
@@ -74,7 +86,8 @@ class Dispatcher:
     Parameters
     ----------
     consumer_factory
-        ``(on_assign, on_revoke) -> BatchConsumer`` on the notifications topic, in the dispatchers' group.
+        ``(on_assign, on_revoke) -> BatchConsumer`` (an :class:`OutboxConsumer`) on the notifications topic,
+        in the dispatchers' group.
     client
         The channel client (:class:`~streamwatch.notify.channels.ChannelClient`) that makes one attempt per call.
     channels
@@ -88,9 +101,9 @@ class Dispatcher:
 
     def __init__(
         self,
-        consumer_factory: Callable[..., Any],
+        consumer_factory: Callable[[OnAssign, OnRevoke], OutboxConsumer],
         client: NotificationSender,
-        channels: Mapping[str, Any],
+        channels: Mapping[str, Channel],
         max_age_s: float = 86_400.0,
         metrics: Any = None,
         backoff_s: float = 0.5,
@@ -180,6 +193,9 @@ class Dispatcher:
             after = getattr(error, "retry_after_s", None) or 0.0
             return min(_MAX_WAIT_S, max(backoff(state), after))
 
+        def sleep(seconds: float) -> None:  # until the next attempt, or until the dispatcher stops
+            self._stop.wait(seconds)
+
         def retried(state: tenacity.RetryCallState) -> None:
             if self.metrics is not None:
                 self.metrics.delivery_retry(notification.channel)
@@ -191,7 +207,7 @@ class Dispatcher:
                 retry=tenacity.retry_if_exception(lambda e: isinstance(e, DeliveryError) and e.retryable),
                 wait=wait,
                 stop=tenacity.stop_after_delay(self.max_age_s) | tenacity.stop_when_event_set(self._stop),
-                sleep=self._stop.wait,
+                sleep=sleep,
                 before_sleep=retried,
                 reraise=True,
             ):

@@ -130,7 +130,7 @@ class WindowAggregates:
 
     def merge(self, other: WindowAggregates) -> None:
         for name, aggregate in self.features.items():
-            aggregate.merge(other.features[name])  # type: ignore[arg-type]
+            aggregate.merge(other.features[name])  # type: ignore[arg-type]  # one profile made both: a feature's kinds match
         for mine, theirs in (
             (self.out_of_range, other.out_of_range),
             (self.type_mismatch, other.type_mismatch),

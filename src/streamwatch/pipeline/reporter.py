@@ -103,7 +103,8 @@ class Reporter:
         """The current performance and fairness of a prediction window."""
         profile = self.profiles.get(key[:2])
         reference_id = profile.lineage.content_sha256 if profile else None
-        window = WindowKey(*key, start, start + self.window_ms)
+        model, version, variant = key
+        window = WindowKey(model, version, variant, start, start + self.window_ms)
         for metric, value, segment, interval in aggregates.metrics(self.min_samples):
             low, high = interval if interval else (None, None)
             rows.append(window.row(metric, value, segment=segment, reference=reference_id, lower=low, upper=high))

@@ -34,11 +34,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
-from streamwatch.contract.decode import DeadLetter, DecodedBatch, decode_batch
+from streamwatch.contract.decode import DeadLetter, DecodedBatch, PredictionIn, decode_batch
 from streamwatch.core.divergence import Divergence, TwinJoin
 from streamwatch.core.join import LabelJoin, Prediction
 from streamwatch.core.performance import PerformanceAggregates, RegressionAggregates
@@ -135,14 +135,14 @@ class PartitionStage:
         if events:
             routed = self.windows.route(np.fromiter((e.timestamp for e in events), np.int64, len(events)))
             out.late_events = int(routed.late.sum())
-            groups: dict[tuple[tuple[str, str, str], int], list[Any]] = defaultdict(list)
+            groups: dict[tuple[tuple[str, str | None, str], int], list[Any]] = defaultdict(list)
             for event, start, late in zip(events, routed.starts.tolist(), routed.late.tolist(), strict=True):
                 if not late:
                     groups[(event.model, event.model_version, event.variant), start].append(event)
             for (key, start), members in groups.items():
                 self.windows.window(key, start).update(members)
             for event, late in zip(events, routed.late.tolist(), strict=True):
-                if late or event.type != "prediction":
+                if late or not isinstance(event, PredictionIn):
                     continue
                 self._pair(event)
                 if event.prediction is not None:
@@ -208,7 +208,8 @@ class PartitionStage:
         horizon = self.window_ms + self.label_horizon_ms
         for slot in [s for s in self._performance if s[1] + horizon < watermark]:
             del self._performance[slot]
-        out.partials += [Partial("window", w.key, w.start, w.aggregate) for w in closed]  # type: ignore[arg-type]
+        # The windows are keyed by the (model, version, variant) tuples process() routes by.
+        out.partials += [Partial("window", cast(tuple[Any, ...], w.key), w.start, w.aggregate) for w in closed]
         out.watermark = watermark
 
     def _pair(self, event: Any) -> None:
@@ -273,7 +274,12 @@ class PartitionStage:
 
 def _screen_times(batch: DecodedBatch, plausible: Sequence[tuple[int, int]]) -> None:
     """Move events whose time is outside their plausible range to the dead letters."""
-    for kind, events in (("prediction", batch.predictions), ("feature", batch.features), ("label", batch.labels)):
+    streams: tuple[tuple[str, list[Any]], ...] = (
+        ("prediction", batch.predictions),
+        ("feature", batch.features),
+        ("label", batch.labels),
+    )
+    for kind, events in streams:
         positions = batch.positions[kind]
         keep = [
             i

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Literal
 
 from streamwatch.core.categories import CategoryCounts
@@ -18,6 +19,9 @@ __all__ = ["ReferenceCache", "drift_of", "operational_rows", "quality_rows"]
 
 SCORE = "__score__"
 
+#: A profile's reference aggregates, by feature.
+_References = dict[str, NumericHistogram | CategoryCounts]
+
 
 class ReferenceCache:
     """Each profile's reference aggregates, built once rather than at every window close.
@@ -30,7 +34,7 @@ class ReferenceCache:
 
     def __init__(self, calibrate_for: int | Literal["auto"] | None = None) -> None:
         self.calibrate_for = calibrate_for
-        self._built: dict[int, tuple[ReferenceProfile, dict, dict]] = {}
+        self._built: dict[int, tuple[ReferenceProfile, _References, dict[str, float]]] = {}
         self._calibrated: dict[tuple[int, str, int], tuple[ReferenceProfile, dict[str, float]]] = {}
 
     def thresholds(self, profile: ReferenceProfile, sizes: dict[str, int] | None = None) -> dict[str, dict[str, float]]:
@@ -91,7 +95,7 @@ def drift_of(
     aggregates: WindowAggregates,
     cache: ReferenceCache,
     window: str,
-    overrides: dict[str, dict[str, float]] | None = None,
+    overrides: Mapping[str, Mapping[str, float]] | None = None,
 ) -> DriftSummary:
     """Drift of every feature and of the score against the window's reference profile.
 

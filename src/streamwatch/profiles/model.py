@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,7 +34,7 @@ __all__ = [
     "build_profile",
 ]
 
-PROFILE_VERSION = 1
+PROFILE_VERSION: Final = 1
 #: Most categories kept per categorical feature; the rest are counted together
 #: as "other", which lines up with a window's "unseen" count.
 DEFAULT_MAX_CATEGORIES = 200

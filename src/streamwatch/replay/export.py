@@ -54,8 +54,9 @@ from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
-from streamwatch.core.records import Finding, MetricRow, rfc3339
+from streamwatch.core.records import Finding, MetricRow
 from streamwatch.replay.batch import LineDeadLetter, ReplayBatch
+from streamwatch.times import rfc3339
 
 if TYPE_CHECKING:
     from streamwatch.profiles.model import ReferenceProfile

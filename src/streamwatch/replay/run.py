@@ -23,8 +23,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from io import BufferedIOBase
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from streamwatch.alerts.engine import Alerting
 from streamwatch.alerts.events import alert_row, retrain_row
@@ -166,7 +167,7 @@ def _lines(path: Path, advance: Callable[[int], None]) -> Iterator[tuple[int, by
     # readline with a limit keeps a file without line breaks (a JSON array, say) out of memory.
     limit = MAX_EVENT_BYTES + 2
     with path.open("rb") as file:
-        stream: IO[bytes] = gzip.GzipFile(fileobj=file, mode="rb") if path.suffix == ".gz" else file  # type: ignore[assignment]
+        stream: BufferedIOBase = gzip.GzipFile(fileobj=file, mode="rb") if path.suffix == ".gz" else file
         reported = 0
         number = 0
         try:
@@ -210,8 +211,8 @@ class ClickHouseSink:
         """Connect to the settings' ClickHouse (embedded chdb by default) and bring its tables up to date."""
         clickhouse = _clickhouse()
         try:
-            store = clickhouse.connect(settings.clickhouse)  # type: ignore[attr-defined]
-            store.migrate(settings.clickhouse.raw_ttl_days)  # type: ignore[attr-defined]
+            store = clickhouse.connect(settings.clickhouse)
+            store.migrate(settings.clickhouse.raw_ttl_days)
         except clickhouse.StorageError as exc:
             raise StreamwatchError(f"ClickHouse: {exc}") from None
         return cls(store)

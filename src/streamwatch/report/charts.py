@@ -95,7 +95,7 @@ def line_chart(
     return "".join(parts)
 
 
-def heatmap(rows: Mapping[str, Mapping[float, float]], *, title: str, scale_max: float = 1.0) -> str:
+def heatmap(rows: Mapping[str, Mapping[int, float]], *, title: str, scale_max: float = 1.0) -> str:
     """One row per name, one cell per time (epoch ms), coloured by value from 0 to ``scale_max``."""
     times = sorted({t for cells in rows.values() for t in cells})
     names = sorted(rows)

@@ -101,7 +101,7 @@ def build_app(
             raise
 
     @app.on_before_shutdown.connect
-    async def stop(app: faust.App, **kwargs: Any) -> None:
+    async def stop(app: faust.App, /, *args: Any, **kwargs: Any) -> None:  # mode's receiver: (sender, *args, **kw)
         stopping.set()
 
     @app.timer(30.0)

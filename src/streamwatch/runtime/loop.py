@@ -30,16 +30,20 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import tenacity
 
-from streamwatch.adapters.clickhouse import DeadLetterRecord, Source, StorageError, Store
+from streamwatch.adapters.clickhouse import DeadLetterRecord, Source, StorageError
 from streamwatch.adapters.kafka import Message
 from streamwatch.adapters.prometheus import WorkerMetrics
+from streamwatch.clock import now_ms
+from streamwatch.config.settings import Settings
 from streamwatch.pipeline import state as state_codec
 from streamwatch.pipeline.pipeline import Pipeline
 from streamwatch.pipeline.stage import PartitionStage, StageOutput
+from streamwatch.runtime.ports import ConsumerFactory, DeadLetterTopic, Headers, WorkerStore
 
 __all__ = ["RuntimeSettings", "WorkerRuntime"]
 
@@ -49,19 +53,44 @@ _MIN_REPORT_GAP_MS = 50  # between two reports that closed windows called for
 
 @dataclass(frozen=True)
 class RuntimeSettings:
-    group: str = "streamwatch"
-    predictions: str = "streamwatch.predictions"
-    features: str = "streamwatch.features"
-    labels: str = "streamwatch.labels"
-    deadletter: str = "streamwatch.deadletter"
-    batch_size: int = 5_000
+    """What the loop needs of the settings.
+
+    The defaults live once, in :class:`~streamwatch.config.settings.Settings`: build this with :meth:`from_settings`.
+    """
+
+    group: str
+    predictions: str
+    features: str
+    labels: str
+    deadletter: str
+    batch_size: int
+    checkpoint_interval_ms: int
+    idle_timeout_ms: int
+    report_interval_ms: int
+    max_future_ms: int
+    max_age_ms: int
+    # Not user settings: how long a poll waits, and how often worker metrics are stored.
     poll_timeout_s: float = 0.2
-    checkpoint_interval_ms: int = 5_000
-    idle_timeout_ms: int = 30_000
-    report_interval_ms: int = 1_000
-    max_future_ms: int = 86_400_000
-    max_age_ms: int = 7 * 86_400_000
     metrics_interval_s: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> RuntimeSettings:
+        """The loop's settings from the worker's, with ``overrides`` (tests and benchmarks) on top."""
+        topics, worker = settings.topics, settings.worker
+        chosen: dict[str, Any] = {
+            "group": worker.group,
+            "predictions": topics.predictions,
+            "features": topics.features,
+            "labels": topics.labels,
+            "deadletter": topics.deadletter,
+            "batch_size": worker.batch_size,
+            "checkpoint_interval_ms": worker.checkpoint_interval_ms,
+            "idle_timeout_ms": worker.idle_timeout_ms,
+            "report_interval_ms": worker.report_interval_ms,
+            "max_future_ms": worker.max_future_ms,
+            "max_age_ms": worker.max_age_ms,
+        }
+        return cls(**(chosen | overrides))
 
     @property
     def inputs(self) -> list[str]:
@@ -90,19 +119,21 @@ class WorkerRuntime:
     """Consume, process, store, checkpoint; call :meth:`step` in a loop.
 
     ``consumer_factory(on_assign, on_revoke)`` builds the
-    :class:`~streamwatch.adapters.kafka.BatchConsumer` (or anything with its methods);
+    :class:`~streamwatch.adapters.kafka.BatchConsumer` (or anything with its methods: a
+    :class:`~streamwatch.runtime.ports.GroupConsumer`); ``store`` is the ClickHouse
+    :class:`~streamwatch.adapters.clickhouse.Store` (a :class:`~streamwatch.runtime.ports.WorkerStore`);
     ``dead_letter_topic`` publishes dead letters (``send(topic, value, headers=...)``
-    and ``flush(timeout)``, like :class:`~streamwatch.adapters.kafka.KafkaTransport`);
-    ``clock`` gives wall-clock seconds (only timeouts and intervals use it,
-    never results).
+    and ``flush(timeout)``, like :class:`~streamwatch.adapters.kafka.KafkaTransport`: a
+    :class:`~streamwatch.runtime.ports.DeadLetterTopic`); ``clock`` gives wall-clock seconds
+    (only timeouts and intervals use it, never results).
     """
 
     def __init__(
         self,
         pipeline: Pipeline,
-        store: Store,
-        consumer_factory: Callable[..., Any],
-        dead_letter_topic: Any,
+        store: WorkerStore,
+        consumer_factory: ConsumerFactory,
+        dead_letter_topic: DeadLetterTopic,
         settings: RuntimeSettings,
         *,
         report_runner: Any = None,
@@ -148,7 +179,24 @@ class WorkerRuntime:
         checkpoint = self.store.load_checkpoint(self._name, number)
         if checkpoint is None:
             return _Stream(stage, generation=1, last_message_at=self.clock())
-        stage.restore(state_codec.loads(checkpoint.state, self.pipeline.profiles))
+        try:
+            state = state_codec.loads(checkpoint.state, self.pipeline.profiles)
+            if not isinstance(state, dict):
+                raise state_codec.StateFormatError(f"it holds a {type(state).__name__}, not a stage's state")
+        except state_codec.StateFormatError as exc:
+            # The table keeps only the latest checkpoint of a partition, so the last good state is the
+            # empty one: start from the earliest offsets Kafka keeps, as a partition never checkpointed
+            # does. Nothing is lost; the rows written again replace the old ones (a newer generation).
+            _log.warning(
+                "checkpoint of partition %d (%s, version %d) is unreadable, starting the partition afresh "
+                "from the earliest offsets kept: %s",
+                number,
+                self._name,
+                checkpoint.version,
+                exc,
+            )
+            return _Stream(stage, generation=(checkpoint.version >> 32) + 1, last_message_at=self.clock())
+        stage.restore(state)
         return _Stream(
             stage,
             generation=(checkpoint.version >> 32) + 1,
@@ -196,7 +244,7 @@ class WorkerRuntime:
         self._advance_idle(now)
         for number, stream in list(self.streams.items()):
             if stream.dirty and (now - stream.checkpointed_at) * 1000 >= self.settings.checkpoint_interval_ms:
-                self._retrying(lambda n=number, s=stream: self._checkpoint(n, s))
+                self._retrying(partial(self._checkpoint, number, stream))
         since = (now - self._reported_at) * 1000
         # At the head of the stream (a batch short of full), windows this worker just closed are reported
         # at once: alerts should not wait. Catching up on a backlog, every report_interval_ms is enough.
@@ -218,7 +266,7 @@ class WorkerRuntime:
         stages = [s.stage for s in self.streams.values()]
         self.metrics.state(sum(len(s.windows._open) for s in stages), sum(s.join.pending_predictions for s in stages))
         try:
-            self.store.insert_worker_metrics(self.worker_id, int(time.time() * 1000), self.metrics.samples())
+            self.store.insert_worker_metrics(self.worker_id, now_ms(), self.metrics.samples())
         except StorageError as exc:
             _log.warning("could not store worker metrics: %s", exc)
 
@@ -240,7 +288,7 @@ class WorkerRuntime:
         started = time.perf_counter()
         raw: dict[str, tuple[list[Any], list[Source]]] = {k: ([], []) for k in ("prediction", "feature", "label")}
         letters: list[DeadLetterRecord] = []
-        received = int(time.time() * 1000)
+        received = now_ms()
         for number, _, batch, output in writes:
             decoded = output.decoded
             if decoded is not None:
@@ -272,7 +320,7 @@ class WorkerRuntime:
         if letters:
             self.store.insert_dead_letters(letters)
             for record in letters:
-                headers = [
+                headers: Headers = [
                     ("streamwatch-reason", record.reason.encode()),
                     ("streamwatch-topic", record.source.topic.encode()),
                     ("streamwatch-partition", str(record.source.partition).encode()),
@@ -283,7 +331,7 @@ class WorkerRuntime:
         self.metrics.inserted(time.perf_counter() - started)
 
     def _write_partials(self, outputs: list[tuple[int, _Stream, StageOutput]]) -> None:
-        rows = []
+        rows: list[tuple[int, int, str, tuple[Any, ...], int, bytes]] = []
         for number, stream, output in outputs:
             if output.partials:
                 rows += [
@@ -329,8 +377,8 @@ class WorkerRuntime:
                 )
                 stream.seq += 1
                 stream.dirty = True
-                self._retrying(lambda n=number, s=stream, o=output: self._write_partials([(n, s, o)]))
-                self._retrying(lambda n=number, s=stream: self._checkpoint(n, s))
+                self._retrying(partial(self._write_partials, [(number, stream, output)]))
+                self._retrying(partial(self._checkpoint, number, stream))
             stream.last_message_at = now
 
     def _retrying(self, write: Callable[[], None]) -> None:
@@ -347,14 +395,15 @@ class WorkerRuntime:
                 # Polling keeps the group membership; anything that still arrives is kept for later.
                 self._deferred += self.consumer.consume(self.settings.batch_size, min(0.2, seconds))
 
+        def storage_error(state: tenacity.RetryCallState) -> None:
+            self.metrics.storage_error()
+            _log.warning("ClickHouse unavailable, retrying: %s", state.outcome.exception() if state.outcome else None)
+
         for attempt in tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(StorageError),
             wait=tenacity.wait_exponential_jitter(multiplier=0.2, max=10.0),
             sleep=wait_polling,
-            before_sleep=lambda state: (
-                self.metrics.storage_error(),
-                _log.warning("ClickHouse unavailable, retrying: %s", state.outcome.exception()),
-            ),
+            before_sleep=storage_error,
         ):
             with attempt:
                 write()

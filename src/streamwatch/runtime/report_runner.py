@@ -14,20 +14,24 @@ rows (the metrics table keeps the latest version of each).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streamwatch.adapters.clickhouse import StorageError, Store
-from streamwatch.alerts.engine import Alerting, AlertingOutput
+from streamwatch.adapters.clickhouse import StorageError
+from streamwatch.alerts.engine import STATE_TYPES, Alerting, AlertingOutput
 from streamwatch.alerts.events import alert_row, retrain_row
+from streamwatch.clock import now_ms
 from streamwatch.pipeline import state as state_codec
 from streamwatch.pipeline.merge import PartialMerger
 from streamwatch.pipeline.pipeline import Pipeline, PipelineOutput
 from streamwatch.pipeline.stage import Partial, StageOutput
+from streamwatch.runtime.ports import EventPublisher, ReportStore
 
 __all__ = ["AlertTopics", "ReportRunner"]
+
+for _name, _cls in STATE_TYPES.items():  # a reporter checkpoint carries the alerting's state
+    state_codec.register(_name, _cls)
 
 _log = logging.getLogger("streamwatch.worker")
 
@@ -45,26 +49,28 @@ class AlertTopics:
 class ReportRunner:
     """Merges partials of ``partitions`` partition numbers and reports complete windows.
 
-    ``on_report(output)`` (optional) sees every batch of rows and findings
-    after they are stored. With ``alerting``, every report is judged by the
-    alert rules; what that produces is stored and published through
-    ``transport`` (``send(topic, value, key)`` and ``flush(timeout)``) before
-    the checkpoint that moves past it. ``silences`` (``silenced(labels, now_ms)``)
-    mutes notifications; ``clock_ms`` is the wall clock notifications are timed by.
+    ``store`` is the ClickHouse :class:`~streamwatch.adapters.clickhouse.Store` (a
+    :class:`~streamwatch.runtime.ports.ReportStore`). ``on_report(output)`` (optional) sees
+    every batch of rows and findings after they are stored. With ``alerting``, every report
+    is judged by the alert rules; what that produces is stored and published through
+    ``transport`` (``send(topic, value, key)`` and ``flush(timeout)``: an
+    :class:`~streamwatch.runtime.ports.EventPublisher`) before the checkpoint that moves past it.
+    ``silences`` (``silenced(labels, now_ms)``) mutes notifications; ``clock_ms`` is the wall
+    clock notifications are timed by.
     """
 
     def __init__(
         self,
         pipeline: Pipeline,
-        store: Store,
+        store: ReportStore,
         group: str,
         partitions: int,
         on_report: Any = None,
         alerting: Alerting | None = None,
-        transport: Any = None,
+        transport: EventPublisher | None = None,
         topics: AlertTopics = AlertTopics(),
         silences: Any = None,
-        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        clock_ms: Callable[[], int] = now_ms,
     ) -> None:
         self.pipeline = pipeline
         self.store = store
@@ -129,11 +135,24 @@ class ReportRunner:
         self._seen = dict.fromkeys(range(self.partitions), 0)
         self._generation, self._seq = 1, 0
         if checkpoint is not None:
-            state = state_codec.loads(checkpoint.state, self.pipeline.profiles)
-            self._merger, self._seen = state["merger"], state["seen"]
-            self.pipeline.reporter.restore(state["reporter"])
-            if self.alerting is not None and "alerting" in state:
-                self.alerting.restore(state["alerting"])
+            try:
+                state = state_codec.loads(checkpoint.state, self.pipeline.profiles)
+                if not isinstance(state, dict) or not {"merger", "seen", "reporter"} <= state.keys():
+                    raise state_codec.StateFormatError(f"it holds a {type(state).__name__}, not a reporter's state")
+            except state_codec.StateFormatError as exc:
+                # Only the latest checkpoint is kept: start afresh, as with none, rereading every partial
+                # still stored. The windows reported again replace their rows (a newer generation).
+                _log.warning(
+                    "reporter checkpoint (%s, version %d) is unreadable, reporting afresh from the stored partials: %s",
+                    self._name,
+                    checkpoint.version,
+                    exc,
+                )
+            else:
+                self._merger, self._seen = state["merger"], state["seen"]
+                self.pipeline.reporter.restore(state["reporter"])
+                if self.alerting is not None and "alerting" in state:
+                    self.alerting.restore(state["alerting"])
             self._generation = (checkpoint.version >> 32) + 1
         self.active = True
 
@@ -153,12 +172,25 @@ class ReportRunner:
             if rows:
                 self._seen[partition] = max(version for *_, version, _ in rows)
             partials, watermark = [], watermarks.get(partition, -(2**62))
-            for kind, key, start, _, blob in rows:
+            for kind, key, start, written, blob in rows:
                 if kind == "watermark":
                     # Written with the partials of the batch that reached it: all before it are read.
                     watermark = max(watermark, int(blob))
                 else:
-                    partials.append(Partial(kind, key, start, state_codec.loads(blob, self.pipeline.profiles)))
+                    try:
+                        aggregate = state_codec.loads(blob, self.pipeline.profiles)
+                    except state_codec.StateFormatError as exc:
+                        _log.warning(
+                            "skipped an unreadable %s partial of partition %d, window %s at %d (version %d): %s",
+                            kind,
+                            partition,
+                            key,
+                            start,
+                            written,
+                            exc,
+                        )
+                        continue
+                    partials.append(Partial(kind, key, start, aggregate))  # type: ignore[arg-type]  # the loop wrote a Partial's kind
             if rows or partition in watermarks:
                 # A checkpoint's watermark counts too: every partial written before it is read above.
                 merger.add(partition, StageOutput(partials, watermark=watermark))

@@ -26,26 +26,9 @@ from streamwatch.runtime.loop import RuntimeSettings, WorkerRuntime
 from streamwatch.runtime.report_runner import AlertTopics, ReportRunner
 from streamwatch.sdk.ratelimit import RateLimitedLog
 
-__all__ = ["build_alerting", "build_runtime", "faust_broker", "init_deployment", "input_partitions", "runtime_settings"]
+__all__ = ["build_alerting", "build_runtime", "faust_broker", "init_deployment", "input_partitions"]
 
 _log = logging.getLogger("streamwatch.worker")
-
-
-def runtime_settings(settings: Settings) -> RuntimeSettings:
-    topics, worker = settings.topics, settings.worker
-    return RuntimeSettings(
-        group=worker.group,
-        predictions=topics.predictions,
-        features=topics.features,
-        labels=topics.labels,
-        deadletter=topics.deadletter,
-        batch_size=worker.batch_size,
-        checkpoint_interval_ms=worker.checkpoint_interval_ms,
-        idle_timeout_ms=worker.idle_timeout_ms,
-        max_future_ms=worker.max_future_ms,
-        max_age_ms=worker.max_age_ms,
-        report_interval_ms=worker.report_interval_ms,
-    )
 
 
 def input_partitions(settings: Settings) -> int:
@@ -68,7 +51,7 @@ def build_runtime(
     settings: Settings, pipeline: Pipeline, store: Store, partitions: int, on_report: Any = None
 ) -> WorkerRuntime:
     """A worker runtime joined to the group; call from the thread that will run it."""
-    rts = runtime_settings(settings)
+    rts = RuntimeSettings.from_settings(settings)
     failures = RateLimitedLog(_log, 10.0)
     transport = KafkaTransport(
         settings.kafka,

@@ -146,7 +146,13 @@ class Producer:
             self._build_transport = build
             transport = build()
             alive = weakref.ref(self)
-            os.register_at_fork(after_in_child=lambda: (producer := alive()) is not None and producer._after_fork())
+
+            def after_fork_in_child() -> None:
+                producer = alive()
+                if producer is not None:
+                    producer._after_fork()
+
+            os.register_at_fork(after_in_child=after_fork_in_child)
         self._encode_prediction = self._encoder.prediction
         self._prediction_topic = self._topics.predictions
         self._open = True

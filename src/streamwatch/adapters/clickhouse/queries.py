@@ -1,0 +1,61 @@
+"""The SQL streamwatch reads with: fixed texts where ``{db}`` is the database and values are ``{name:Type}`` parameters.
+
+Values never enter SQL text: they go as query parameters (or insert columns);
+only the checked database name is substituted for ``{db}``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APPLIED_MIGRATIONS",
+    "CHECKPOINT",
+    "CHECKPOINT_WATERMARKS",
+    "DEAD_LETTERS",
+    "FINDINGS",
+    "METRICS",
+    "MIGRATION_CHECKSUMS",
+    "PARTIALS_SINCE",
+    "count",
+]
+
+MIGRATION_CHECKSUMS = "SELECT version, name, checksum FROM {db}.schema_migrations"
+APPLIED_MIGRATIONS = "SELECT version, name FROM {db}.schema_migrations ORDER BY version"
+
+DEAD_LETTERS = (
+    "SELECT topic, partition, offset, reason, raw, toUnixTimestamp64Milli(received_at) "
+    "FROM {db}.dead_letters FINAL ORDER BY topic, partition, offset"
+)
+
+#: Every metric row (its latest version) of one model, or of all when ``model`` is ''.
+METRICS = (
+    "SELECT model, model_version, variant, toUnixTimestamp64Milli(window_start), "
+    "toUnixTimestamp64Milli(window_end), metric, value, feature, segment, threshold, window, reference, "
+    "lower, upper FROM {db}.metrics FINAL WHERE {model:String} = '' OR model = {model:String} "
+    "ORDER BY model, model_version, variant, window, metric, feature, segment_key, window_start"
+)
+
+#: Every finding (its latest version) of one model, or of all when ``model`` is ''.
+FINDINGS = (
+    "SELECT kind, severity_hint, model, model_version, variant, toUnixTimestamp64Milli(window_start), "
+    "toUnixTimestamp64Milli(window_end), metric, value, threshold, feature, segment, evidence, reference "
+    "FROM {db}.findings FINAL WHERE {model:String} = '' OR model = {model:String} "
+    "ORDER BY window_start, model, model_version, variant, kind, metric, feature, segment_key"
+)
+
+#: A partition's partials written with a version above ``version``.
+PARTIALS_SINCE = (
+    "SELECT kind, key, window_start, version, aggregate FROM {db}.partials FINAL "
+    "WHERE worker_group = {group:String} AND partition = {partition:Int32} AND version > {version:UInt64} "
+    "ORDER BY version, window_start, kind, key"
+)
+
+CHECKPOINT = (
+    "SELECT version, watermark, offsets, state FROM {db}.checkpoints FINAL "
+    "WHERE name = {name:String} AND partition = {partition:Int32}"
+)
+CHECKPOINT_WATERMARKS = "SELECT partition, watermark FROM {db}.checkpoints FINAL WHERE name = {name:String}"
+
+
+def count(table: str) -> str:
+    """Rows of ``table`` (a name from the fixed list :data:`~streamwatch.adapters.clickhouse.store.TABLES`)."""
+    return f"SELECT count() FROM {{db}}.{table} FINAL"

@@ -30,7 +30,7 @@ test: $(STAMP) tools
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/lint-imports
-	$(BIN)/mypy
+	$(MAKE) --no-print-directory typecheck
 	$(BIN)/streamwatch schemas --check --out schemas
 	$(BIN)/streamwatch dashboards build --check
 	$(BIN)/python -m pytest

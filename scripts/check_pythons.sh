@@ -40,21 +40,21 @@ trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
 # with new tests, and nothing (builds, __pycache__) is written into the work tree.
 TREE="$WORK/tree"
 mkdir "$TREE"
-(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' file; do
+if ! (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' file; do
     if [ -e "$file" ]; then printf '%s\0' "$file"; fi # a deleted file, not yet committed, is left out
-done) | tar -C "$ROOT" --null -T - -cf - | tar -C "$TREE" -xf - && [ -f "$TREE/pyproject.toml" ] || {
+done) | tar -C "$ROOT" --null -T - -cf - | tar -C "$TREE" -xf - || [ ! -f "$TREE/pyproject.toml" ]; then
     echo "check_pythons: FAILED: cannot copy the work tree (is $ROOT a git checkout?)"
     exit 1
-}
+fi
 
 # The interpreter for version $1 that really runs, or nothing.
 find_python() {
     local version=$1 candidate
     local candidates=("$(command -v "python$version" 2>/dev/null)")
     local root="${PYENV_ROOT:-$HOME/.pyenv}"
-    for candidate in $(ls -d "$root"/versions/"$version".*/bin/"python$version" 2>/dev/null | sort -V -r); do
+    while IFS= read -r candidate; do
         candidates+=("$candidate")
-    done
+    done < <(printf '%s\n' "$root"/versions/"$version".*/bin/"python$version" | sort -V -r)
     for candidate in "${candidates[@]}"; do
         [ -n "$candidate" ] || continue
         if [ "$("$candidate" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$version" ]; then
@@ -142,9 +142,9 @@ check() {
         run "sdk install (pip install -c constraints.txt .)" "$venv/bin/pip" install "${PIP_FLAGS[@]}" "$TREE" &&
         run "sdk smoke" env -C "$WORK" "$venv/bin/python" "$WORK/sdk_smoke.py" &&
         run "worker install (pip install -c constraints.txt '.[worker]')" \
-            "$venv/bin/pip" install "${PIP_FLAGS[@]}" "$TREE[worker]" &&
+            "$venv/bin/pip" install "${PIP_FLAGS[@]}" "${TREE}[worker]" &&
         run "test tools install (pip install -c constraints.txt '.[dev]')" \
-            "$venv/bin/pip" install "${PIP_FLAGS[@]}" "$TREE[dev]" &&
+            "$venv/bin/pip" install "${PIP_FLAGS[@]}" "${TREE}[dev]" &&
         run "pip check" "$venv/bin/pip" check &&
         run "worker smoke" flock "$WORK/cpu.lock" env -C "$WORK" "$venv/bin/python" "$WORK/worker_smoke.py" &&
         run "worker tests" flock "$WORK/cpu.lock" env -C "$TREE" "$venv/bin/python" -m pytest -q -p no:cacheprovider "${TESTS[@]}"

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from streamwatch.adapters.kafka import create_topics
@@ -18,7 +19,15 @@ _names = itertools.count()
 # `make test` must pass or fail the same way on every run: the default profile draws the same
 # examples each time (derandomize) and keeps no example database. `make fuzz` explores with
 # random seeds (HYPOTHESIS_PROFILE=fuzz); what it finds becomes an @example pinned in the test.
-hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+# No deadline and no too-slow health check either: both time the machine, and CI's is shared.
+hypothesis_settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
 hypothesis_settings.register_profile("fuzz", max_examples=2000, deadline=None, print_blob=True)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 

@@ -5,5 +5,5 @@ path and never blocks or raises into the service;
 :mod:`~streamwatch.sdk.ratelimit` keeps its warnings to a trickle.
 
 May import: :mod:`streamwatch.adapters.kafka`, :mod:`streamwatch.config`, :mod:`streamwatch.contract`,
-:mod:`streamwatch.errors`. Importing it loads neither numpy nor librdkafka.
+:mod:`streamwatch.clock`, :mod:`streamwatch.errors`. Importing it loads neither numpy nor librdkafka.
 """

@@ -33,8 +33,8 @@ test: $(STAMP) tools
 	$(MAKE) --no-print-directory typecheck
 	$(BIN)/streamwatch schemas --check --out schemas
 	$(BIN)/streamwatch dashboards build --check
-	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory pythons
+	$(BIN)/python -m pytest
 
 # The SDK and the worker on the other supported Pythons (3.12, 3.13; `make test` covers 3.11), each in
 # a fresh venv from the pinned binary wheels; scripts/check_pythons.sh says what is checked.

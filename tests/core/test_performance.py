@@ -223,3 +223,28 @@ def test_regression_errors_equal_numpy_and_merge_exactly() -> None:
     right.update(pairs[300:])
     left.merge(right)
     assert left.metrics() == whole.metrics()
+
+
+@pytest.mark.parametrize("big", [1e300, -1e300, 1.7e308, float(2**63)])
+def test_extreme_valid_regression_values_are_measured_not_crashed_on(big: float) -> None:
+    # A prediction of 1e300 is valid under the contract: it once raised OverflowError in the stage,
+    # and a worker whose stage raises never advances its offsets (a crash loop).
+    from streamwatch.core.join import Prediction
+    from streamwatch.core.performance import RegressionAggregates
+
+    pairs = [(Prediction(i, "1", "production", big if i % 2 else 0.0), -big if i % 3 else 1.0) for i in range(60)]
+    whole, left, right = RegressionAggregates(), RegressionAggregates(), RegressionAggregates()
+    whole.update(pairs)
+    left.update(pairs[:25])
+    right.update(pairs[25:])
+    left.merge(right)
+    assert left.metrics() == whole.metrics()  # still exactly mergeable
+    figures = {metric: value for metric, value, _, _ in whole.metrics()}
+    with np.errstate(over="ignore"):  # numpy's own differences may overflow: that is the point
+        errors = [float(np.float64(p.prediction) - np.float64(a)) for p, a in pairs]
+    finite = all(np.isfinite(errors))
+    assert figures["labelled"] == 60
+    if finite:
+        assert figures["mae"] == pytest.approx(np.mean(np.abs(errors)), rel=1e-9)
+    else:  # the errors themselves are past a float's range: the mean says so instead of raising
+        assert figures["mae"] == np.inf and figures["rmse"] == np.inf

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -179,7 +180,10 @@ class RegressionAggregates:
             and not isinstance(label, bool)
         ]
         for predicted, actual in pairs:
-            error = round((predicted - actual) / self.UNIT)
+            try:
+                error = round((predicted - actual) / self.UNIT)
+            except OverflowError:  # beyond a float's range (a valid 1e300): the same fixed point, exactly
+                error = round((Fraction(predicted) - Fraction(actual)) * 10**9)
             self._error += error
             self._absolute += abs(error)
             self._squared += error * error
@@ -196,10 +200,42 @@ class RegressionAggregates:
             return [("labelled", 0.0, (), None)]
         return [
             ("labelled", float(self.n), (), None),
-            ("mae", self._absolute * self.UNIT / self.n, (), None),
-            ("rmse", math.sqrt(self._squared / self.n) * self.UNIT, (), None),
-            ("bias", self._error * self.UNIT / self.n, (), None),
+            ("mae", _scaled_mean(self._absolute, self.n, self.UNIT), (), None),
+            ("rmse", _root_mean(self._squared, self.n, self.UNIT), (), None),
+            ("bias", _scaled_mean(self._error, self.n, self.UNIT), (), None),
         ]
 
     def fairness_breaches(self, min_samples: int = 30) -> list[tuple[tuple[str, ...], float, dict[str, Any]]]:
         return []
+
+
+def _scaled_mean(total: int, n: int, unit: float) -> float:
+    """``total * unit / n`` from fixed-point sums, exact past a float's range (errors of 1e300 are valid).
+
+    >>> _scaled_mean(3, 2, 1.0), f"{_scaled_mean(10**309, 1, 1e-9):.3e}", _scaled_mean(-(10**400), 1, 1e-9)
+    (1.5, '1.000e+300', -inf)
+    """
+    try:
+        return total * unit / n
+    except OverflowError:  # the sum in units is past a float's range; the mean may not be
+        return _float(Fraction(total, n) * Fraction(unit))
+
+
+def _root_mean(squares: int, n: int, unit: float) -> float:
+    """``sqrt(squares / n) * unit``, the RMSE from fixed-point squares, exact past a float's range.
+
+    >>> _root_mean(4, 1, 1e-9), f"{_root_mean(10**620, 1, 1e-9):.3e}", _root_mean(10**800, 1, 1e-9)
+    (2e-09, '1.000e+301', inf)
+    """
+    try:
+        return math.sqrt(squares / n) * unit
+    except OverflowError:  # the mean square is past a float's range; its root may not be
+        return _float(math.isqrt(squares // n) * Fraction(unit))
+
+
+def _float(value: Fraction) -> float:
+    """A fraction as a float, ±inf past a float's range."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf

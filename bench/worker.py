@@ -93,7 +93,7 @@ def runtime_for(kafka: KafkaSettings, prefix: str, group: str, store, checkpoint
         batch_size=5000,
         checkpoint_interval_ms=checkpoint_ms,
         idle_timeout_ms=2_000,
-        max_age_ms=10**13,  # the synthetic events are dated November 2026
+        max_age_ms=3650 * 86_400_000,  # the synthetic events are dated November 2026
     )
     transport = KafkaTransport(kafka, settings.producer, on_failure=lambda *a: None, on_error=lambda *a: None)
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from streamwatch.adapters.kafka import KafkaTransport, client_config, create_topics
+from streamwatch.adapters.kafka import (
+    KafkaTransport,
+    LibrdkafkaLogFilter,
+    client_config,
+    create_topics,
+    librdkafka_logger,
+)
 from streamwatch.adapters.localbroker import LocalKafka
 from streamwatch.config.settings import load_settings
 
@@ -97,3 +105,54 @@ def test_create_topics_is_idempotent(broker: LocalKafka) -> None:
     kafka = load_settings(kafka={"bootstrap_servers": broker.bootstrap_servers}).kafka
     assert create_topics(kafka, ["idem.a", "idem.b"], partitions=2) == ["idem.a", "idem.b"]
     assert create_topics(kafka, ["idem.a", "idem.b", "idem.c"], partitions=2) == ["idem.c"]
+
+
+def test_librdkafka_log_lines_are_rate_limited_by_kind(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    logger = logging.getLogger("test.librdkafka")
+    logger.addFilter(LibrdkafkaLogFilter(10.0, clock=lambda: now[0]))
+    refused = "[thrd:{0}/bootstrap]: {0}/bootstrap: Connect to ipv4#{0} failed: Connection refused"
+    refused += " (after {1}ms in state CONNECT)"
+    caplog.set_level(logging.DEBUG, logger="test.librdkafka")
+    for i in range(50):  # three brokers down, each attempt a line, as librdkafka logs them
+        broker = f"10.0.0.{i % 3}:9092"
+        logger.log(logging.ERROR, "%s [%s] %s", "FAIL", f"streamwatch#producer-{i % 2}", refused.format(broker, i))
+    logger.log(logging.ERROR, "%s [%s] %s", "FAIL", "c", "[thrd:b:1/1]: b:1/1: SSL handshake failed")
+    logger.log(logging.DEBUG, "%s [%s] %s", "BROKER", "c", "debug lines all pass")
+    logger.log(logging.DEBUG, "%s [%s] %s", "BROKER", "c", "debug lines all pass")
+    now[0] = 10.0
+    logger.log(logging.ERROR, "%s [%s] %s", "FAIL", "p", refused.format("10.0.0.1:9092", 0))
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "FAIL [streamwatch#producer-0] " + refused.format("10.0.0.0:9092", 0),
+        "FAIL [c] [thrd:b:1/1]: b:1/1: SSL handshake failed",
+        "BROKER [c] debug lines all pass",
+        "BROKER [c] debug lines all pass",
+        "FAIL [p] " + refused.format("10.0.0.1:9092", 0) + " (49 similar messages suppressed)",
+    ]
+
+
+def test_every_client_logs_through_the_rate_limited_logger() -> None:
+    conf = client_config(load_settings().kafka)
+    assert conf["logger"] is librdkafka_logger
+    assert any(isinstance(f, LibrdkafkaLogFilter) for f in librdkafka_logger.filters)
+    assert conf["log.connection.close"] is False
+
+
+def test_a_worker_consumer_with_no_broker_writes_a_line_not_dozens() -> None:
+    # Before librdkafka's log went through the rate-limited logger: ~95 lines in 5 s.
+    script = """
+import time
+from streamwatch.adapters.kafka import BatchConsumer
+from streamwatch.config.settings import load_settings
+kafka = load_settings(kafka={"bootstrap_servers": "127.0.0.1:1"}).kafka
+consumer = BatchConsumer(kafka, "g", ["t"], lambda partitions: {}, lambda partitions: None)
+started = time.monotonic()
+while time.monotonic() - started < 3:
+    consumer.consume(100, 0.2)
+consumer.close()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert 1 <= sum("Connection refused" in line for line in lines) <= 2, lines

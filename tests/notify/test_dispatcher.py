@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -14,7 +16,7 @@ from streamwatch.adapters.kafka import BatchConsumer, KafkaTransport, create_top
 from streamwatch.adapters.localbroker import LocalKafka
 from streamwatch.adapters.prometheus import WorkerMetrics
 from streamwatch.alerts.notification import Notification
-from streamwatch.config.models import PagerDutyChannel, SlackChannel, WebhookChannel
+from streamwatch.config.models import Channel, PagerDutyChannel, SlackChannel, WebhookChannel
 from streamwatch.config.settings import load_settings
 from streamwatch.contract.events import AlertEvent
 from streamwatch.notify.channels import ChannelClient
@@ -72,14 +74,13 @@ class Outbox:
             transport.send(self.topic, n.model_dump_json().encode(), n.channel.encode())
         assert transport.close(10.0) == 0
 
-    def dispatcher(self, channels: list[Any], metrics: WorkerMetrics, **options: Any) -> Dispatcher:
+    def dispatcher(self, channels: list[Any], metrics: WorkerMetrics, client: Any = None, **options: Any) -> Dispatcher:
         def consumer(on_assign: Any, on_revoke: Any) -> BatchConsumer:
             return BatchConsumer(self.settings.kafka, self.group, [self.topic], on_assign, on_revoke, self.group)
 
         options = {"backoff_s": 0.05} | options
-        return Dispatcher(
-            consumer, ChannelClient(timeout_s=1.0), {c.name: c for c in channels}, metrics=metrics, **options
-        )
+        client = client if client is not None else ChannelClient(timeout_s=1.0)
+        return Dispatcher(consumer, client, {c.name: c for c in channels}, metrics=metrics, **options)
 
 
 @pytest.fixture
@@ -195,3 +196,111 @@ def test_a_refused_notification_is_given_up_counted_and_the_next_one_goes_throug
     assert value(metrics.notification_failures, "hook") == 1
     assert [orjson.loads(b)["notification_id"] for *_, b in receiver.requests] == ["n1-hook-firing"]
     assert b"streamwatch_notification_failures_total" in metrics.exposition()
+
+
+def wait_until(condition: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_garbled_gzip_reply_does_not_end_the_channel(broker: LocalKafka, receiver: RecordingReceiver) -> None:
+    outbox = Outbox(broker)
+    hook = WebhookChannel(name="hook", type="webhook", url=f"{receiver.url}/hook", signing_secret=SECRET)
+    gzip = {"Content-Encoding": "gzip"}  # over a body that is not gzip: httpx could not decode it
+    receiver.fail_next(1, status=503, headers=gzip)  # retried
+    receiver.fail_next(1, status=200, headers=gzip)  # accepted: only the status is read
+    outbox.publish([notification(0, "hook"), notification(1, "hook")])
+    metrics = WorkerMetrics()
+    dispatcher = outbox.dispatcher([hook], metrics)
+    dispatcher.start()
+    try:
+        receiver.wait_for(2, timeout=30)
+        wait_until(lambda: value(metrics.notifications, "hook") == 2)
+    finally:
+        dispatcher.stop()
+    assert [orjson.loads(b)["notification_id"] for *_, b in receiver.requests] == ["n0-hook-firing", "n1-hook-firing"]
+    assert [status for _, _, status in receiver.attempts] == [503, 200, 200]
+    assert value(metrics.notification_failures, "hook") == 0
+
+
+class Breaking:
+    """A ChannelClient whose sends of some notifications raise what is not a DeliveryError."""
+
+    def __init__(self, client: ChannelClient, breaks: dict[str, Exception]) -> None:
+        self.client, self.breaks = client, breaks
+        self.calls: list[str] = []
+
+    def send(self, channel: Channel, notification: Notification) -> None:
+        self.calls.append(notification.notification_id)
+        error = self.breaks.get(notification.notification_id)
+        if error is not None:
+            raise error
+        self.client.send(channel, notification)
+
+
+def test_an_unexpected_error_gives_the_notification_up_and_the_channel_goes_on(
+    broker: LocalKafka, receiver: RecordingReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="streamwatch.delivery")
+    outbox = Outbox(broker)
+    slack = SlackChannel(name="slack", type="slack", webhook_url=f"{receiver.url}/services/T0SECRET")
+    client = Breaking(
+        ChannelClient(timeout_s=1.0),
+        {
+            "n0-slack-firing": ValueError("cannot build the payload for https://hooks/services/T0SECRET"),
+            "n2-slack-firing": httpx.DecodingError("garbled reply from https://hooks/services/T0SECRET"),
+            "n3-slack-firing": KeyError("T0SECRET"),
+        },
+    )
+    outbox.publish([notification(i, "slack") for i in range(5)])
+    metrics = WorkerMetrics()
+    dispatcher = outbox.dispatcher([slack], metrics, client=client)
+    dispatcher.start()
+    try:
+        receiver.wait_for(2, timeout=30)
+        wait_until(lambda: value(metrics.notification_failures, "slack") == 3)
+    finally:
+        dispatcher.stop()
+    assert client.calls == [f"n{i}-slack-firing" for i in range(5)]  # each tried once: not worth retrying
+    assert value(metrics.notifications, "slack") == 2
+    delivered = [orjson.loads(b)["blocks"][-1]["elements"][0]["text"] for *_, b in receiver.requests]
+    assert delivered == ["streamwatch · n1-slack-firing", "streamwatch · n4-slack-firing"]
+    given_up = [r.getMessage() for r in caplog.records if "given up" in r.getMessage()]
+    assert len(given_up) == 3 and all("unexpected" in m for m in given_up)
+    assert "ValueError at " in given_up[0] and "DecodingError at " in given_up[1]
+    assert "T0SECRET" not in caplog.text
+
+
+def test_the_outbox_moves_past_a_notification_given_up_for_an_unexpected_error(
+    broker: LocalKafka, receiver: RecordingReceiver
+) -> None:
+    outbox = Outbox(broker)
+    hook = WebhookChannel(name="hook", type="webhook", url=f"{receiver.url}/hook", signing_secret=SECRET)
+    outbox.publish([notification(0, "hook"), notification(1, "hook")])
+    first = outbox.dispatcher(
+        [hook],
+        WorkerMetrics(),
+        client=Breaking(
+            ChannelClient(timeout_s=1.0),
+            {
+                "n0-hook-firing": ValueError("boom"),
+            },
+        ),
+    )
+    first.start()
+    try:
+        receiver.wait_for(1, timeout=30)
+        time.sleep(1.0)  # a commit or two
+    finally:
+        first.stop()
+    second_client = Breaking(ChannelClient(timeout_s=1.0), {})
+    outbox.publish([notification(2, "hook")])
+    second = outbox.dispatcher([hook], WorkerMetrics(), client=second_client)
+    second.start()
+    try:
+        receiver.wait_for(2, timeout=30)
+    finally:
+        second.stop()
+    assert second_client.calls == ["n2-hook-firing"]  # nothing before it was sent again: its offset was committed

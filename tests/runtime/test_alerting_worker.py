@@ -56,7 +56,7 @@ def settings_for(broker: LocalKafka, receiver: RecordingReceiver) -> Settings:
             "checkpoint_interval_ms": 300,
             "idle_timeout_ms": 2_000,
             "report_interval_ms": 200,
-            "max_age_ms": 10**13,
+            "max_age_ms": 3650 * 86_400_000,  # the maximum: the test streams are dated November 2026
         },
         rules=[
             {

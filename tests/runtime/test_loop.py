@@ -81,7 +81,7 @@ class Setup:
             checkpoint_interval_ms=300,
             idle_timeout_ms=2_000,
             metrics_interval_s=0.5,
-            max_age_ms=10**13,  # the test streams are dated November 2026, whenever the tests run
+            max_age_ms=3650 * 86_400_000,  # the test streams are dated November 2026, whenever the tests run
         )
 
     def publish(self, raws: list[bytes], bad: list[bytes] = ()) -> int:  # type: ignore[assignment]

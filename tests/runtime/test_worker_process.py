@@ -32,7 +32,7 @@ models:
     segments: [gender]
 windows: {{rolling_windows: 3}}
 worker: {{group: {group}, instance_id: w1, batch_size: 50, checkpoint_interval_ms: 300,
-         idle_timeout_ms: 2000, web_port: {port}, max_age_ms: 10000000000000}}
+         idle_timeout_ms: 2000, web_port: {port}, max_age_ms: 315360000000}}
 topics: {{predictions: {p}, features: {f}, labels: {l}, deadletter: {d}, partitions: 3}}
 kafka: {{bootstrap_servers: "{bootstrap}", librdkafka: {{"client.rack": "rack-secret-x1"}}}}
 clickhouse: {{dsn: "chdb://{data}", raw_ttl_days: 0, password: "hunter2-pw"}}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import jsonschema
@@ -234,3 +238,84 @@ def test_a_producer_made_before_fork_works_in_the_child(settings: Settings) -> N
     assert sorted(m.key for m in messages) == [b"child", b"parent"]
     monitor.log_prediction(prediction=1, latency_ms=1, request_id="parent-again")  # the parent is unaffected
     assert monitor.close(10) == 0 and monitor.stats().delivered == 2
+
+
+def run_python(script: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_a_service_that_exits_without_close_still_delivers(settings: Settings) -> None:
+    # A long linger keeps the events in librdkafka's queue until the exit hook flushes them.
+    script = """
+import json, sys
+from streamwatch import Producer
+from streamwatch.config.settings import load_settings
+settings = load_settings(
+    kafka={"bootstrap_servers": sys.argv[1]}, topics=json.loads(sys.argv[2]), producer={"linger_ms": 3000}
+)
+monitor = Producer(settings=settings, model="m", model_version="1")
+for i in range(500):
+    monitor.log_prediction(prediction=1, latency_ms=1, request_id=f"exit-{i}")
+"""
+    run_python(script, settings.kafka.bootstrap_servers, settings.topics.model_dump_json())
+    messages = read_topics(settings.kafka, [settings.topics.predictions], expect=500, timeout=20)
+    assert sorted(m.key or b"" for m in messages) == sorted(f"exit-{i}".encode() for i in range(500))
+
+
+def test_the_exit_flush_waits_at_most_close_timeout_and_not_after_close() -> None:
+    # The script prints the time its last line ran; the interpreter's exit is what comes after.
+    script = """
+import sys, time
+from streamwatch import Producer
+from streamwatch.config.settings import load_settings
+settings = load_settings(kafka={"bootstrap_servers": "127.0.0.1:1"})
+monitor = Producer(settings=settings, model="m", model_version="1", close_timeout=2)
+monitor.log_prediction(prediction=1, latency_ms=1)
+if sys.argv[1] == "close":
+    monitor.close(0.1)
+print(time.time())
+"""
+    exits = {}
+    for mode in ("close", "exit"):
+        done = run_python(script, mode)
+        exits[mode] = time.time() - float(done.stdout)
+        assert done.stderr.count("not delivered") == 1, done.stderr  # the purged event, counted and logged once
+    assert exits["close"] < 1.5, exits  # closed: nothing left for the exit hook to do
+    assert 1.9 < exits["exit"] < 6, exits  # flushed for close_timeout, then gave up
+
+
+def test_a_dropped_producer_is_not_kept_alive_and_still_delivers(settings: Settings) -> None:
+    threads_before = set(threading.enumerate())
+    monitor = Producer(settings=settings, model="m", model_version="1")
+    monitor.log_prediction(prediction=1, latency_ms=1, request_id="dropped")
+    alive = weakref.ref(monitor)
+    del monitor
+    gc.collect()
+    assert alive() is None  # neither the exit hook, the poll thread nor the client's callbacks hold it
+    messages = read_topics(settings.kafka, [settings.topics.predictions], expect=1, timeout=20)
+    assert [m.key for m in messages] == [b"dropped"]  # it was closed, so flushed, in the background
+    deadline = time.monotonic() + 10
+    while any(t.name.startswith("streamwatch-producer") for t in set(threading.enumerate()) - threads_before):
+        assert time.monotonic() < deadline, "the dropped producer's threads did not stop"
+        time.sleep(0.05)
+
+
+def test_librdkafka_logs_with_the_broker_down_are_rate_limited_too() -> None:
+    # librdkafka logs each failed connect (several a second). Before its log went through the
+    # rate-limited logger, this wrote 21 "Connection refused" lines in 3 s (~160 in 15 s).
+    script = """
+import time
+from streamwatch import Producer
+from streamwatch.config.settings import load_settings
+monitor = Producer(settings=load_settings(kafka={"bootstrap_servers": "127.0.0.1:1"}), model="m", model_version="1")
+monitor.log_prediction(prediction=1, latency_ms=1)
+time.sleep(3)
+monitor.close(0.1)
+"""
+    lines = run_python(script).stderr.splitlines()
+    refused = [line for line in lines if "Connection refused" in line]
+    # librdkafka's own FAIL line and the SDK's "client error" warning, once each
+    assert sorted(line.split()[0] for line in refused) == ["FAIL", "Kafka"], lines
+    assert len(lines) <= 4, lines  # and the event purged by close()

@@ -9,6 +9,8 @@ topic creation, and reading a topic back.
 from __future__ import annotations
 
 import logging
+import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,8 +24,10 @@ from streamwatch.errors import ConfigError
 
 __all__ = [
     "COMMITTED",
+    "LIBRDKAFKA_LOG_INTERVAL",
     "BatchConsumer",
     "KafkaTransport",
+    "LibrdkafkaLogFilter",
     "Message",
     "OnAssign",
     "OnRevoke",
@@ -31,11 +35,80 @@ __all__ = [
     "client_config",
     "committed_lag",
     "create_topics",
+    "librdkafka_log_kind",
+    "librdkafka_logger",
     "read_topics",
     "topic_partitions",
 ]
 
 _log = logging.getLogger("streamwatch.kafka")
+
+#: Seconds between two lines about the same kind of librdkafka log message (as the SDK's warnings).
+LIBRDKAFKA_LOG_INTERVAL = 10.0
+
+# What a broker is called in librdkafka's messages: "[thrd:127.0.0.1:1/bootstrap]: ",
+# "sasl_ssl://b1.example:9092/3", "ipv4#10.0.0.7:9092", "'b1.example:9092'".
+_THREAD = re.compile(r"^\[thrd:\S*\]:\s*")
+_BROKER = re.compile(r"(?:\w+://)?(?:ipv[46]#)?(?:\[[0-9A-Fa-f:.%\w]*\]|[\w.-]+):\d+(?:/\w+)?")
+_NUMBER = re.compile(r"\d+")
+
+
+def librdkafka_log_kind(facility: str, message: str) -> str:
+    """What makes two librdkafka log lines "the same kind": the facility and the text without brokers or numbers.
+
+    >>> librdkafka_log_kind("FAIL", "[thrd:127.0.0.1:1/bootstrap]: 127.0.0.1:1/bootstrap: Connect to "
+    ...                     "ipv4#127.0.0.1:1 failed: Connection refused (after 0ms in state CONNECT)")
+    'FAIL <broker>: Connect to <broker> failed: Connection refused (after Nms in state CONNECT)'
+    """
+    return f"{facility} {_NUMBER.sub('N', _BROKER.sub('<broker>', _THREAD.sub('', message)))}"
+
+
+class LibrdkafkaLogFilter(logging.Filter):
+    """Let through at most one librdkafka log line of each kind per ``interval`` seconds.
+
+    librdkafka logs every failed connection attempt, several a second while a
+    broker is down; this keeps them to the SDK's promise of one line per kind
+    of failure every 10 s. The next line of a kind says how many were
+    suppressed. Debug lines (asked for with the ``debug`` property) all pass.
+    """
+
+    def __init__(self, interval: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.interval = interval
+        self.clock = clock
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO:
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        ours = len(args) == 3  # confluent-kafka logs ("%s [%s] %s", facility, client name, message)
+        facility, message = (str(args[0]), str(args[2])) if ours else ("", record.getMessage())
+        kind = librdkafka_log_kind(facility, message)
+        now = self.clock()
+        with self._lock:
+            last = self._last.get(kind)
+            if last is not None and now - last < self.interval:
+                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+                return False
+            if len(self._last) > 1000:  # many kinds (an unusual client): forget the stale ones
+                stale = [k for k, t in self._last.items() if now - t >= self.interval]
+                for k in stale:
+                    del self._last[k]
+                    self._suppressed.pop(k, None)
+            self._last[kind] = now
+            suppressed = self._suppressed.pop(kind, 0)
+        if suppressed and ours:
+            record.msg = f"{record.msg} (%d similar messages suppressed)"
+            record.args = (*args, suppressed)
+        return True
+
+
+#: The logger librdkafka writes to (instead of stderr), rate-limited by kind of message.
+librdkafka_logger = logging.getLogger("streamwatch.adapters.kafka.librdkafka")
+librdkafka_logger.addFilter(LibrdkafkaLogFilter(LIBRDKAFKA_LOG_INTERVAL))
 
 
 def client_config(kafka: KafkaSettings) -> dict[str, object]:
@@ -44,8 +117,13 @@ def client_config(kafka: KafkaSettings) -> dict[str, object]:
         "bootstrap.servers": kafka.bootstrap_servers,
         "client.id": kafka.client_id,
         "security.protocol": kafka.security_protocol,
-        # librdkafka logs through Python logging rather than straight to stderr.
-        "logger": logging.getLogger("streamwatch.adapters.kafka.librdkafka"),
+        # librdkafka logs through Python logging rather than straight to stderr,
+        # at most one line per kind of message every 10 s (see LibrdkafkaLogFilter).
+        "logger": librdkafka_logger,
+        # A broker closing an idle connection is routine (cloud brokers do it every few
+        # minutes) and librdkafka reconnects; a broker that is really gone still shows
+        # as failed connects and as an error (the SDK's "client error" warning).
+        "log.connection.close": False,
     }
     optional = {
         "sasl.mechanism": kafka.sasl_mechanism,

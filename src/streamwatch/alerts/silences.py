@@ -1,4 +1,4 @@
-"""Silences, as Alertmanager has them: matchers on an alert's labels, muting its notifications for a while.
+r"""Silences, as Alertmanager has them: matchers on an alert's labels, muting its notifications for a while.
 
 A silence does not stop an alert from being judged, stored and published: it
 only keeps matching alerts out of notifications while it is active. Matchers
@@ -11,6 +11,38 @@ the rule's own labels.
 Silences travel as JSON on the silences topic, keyed by id: a later record of
 the same id (an expiry) replaces the earlier one.
 
+The text form of a matcher (what ``streamwatch silence add`` takes and what a
+stored silence holds) is Alertmanager's, read so that older text still means
+what it meant:
+
+* ``name op "value"``: a double-quoted value is unescaped as Alertmanager does
+  (``\"`` is ``"``, ``\\`` is ``\``, ``\n`` is a newline; any other backslash is
+  kept as it is, so ``"\d+"`` is the regex ``\d+``). Text that starts with
+  ``"`` but is not such a quoted string (``model="credit``, an inner unescaped
+  ``"``) is read as older streamwatch did: one outer pair of quotes dropped if
+  there is one, the rest taken literally.
+* ``name op 'value'``: one outer pair of single quotes is dropped; nothing is
+  unescaped (as before).
+* ``name op value``, unquoted: the value is everything after the operator, with
+  whitespace at either end dropped, taken literally: no escapes (as before;
+  Alertmanager would unescape here too). The first operator wins: ``a==b`` is
+  ``a`` equal to ``=b``, and ``a=~b`` is always the regex ``b``.
+
+A matcher is written unquoted only when that reads back the same both here and
+in Alertmanager (a non-empty value of printable, non-space characters, not
+starting with a quote, ``~``, ``=`` or ``!``, with no ``"``, ``\\`` or ``\n`` in
+it); otherwise double-quoted and escaped. So ``parse(str(m)) == m`` for any
+matcher whose name is a label name.
+
+Regexes run on values the producer controls, so they run on RE2 (google-re2):
+matching takes time linear in the value's length, whatever the pattern. A
+pattern is Python ``re`` syntax with Python's meaning (``\d``, ``\w``, ``\s`` are
+Unicode, ``{,n}`` is ``{0,n}``, ``[[:a]]`` is no POSIX class), matched against
+the whole value; what would need backtracking (backreferences, lookarounds,
+possessive quantifiers, atomic groups) and ``\W`` or ``\S`` inside ``[...]`` are
+refused when the matcher is parsed, in one line. One difference is left:
+``\b`` and ``\B`` are ASCII word boundaries, as in Alertmanager's (Go's) regexes.
+
 >>> s = new_silence(["model=credit", 'feature=~"inc.*"'], 3_600_000, now_ms=0, created_by="ana", comment="known")
 >>> s.matches({"model": "credit", "feature": "income"}), s.matches({"model": "credit", "feature": "age"})
 (True, False)
@@ -20,17 +52,131 @@ the same id (an expiry) replaces the earlier one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type hints
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["Matcher", "Silence", "SilenceSet", "new_silence"]
 
-_MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
+_MATCHER = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)")
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a bad pattern is a ValueError naming it, not a line on stderr
+
+
+# Python's meaning of \d \D \w \W \s \S on text, in RE2's Unicode classes (RE2's own are ASCII):
+# the form outside a [...] class and the form inside one (None: not expressible there).
+_UNICODE_CLASSES: dict[str, tuple[str, str | None]] = {
+    "d": (r"\p{Nd}", r"\p{Nd}"),
+    "D": (r"\P{Nd}", r"\P{Nd}"),
+    "w": (r"[\p{L}\p{N}_]", r"\p{L}\p{N}_"),
+    "W": (r"[^\p{L}\p{N}_]", None),
+    "s": (r"[\t-\r\x1c-\x1f\x85\p{Z}]", r"\t-\r\x1c-\x1f\x85\p{Z}"),
+    "S": (r"[^\t-\r\x1c-\x1f\x85\p{Z}]", None),
+}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_OPEN_REPEAT = re.compile(r"\{,(\d*)\}")  # Python's {,n} is {0,n}; RE2 reads it as literal text
+
+
+def _to_re2(pattern: str) -> str:
+    """A pattern Python's ``re`` compiles, written so that RE2 gives it Python's meaning."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    first = -1  # in a [...] class: the index of its first member (a "]" there is literal); else -1
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            e = pattern[i + 1]
+            i += 2
+            if e in _UNICODE_CLASSES:
+                form = _UNICODE_CLASSES[e][first >= 0]
+                if form is None:
+                    raise ValueError(f"\\{e} inside [...] is not supported")
+                out.append(form)
+            elif e == "Z":
+                out.append(r"\z")
+            elif e == "b" and first >= 0:
+                out.append(r"\x{8}")  # a backspace in a Python class
+            elif e in "uU":
+                width = 4 if e == "u" else 8
+                out.append(f"\\x{{{pattern[i : i + width]}}}")
+                i += width
+            elif e == "N":
+                end = pattern.index("}", i)
+                out.append(f"\\x{{{ord(unicodedata.lookup(pattern[i + 1 : end])):x}}}")
+                i = end + 1
+            elif e.isascii() and e.isalnum():
+                out.append(c + e)
+            else:
+                out.append(f"\\x{{{ord(e):x}}}")  # an escaped symbol, space or non-ASCII character: itself
+            continue
+        i += 1
+        if first >= 0:
+            if c == "]" and i - 1 > first:
+                first = -1
+            elif c == "[":
+                c = r"\["  # literal in a Python class; RE2 would read [:alpha:] as a POSIX class
+        elif c == "[":
+            first = i + 1 if pattern.startswith("^", i) else i
+        elif c == "{" and (repeat := _OPEN_REPEAT.match(pattern, i - 1)):
+            c = f"{{0,{repeat.group(1)}}}"
+            i = repeat.end()
+        out.append(c)
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=1024)
+def _regex(pattern: str) -> Any:
+    """``pattern`` compiled by RE2 (linear-time matching); ``ValueError`` says why it is refused."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression ({exc})") from None
+    try:
+        return re2.compile(_to_re2(pattern), _RE2_OPTIONS)
+    except ValueError as exc:
+        raise ValueError(f"not a regular expression silences can run ({exc})") from None
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        reason = " ".join(reason.split())
+        raise ValueError(
+            f"not a regular expression silences can run ({reason}; no backreferences, lookarounds "
+            "or possessive quantifiers: matching must stay linear-time)"
+        ) from None
+
+
+def _unquote(raw: str) -> str | None:
+    """The value of an Alertmanager double-quoted string (``raw`` starts with ``"``), or ``None`` if it is not one."""
+    out: list[str] = []
+    chars = iter(enumerate(raw[1:], start=1))
+    for i, c in chars:
+        if c == "\\":
+            if i == len(raw) - 1:
+                return None  # the closing quote is missing
+            _, after = next(chars)
+            out.append("\n" if after == "n" else after if after in '"\\' else "\\" + after)
+        elif c == '"':
+            return "".join(out) if i == len(raw) - 1 else None
+        else:
+            out.append(c)
+    return None
+
+
+def _plain(value: str) -> bool:
+    """Whether ``value`` reads back the same unquoted, here and in Alertmanager."""
+    return (
+        value != ""
+        and value[0] not in "\"'~=!"
+        and all(c.isprintable() and not c.isspace() and c != '"' for c in value)
+        and "\\\\" not in value
+        and "\\n" not in value
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +201,19 @@ class Matcher:
         match = _MATCHER.match(text)
         if match is None:
             raise ValueError(f"{text!r}: a matcher is label=value, label!=value, label=~regex or label!~regex")
-        name, op, value = match.groups()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
+        name, op = match.groups()
+        if _SURROGATE.search(text):
+            raise ValueError(f"{text!r}: not valid UTF-8 (a lone surrogate)")
+        value = text[match.end() :].strip()
+        if value.startswith('"') and (unquoted := _unquote(value)) is not None:
+            value = unquoted
+        elif len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]  # older text: one outer pair of quotes, nothing escaped
         if op in ("=~", "!~"):
             try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"{text!r}: not a regular expression ({exc})") from None
+                _regex(value)
+            except ValueError as exc:
+                raise ValueError(f"{text!r}: {exc}") from None
         return cls(name, op, value)  # type: ignore[arg-type]  # op is what _MATCHER matched: one of the four
 
     def matches(self, labels: Mapping[str, str]) -> bool:
@@ -78,19 +229,25 @@ class Matcher:
             return actual == self.value
         if self.op == "!=":
             return actual != self.value
-        found = re.fullmatch(self.value, actual) is not None
+        regex = _regex(self.value)
+        try:
+            found = regex.fullmatch(actual) is not None
+        except UnicodeEncodeError:  # a lone surrogate (JSON may carry "\ud800"): RE2 reads UTF-8 only
+            found = regex.fullmatch(_SURROGATE.sub("\ufffd", actual)) is not None
         return found if self.op == "=~" else not found
 
     def __str__(self) -> str:
-        """The text form a silence stores: quoted only where parsing it back would otherwise change the value.
+        r"""The text form a silence stores: Alertmanager's, quoted wherever the value is not plain.
 
         >>> str(Matcher.parse("model=credit")), str(Matcher.parse('comment=" padded "'))
         ('model=credit', 'comment=" padded "')
+        >>> print(Matcher("model", "=", "~"), Matcher("q", "!=", 'say "hi"\n'), Matcher("f", "=~", r"\d+"))
+        model="~" q!="say \"hi\"\n" f=~\d+
         """
         value = self.value
-        quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'"
-        if value != value.strip() or quoted:
-            value = f'"{value}"'  # parse() strips exactly one outer pair, so no escaping is needed
+        if not _plain(value):
+            escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+            value = f'"{escaped}"'
         return f"{self.name}{self.op}{value}"
 
 

@@ -21,11 +21,11 @@ duration (``10m``) that is turned into windows of the configured size.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from streamwatch.config.durations import Duration, NonNegativeDuration
+from streamwatch.config.durations import Duration, NonNegativeDuration, parse_duration
 from streamwatch.contract.events import AlertKind, Key, Name, Severity, Variant
 
 __all__ = ["AlertingConfig", "Condition", "RuleConfig"]
@@ -67,7 +67,22 @@ class Condition(_Strict):
         return self.op or ("<" if self.drop is not None else ">")
 
 
-PositiveInt = Annotated[int, Field(ge=1)]
+#: The most windows ``for`` may count: beyond it, a rule could never fire.
+MAX_FOR_WINDOWS = 1_000_000
+
+
+def _windows_or_duration(value: Any) -> int | timedelta:
+    """``for``: a count of windows (1 to :data:`MAX_FOR_WINDOWS`) or a duration, one clear error for either."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip()) if len(value.strip()) <= 20 else MAX_FOR_WINDOWS + 1
+    if isinstance(value, int) and not isinstance(value, bool):
+        if 1 <= value <= MAX_FOR_WINDOWS:
+            return value
+        raise ValueError(f"must be a number of windows from 1 to {MAX_FOR_WINDOWS}, or a duration such as 10m")
+    return parse_duration(value)
+
+
+WindowsOrDuration = Annotated[int | timedelta, BeforeValidator(_windows_or_duration)]
 
 
 class RuleConfig(_Strict):
@@ -81,7 +96,7 @@ class RuleConfig(_Strict):
     feature: Key | None = None
     segment: dict[Key, str] | None = None
     when: Condition
-    for_windows: PositiveInt | Duration = Field(
+    for_windows: WindowsOrDuration = Field(
         1,
         validation_alias=AliasChoices("for", "for_windows"),
         description="Consecutive windows the condition must hold before firing, or a duration such as 10m.",

@@ -9,6 +9,13 @@ Strings in the YAML file may say ``${NAME}`` or ``${NAME:-default}`` so that
 secrets stay in the environment and the file can be committed. Secrets are
 :class:`~pydantic.SecretStr`: they print as ``**********`` and are revealed
 only where a client is built.
+
+The YAML file is hostile input until proven otherwise: it is refused, with one
+line naming the file and line, when it is larger than :data:`MAX_CONFIG_BYTES`,
+holds more than :data:`MAX_VALUES` values, nests deeper than :data:`MAX_NESTING`
+or uses anchors and aliases (``&a``, ``*a``: a config never needs them, and
+they make a 300-byte "billion laughs" expand to gigabytes). Numbers that feed time arithmetic or librdkafka's 32-bit
+properties are bounded, so an overflow is a one-line error too.
 """
 
 from __future__ import annotations
@@ -21,12 +28,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from streamwatch.config.durations import MAX_DURATION
 from streamwatch.config.models import AlertingConfig, Channel, ModelConfig, RuleConfig, check_references
 from streamwatch.errors import ConfigError, describe_validation_error
 
 __all__ = [
+    "MAX_CONFIG_BYTES",
+    "MAX_NESTING",
+    "MAX_VALUES",
     "ClickHouseSettings",
     "KafkaSettings",
     "ProducerSettings",
@@ -39,6 +50,19 @@ __all__ = [
 
 ENV_PREFIX = "STREAMWATCH_"
 CONFIG_FILE_ENV = "STREAMWATCH_CONFIG_FILE"
+
+#: The largest YAML config file read: 1 MiB (a full config is a few KiB).
+MAX_CONFIG_BYTES = 1 << 20
+#: The deepest nesting of mappings and lists in the YAML file (a config needs about 6).
+MAX_NESTING = 32
+#: The most values (scalars, mappings and lists) in the YAML file: building Python objects is
+#: what costs (some µs each), and a config with a thousand feature overrides has about 6000.
+MAX_VALUES = 100_000
+# Durations given in milliseconds or days obey the same ten-year bound as "5m"-style ones.
+_MAX_MS = int(MAX_DURATION.total_seconds() * 1000)
+_MAX_DAYS = MAX_DURATION.days
+# librdkafka's integer properties are 32-bit.
+_INT32_MAX = 2**31 - 1
 
 
 class _Section(BaseModel):
@@ -89,17 +113,22 @@ class TopicSettings(_Section):
     control: str = Field("streamwatch.control", description="Circuit-break events for the serving layer.")
     notifications: str = Field("streamwatch.notifications", description="The durable outbox of notifications.")
     silences: str = Field("streamwatch.silences", description="Silences, compacted by id.")
-    partitions: int = Field(6, ge=1, description="Partitions `streamwatch init` creates for each input topic.")
+    partitions: int = Field(
+        6, ge=1, le=100_000, description="Partitions `streamwatch init` creates for each input topic."
+    )
 
 
 class ProducerSettings(_Section):
     """The SDK's bounds. When the buffer is full, events are dropped and counted, never blocked on."""
 
     buffer_max_messages: int = Field(100_000, ge=1, le=10_000_000)
-    buffer_max_kbytes: int = Field(64 * 1024, ge=1)
-    linger_ms: float = Field(50, ge=0, description="How long librdkafka waits to fill a batch.")
+    buffer_max_kbytes: int = Field(64 * 1024, ge=1, le=_INT32_MAX)
+    linger_ms: float = Field(50, ge=0, le=900_000, description="How long librdkafka waits to fill a batch.")
     message_timeout_ms: int = Field(
-        300_000, ge=1, description="How long an event waits for an unreachable broker before it is dropped."
+        300_000,
+        ge=1,
+        le=_INT32_MAX,
+        description="How long an event waits for an unreachable broker before it is dropped.",
     )
     compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
     strict: bool = Field(False, description="Raise ContractError into the caller instead of dropping and counting.")
@@ -120,17 +149,19 @@ class ClickHouseSettings(_Section):
     secure: bool = Field(False, description="TLS to the server (implied by an https:// dsn).")
     verify: bool = True
     ca_cert: Path | None = None
-    raw_ttl_days: int = Field(30, ge=0, description="Days raw events are kept; 0 keeps them forever.")
-    connect_timeout_s: float = Field(10.0, gt=0)
+    raw_ttl_days: int = Field(30, ge=0, le=_MAX_DAYS, description="Days raw events are kept; 0 keeps them forever.")
+    connect_timeout_s: float = Field(10.0, gt=0, le=3600)
 
 
 class WindowSettings(_Section):
     """Event-time windows, shared by every model (see the README)."""
 
-    size_ms: int = Field(60_000, ge=1_000)
-    allowed_lateness_ms: int = Field(10_000, ge=0)
-    label_horizon_ms: int = Field(86_400_000, ge=1_000, description="How long after a prediction its label may come.")
-    rolling_windows: int = Field(60, ge=0, description="Windows a rolling view merges; below 2, none.")
+    size_ms: int = Field(60_000, ge=1_000, le=_MAX_MS)
+    allowed_lateness_ms: int = Field(10_000, ge=0, le=_MAX_MS)
+    label_horizon_ms: int = Field(
+        86_400_000, ge=1_000, le=_MAX_MS, description="How long after a prediction its label may come."
+    )
+    rolling_windows: int = Field(60, ge=0, le=100_000, description="Windows a rolling view merges; below 2, none.")
     detector: Literal["page_hinkley", "adwin", "kswin"] = "page_hinkley"
     drift_calibration: Literal["auto", "off"] = Field(
         "auto",
@@ -151,16 +182,20 @@ class WorkerSettings(_Section):
         "takes its partitions back at once.",
     )
     batch_size: int = Field(5_000, ge=1, le=100_000, description="Messages per batch through the core.")
-    checkpoint_interval_ms: int = Field(5_000, ge=100, description="How often each partition's state is saved.")
-    idle_timeout_ms: int = Field(30_000, ge=100, description="A partition this quiet follows the others' event time.")
+    checkpoint_interval_ms: int = Field(
+        5_000, ge=100, le=_MAX_MS, description="How often each partition's state is saved."
+    )
+    idle_timeout_ms: int = Field(
+        30_000, ge=100, le=_MAX_MS, description="A partition this quiet follows the others' event time."
+    )
     max_future_ms: int = Field(
-        86_400_000, ge=0, description="An event this far after its Kafka timestamp is a dead letter."
+        86_400_000, ge=0, le=_MAX_MS, description="An event this far after its Kafka timestamp is a dead letter."
     )
     max_age_ms: int = Field(
-        7 * 86_400_000, ge=0, description="An event this far before its Kafka timestamp is a dead letter."
+        7 * 86_400_000, ge=0, le=_MAX_MS, description="An event this far before its Kafka timestamp is a dead letter."
     )
     report_interval_ms: int = Field(
-        1_000, ge=50, description="How often the reporting worker merges partials and judges alert rules."
+        1_000, ge=50, le=_MAX_MS, description="How often the reporting worker merges partials and judges alert rules."
     )
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
@@ -221,17 +256,91 @@ class _YamlFileSource(PydanticBaseSettingsSource):
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+class _Refused(yaml.MarkedYAMLError):
+    """YAML that is well formed but not accepted in a config file."""
+
+
+# libyaml's parser when PyYAML has it (about 20 times faster than the pure-Python one).
+_FastSafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _check_events(text: str) -> None:
+    """Refuse anchors, aliases and deep nesting from the parser's events, before anything is built.
+
+    Events are cheap (an alias is one event, not its expansion), so a "billion
+    laughs" is refused after a few hundred bytes, nothing deeper than
+    :data:`MAX_NESTING` reaches the recursive composer, and no more than
+    :data:`MAX_VALUES` objects are built.
+    """
+    depth = values = 0
+    for event in yaml.parse(text, Loader=_FastSafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refused(
+                problem="YAML aliases (*name) are not allowed in a config file", problem_mark=event.start_mark
+            )
+        if getattr(event, "anchor", None) is not None:
+            raise _Refused(
+                problem="YAML anchors (&name) are not allowed in a config file", problem_mark=event.start_mark
+            )
+        if isinstance(event, yaml.NodeEvent):
+            values += 1
+            if values > MAX_VALUES:
+                raise _Refused(problem=f"more than {MAX_VALUES} values", problem_mark=event.start_mark)
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_NESTING:
+                raise _Refused(problem=f"nested more than {MAX_NESTING} levels deep", problem_mark=event.start_mark)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+class _ConfigLoader(_FastSafeLoader):
+    """The safe loader, with a scalar that Python cannot hold (a timestamp of month 13, an integer of
+    5000 digits) turned into a YAML error that has a line, rather than a bare ValueError."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError):
+            kind = node.tag.rsplit(":", 1)[-1] if isinstance(node.tag, str) else "scalar"
+            kind = {"int": "integer", "float": "number", "bool": "boolean"}.get(kind, kind)
+            raise _Refused(problem=f"invalid {kind} value", problem_mark=node.start_mark) from None
+
+
+# The last file parsed, as (bytes, data): a setting that fails validation re-reads the file to
+# name the rule or channel at fault, and should not pay for a second parse.
+_last_parsed: list[tuple[bytes, Any]] = []
+
+
+def _parse(raw: bytes, text: str) -> Any:
+    if _last_parsed and _last_parsed[0][0] == raw:
+        return _last_parsed[0][1]
+    _check_events(text)
+    data = yaml.load(text, Loader=_ConfigLoader)  # a safe loader, after the refusals above
+    _last_parsed[:] = [(raw, data)]
+    return data
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"config file {path}: cannot be read ({exc.strerror})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        last = raw[:MAX_CONFIG_BYTES].count(b"\n") + 1
+        raise ConfigError(f"config file {path} line {last}: larger than {MAX_CONFIG_BYTES >> 20} MiB")
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"config file {path} line {bad}: not UTF-8 text") from None
+    try:
+        data = _parse(raw, text)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" line {where.line + 1}" if where is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
+        problem = " ".join(str(getattr(exc, "problem", None) or "invalid YAML").split())
         raise ConfigError(f"config file {path}{line}: {problem}") from None
     if data is None:
         return {}
@@ -272,6 +381,41 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         return Settings(**overrides)
     except ValidationError as exc:
         raise _config_error(exc, overrides) from None
+    except SettingsError as exc:  # an environment variable that is not valid JSON for a nested setting
+        raise _environment_error(str(exc)) from None
+    except RecursionError:  # JSON in an environment variable nested too deep for json.loads
+        raise _environment_error("") from None
+
+
+_SETTINGS_ERROR_FIELD = re.compile(r'error parsing value for field "([^"]+)"')
+
+
+def _environment_error(message: str) -> ConfigError:
+    """One line for a SettingsError's ``message``, or (``""``) for JSON too deep for ``json.loads``."""
+    if match := _SETTINGS_ERROR_FIELD.search(message):
+        field = match.group(1)
+        return ConfigError(
+            f"invalid setting {field}: not valid JSON (from environment variable {ENV_PREFIX}{field.upper()})"
+        )
+    if message:
+        return ConfigError(f"invalid {ENV_PREFIX}* environment variable: {' '.join(message.split())}")
+    names = sorted(name for name, value in os.environ.items() if name.startswith(ENV_PREFIX))
+    deepest = max(names, key=lambda name: _json_depth(os.environ[name]), default=None)
+    if deepest is None:
+        return ConfigError(f"invalid {ENV_PREFIX}* environment variable: nested too deeply")
+    field = deepest[len(ENV_PREFIX) :].lower().replace("__", ".")
+    return ConfigError(f"invalid setting {field}: nested too deeply (from environment variable {deepest})")
+
+
+def _json_depth(text: str) -> int:
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def _config_error(exc: ValidationError, overrides: dict[str, Any]) -> ConfigError:

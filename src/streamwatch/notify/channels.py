@@ -3,7 +3,9 @@
 Each channel type has its payload (:mod:`streamwatch.notify.payloads`, pure)
 and its URL; :class:`ChannelClient` picks them and posts through an
 :class:`HttpPoster` (by default :class:`~streamwatch.adapters.http.HttpClient`),
-one attempt per request. Retrying is the dispatcher's business.
+one attempt per request. Retrying is the dispatcher's business. ``timeout_s``
+bounds each phase of a request, ``total_timeout_s`` (by default twice
+``timeout_s``) the whole request.
 """
 
 from __future__ import annotations
@@ -43,10 +45,13 @@ class ChannelClient:
         http: HttpPoster | None = None,
         *,
         timeout_s: float = 5.0,
+        total_timeout_s: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.clock = clock
-        self.http: HttpPoster = http if http is not None else HttpClient(timeout_s=timeout_s, clock=clock)
+        self.http: HttpPoster = (
+            http if http is not None else HttpClient(timeout_s=timeout_s, total_timeout_s=total_timeout_s, clock=clock)
+        )
 
     def __enter__(self) -> ChannelClient:
         return self

@@ -5,7 +5,11 @@ to the notifications topic before it checkpoints; that topic is the durable
 outbox. A :class:`Dispatcher` consumes it in its own consumer group and hands
 each notification to its channel's thread, which sends it with retries
 (exponential backoff with jitter, at least ``Retry-After`` after a 429 or
-503) until it is accepted, refused for good (a 4xx), or ``max_age_s`` old.
+503) until it is accepted, refused for good (a 4xx, or any error that is not a
+:class:`DeliveryError`: a payload that cannot be built, a reply that cannot
+be read), or ``max_age_s`` old. A channel's thread outlives every failure of a
+notification: a notification given up is logged and counted, and the next one
+is sent.
 An offset is committed only once every notification before it is done, so a
 restart redelivers whatever was still pending: at least once, never lost.
 One slow channel delays only itself.
@@ -13,9 +17,11 @@ One slow channel delays only itself.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
+import traceback
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -43,6 +49,15 @@ class OutboxConsumer(Protocol):
     def commit(self, offsets: dict[tuple[str, int], int]) -> None: ...
 
     def close(self) -> None: ...
+
+
+def _describe(error: BaseException) -> str:
+    """An unexpected error without its text (which may quote a URL or a key): its type and where it was raised."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return type(error).__name__
+    last = frames[-1]
+    return f"{type(error).__name__} at {last.filename.rsplit('/', 1)[-1]}:{last.lineno} in {last.name}"
 
 
 class _Offsets:
@@ -180,7 +195,13 @@ class Dispatcher:
             if item is None:
                 return
             notification, entry = item
-            if self._deliver(notification):
+            try:
+                done = self._deliver(notification)
+            except Exception as exc:  # _deliver gives up on every error; this is in case it fails itself
+                with contextlib.suppress(Exception):
+                    self._give_up(notification, f"unexpected {_describe(exc)}")
+                done = True
+            if done:
                 self._offsets.done(entry)
 
     def _deliver(self, notification: Notification) -> bool:
@@ -216,12 +237,19 @@ class Dispatcher:
         except DeliveryError as exc:
             if self._stop.is_set() and exc.retryable:
                 return False
-            _log.error("notification %s to %s given up: %s", notification.notification_id, notification.channel, exc)
-            self._failed(notification.channel)
+            self._give_up(notification, str(exc))
+            return True
+        except Exception as exc:  # not worth retrying: given up like a 4xx, and the channel goes on
+            self._give_up(notification, f"unexpected {_describe(exc)}")
             return True
         if self.metrics is not None:
             self.metrics.delivered(notification.channel)
         return True
+
+    def _give_up(self, notification: Notification, why: str) -> None:
+        """Log and count a notification that will not be sent (its offset is done all the same)."""
+        _log.error("notification %s to %s given up: %s", notification.notification_id, notification.channel, why)
+        self._failed(notification.channel)
 
     def _failed(self, channel: str) -> None:
         if self.metrics is not None:

@@ -14,22 +14,66 @@ True
 False
 >>> verify_webhook("s3cret", body, "1800000000", sig, now_s=1_800_009_999)  # replayed later
 False
+>>> verify_webhook("s3cret", body, None, "v1=\u00e9", now_s=1_800_000_010)  # garbage in, False out
+False
+
+Every string a producer controls (model, version, feature, slice, rule, reason,
+labels, ids) is escaped before it goes into Slack ``mrkdwn`` (``&``, ``<``,
+``>``, as https://api.slack.com/reference/surfaces/formatting#escaping says),
+so that a value cannot mention ``<!channel>`` or make a link:
+
+>>> escape_mrkdwn("<!channel> & <https://evil|click>")
+'&lt;!channel&gt; &amp; &lt;https://evil|click&gt;'
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from datetime import timedelta
 from typing import Any
 
 from streamwatch.alerts.notification import Notification
 from streamwatch.contract.events import AlertEvent
 
-__all__ = ["alertmanager_alerts", "pagerduty_events", "slack_message", "verify_webhook", "webhook_request"]
+__all__ = [
+    "alertmanager_alerts",
+    "escape_mrkdwn",
+    "pagerduty_events",
+    "slack_message",
+    "verify_webhook",
+    "webhook_request",
+]
 
 _MAX_ALERTS_SHOWN = 10  # per Slack message; the rest are counted
 _SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}  # PagerDuty's own names
+_MAX_SECTION_CHARS = 3000  # Slack's limit on a section's text
+_STAMP = re.compile(rb"[0-9]{1,15}")  # a webhook timestamp: plain ASCII digits, seconds
+
+
+def escape_mrkdwn(text: object) -> str:
+    """``text`` for Slack ``mrkdwn``: ``&``, ``<`` and ``>`` as entities, so that it cannot mention or link."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _link(url: str, label: str) -> str:
+    """A Slack link to an http(s) ``url``; anything else (``!channel``, ``@U123``, ``javascript:``) as escaped text."""
+    if not url.lower().startswith(("http://", "https://")):
+        return f"{label}: {escape_mrkdwn(url)}"
+    return f"<{escape_mrkdwn(url).replace('|', '%7C')}|{label}>"
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters, never ending inside an entity (``&lt;``) or a link."""
+    if len(text) <= limit:
+        return text
+    text = text[: limit - 1]
+    if text.rfind("&") > text.rfind(";"):
+        text = text[: text.rfind("&")]
+    if text.rfind("<") > text.rfind(">"):
+        text = text[: text.rfind("<")]
+    return text + "…"
 
 
 def _iso(moment: Any) -> str:
@@ -37,12 +81,13 @@ def _iso(moment: Any) -> str:
 
 
 def _where(a: AlertEvent) -> str:
+    """Where the alert is, for ``mrkdwn`` (escaped)."""
     parts = [f"{a.model} {a.model_version} ({a.variant})"]
     if a.feature:
         parts.append(f"feature {a.feature}")
     if a.segment:
         parts.append("slice " + ", ".join(f"{k}={v}" for k, v in a.segment.items()))
-    return " · ".join(parts)
+    return escape_mrkdwn(" · ".join(parts))
 
 
 def _title(n: Notification) -> str:
@@ -52,20 +97,28 @@ def _title(n: Notification) -> str:
     return f"[{n.status.upper()}:{count}] {subject}"
 
 
+def _mrkdwn(text: str) -> dict[str, Any]:
+    # verbatim: Slack does not turn bare URLs, #channels or @mentions into links; our own <url|label> still are.
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
 def slack_message(n: Notification) -> dict[str, Any]:
-    """An incoming-webhook body: a header, a section per alert (what, where, how bad, since when), links."""
+    """An incoming-webhook body: a header, a section per alert (what, where, how bad, since when), links.
+
+    Every string from an event is escaped for ``mrkdwn`` (the header is ``plain_text``, which Slack does not parse).
+    """
     title = _title(n)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": title[:150]}}]
     for a in n.alerts[:_MAX_ALERTS_SHOWN]:
         icon = ":white_check_mark:" if a.status == "resolved" else ":rotating_light:"
         lines = [
-            f"{icon} *{a.status.upper()}* · {a.severity} · {a.kind}",
-            f"*What:* {a.reason}",
+            f"{icon} *{a.status.upper()}* · {escape_mrkdwn(a.severity)} · {escape_mrkdwn(a.kind)}",
+            f"*What:* {escape_mrkdwn(a.reason)}",
             f"*Where:* {_where(a)}",
         ]
         if a.value is not None:
             limit = f" (threshold {a.threshold:g})" if a.threshold is not None else ""
-            lines.append(f"*How bad:* {a.metric or 'value'} = {a.value:.4g}{limit}")
+            lines.append(f"*How bad:* {escape_mrkdwn(a.metric or 'value')} = {a.value:.4g}{limit}")
         since = f"*Since:* {_iso(a.starts_at)}"
         if a.ends_at is not None:
             since += f" · *resolved:* {_iso(a.ends_at)}"
@@ -73,19 +126,20 @@ def slack_message(n: Notification) -> dict[str, Any]:
         if a.window is not None:
             lines.append(f"*Window:* {_iso(a.window.start)} to {_iso(a.window.end)}")
         if a.example_request_ids:
-            lines.append("*Example requests:* " + ", ".join(f"`{r}`" for r in a.example_request_ids[:5]))
-        links = [
-            f"<{url}|{label}>" for label, url in (("Runbook", a.runbook_url), ("Dashboard", a.dashboard_url)) if url
-        ]
+            ids = (escape_mrkdwn(r.replace("`", "'")) for r in a.example_request_ids[:5])
+            lines.append("*Example requests:* " + ", ".join(f"`{r}`" for r in ids))
+        pages = (("Runbook", a.runbook_url), ("Dashboard", a.dashboard_url))
+        links = [_link(url, label) for label, url in pages if url]
         if links:
             lines.append(" · ".join(links))
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}})
+        blocks.append({"type": "section", "text": _mrkdwn(_cut("\n".join(lines), _MAX_SECTION_CHARS))})
         blocks.append({"type": "divider"})
     hidden = len(n.alerts) - _MAX_ALERTS_SHOWN
     if hidden > 0:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"and {hidden} more alerts"}]})
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"streamwatch · {n.notification_id}"}]})
-    return {"text": title, "blocks": blocks[:50]}
+        blocks.append({"type": "context", "elements": [_mrkdwn(f"and {hidden} more alerts")]})
+    blocks.append({"type": "context", "elements": [_mrkdwn(f"streamwatch · {escape_mrkdwn(n.notification_id)}")]})
+    # The top-level text (the notification's preview) is mrkdwn as well.
+    return {"text": escape_mrkdwn(title), "blocks": blocks[:50]}
 
 
 def pagerduty_events(n: Notification, routing_key: str) -> list[dict[str, Any]]:
@@ -129,8 +183,20 @@ def pagerduty_events(n: Notification, routing_key: str) -> list[dict[str, Any]]:
     return out
 
 
-def _signature(secret: str, timestamp: str, body: bytes) -> str:
-    return "v1=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+def _signature(secret: bytes, timestamp: bytes, body: bytes) -> bytes:
+    return b"v1=" + hmac.new(secret, timestamp + b"." + body, hashlib.sha256).hexdigest().encode()
+
+
+def _bytes(value: object) -> bytes | None:
+    """``value`` as UTF-8 bytes, or None if it is neither bytes nor an encodable str."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        try:
+            return value.encode()
+        except UnicodeEncodeError:  # a lone surrogate
+            return None
+    return None
 
 
 def webhook_request(n: Notification, secret: str, timestamp_s: int) -> tuple[bytes, dict[str, str]]:
@@ -140,23 +206,35 @@ def webhook_request(n: Notification, secret: str, timestamp_s: int) -> tuple[byt
     return body, {
         "Content-Type": "application/json",
         "X-Streamwatch-Timestamp": stamp,
-        "X-Streamwatch-Signature": _signature(secret, stamp, body),
+        "X-Streamwatch-Signature": _signature(secret.encode(), stamp.encode(), body).decode(),
         "X-Streamwatch-Notification-Id": n.notification_id,
     }
 
 
 def verify_webhook(
-    secret: str, body: bytes, timestamp: str, signature: str, now_s: float, tolerance_s: float = 300.0
+    secret: str | bytes | None,
+    body: bytes | str | None,
+    timestamp: str | bytes | None,
+    signature: str | bytes | None,
+    now_s: float,
+    tolerance_s: float = 300.0,
 ) -> bool:
     """Whether a webhook request is ours and fresh: the signature matches (in constant time) and the
-    timestamp is within ``tolerance_s`` of ``now_s``, so that a captured request cannot be replayed later."""
+    timestamp is within ``tolerance_s`` of ``now_s``, so that a captured request cannot be replayed later.
+
+    Never raises: whatever a request carries (a missing header, non-ASCII text, bytes, no secret) is
+    False unless it is a valid signature. ``str`` arguments are taken as UTF-8.
+    """
+    key, payload, stamp, given = _bytes(secret), _bytes(body), _bytes(timestamp), _bytes(signature)
+    if not key or payload is None or stamp is None or given is None or not _STAMP.fullmatch(stamp):
+        return False
+    if not isinstance(now_s, int | float) or not isinstance(tolerance_s, int | float):
+        return False
     try:
-        stamp = int(timestamp)
-    except ValueError:
+        fresh = abs(now_s - int(stamp)) <= tolerance_s  # False for a NaN as well
+    except OverflowError:
         return False
-    if abs(now_s - stamp) > tolerance_s:
-        return False
-    return hmac.compare_digest(_signature(secret, timestamp, body), signature)
+    return fresh and hmac.compare_digest(_signature(key, stamp, payload), given)
 
 
 def alertmanager_alerts(n: Notification, valid_for_s: float = 5 * 3600) -> list[dict[str, Any]]:

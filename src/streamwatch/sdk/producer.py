@@ -17,10 +17,17 @@ keeps working in the child: librdkafka's threads do not survive a fork, so the
 child leaves the inherited client alone and builds its own on its first event,
 with counters starting from zero. Events the parent had not yet delivered stay
 the parent's. (An injected transport is the caller's to rebuild.)
+
+A service that exits without calling :meth:`Producer.close` still gets its
+events delivered: at interpreter exit an open producer is closed, which
+flushes for up to ``close_timeout`` seconds. A producer dropped without
+``close()`` is closed in the background. Neither hook keeps the producer alive.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
 import threading
@@ -43,6 +50,73 @@ _log = logging.getLogger("streamwatch.producer")
 # Clients inherited across fork(): their threads are gone, and destroying them
 # could wait on those threads forever, so a child process keeps them alive.
 _FORK_ORPHANS: list[object] = []
+
+
+class _Lifecycle:
+    """What closing a producer needs, kept apart from the producer itself.
+
+    The exit hook and the producer's finalizer hold this, never the producer
+    (the transport's callbacks reach the producer through a weak reference
+    only), so neither keeps a dropped producer alive.
+    """
+
+    def __init__(self, transport: Transport | None, timeout: float) -> None:
+        self.transport = transport
+        self.timeout = timeout
+        self.closed = threading.Event()
+        self.poller: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._done = False
+
+    def start(self) -> None:
+        """Serve delivery reports on a background thread, and close at exit if still open."""
+        # The thread sleeps inside librdkafka (GIL released), so the caller never pays for them.
+        self.poller = threading.Thread(
+            target=_poll_forever, args=(self.transport, self.closed), name="streamwatch-producer-poll", daemon=True
+        )
+        self.poller.start()
+        atexit.register(self.at_exit)
+
+    def close(self, timeout: float) -> int:
+        """Stop polling, flush for up to ``timeout`` s and give up on the rest; return how many were given up."""
+        with self._lock:  # a second caller waits for the first, then finds nothing to do
+            if self._done:
+                return 0
+            self._done = True
+            self.closed.set()
+            atexit.unregister(self.at_exit)
+            if self.transport is None:
+                return 0
+            if self.poller is not None:
+                self.poller.join()
+            return self.transport.close(timeout)
+
+    def at_exit(self) -> None:
+        self.close(self.timeout)
+
+    def abandon(self) -> None:
+        """The producer was dropped without ``close()``: close it without blocking whoever dropped it."""
+        if self._done:
+            return
+        with contextlib.suppress(RuntimeError):  # the interpreter is shutting down: the exit hook closes it
+            threading.Thread(target=self._close_abandoned, name="streamwatch-producer-close", daemon=True).start()
+
+    def _close_abandoned(self) -> None:
+        # The producer is gone, so its delivery-failure warnings are too: say it here.
+        remaining = self.close(self.timeout)
+        if remaining:
+            _log.warning("a producer dropped without close() gave up on %d undelivered events", remaining)
+
+    def disown(self) -> None:
+        """In a forked child: the inherited client is not ours to flush or close."""
+        self._lock = threading.Lock()  # it may have been held at the fork
+        self._done = True
+        atexit.unregister(self.at_exit)
+
+
+def _poll_forever(transport: Transport | None, closed: threading.Event) -> None:
+    while transport is not None and not closed.is_set():
+        transport.poll(0.2)
 
 
 class Transport(Protocol):
@@ -100,6 +174,9 @@ class Producer:
         The Kafka client; built from the settings when not given.
     log_interval
         Seconds between two log lines about the same kind of failure.
+    close_timeout
+        How long :meth:`close` flushes by default, and how long the interpreter
+        waits at exit for the events of a producer never closed.
 
     Examples
     --------
@@ -121,6 +198,7 @@ class Producer:
         strict: bool | None = None,
         transport: Transport | None = None,
         log_interval: float = 10.0,
+        close_timeout: float = 5.0,
     ) -> None:
         settings = settings or load_settings()
         if bootstrap_servers is not None:
@@ -133,19 +211,28 @@ class Producer:
         self._topics = settings.topics
         self._encoder = Encoder(clock_ms=now_ms)
         self._log = RateLimitedLog(_log, log_interval)
+        self.close_timeout = close_timeout
         self._reset_counters()
         self._build_transport = None
+        alive = weakref.ref(self)  # the client's callbacks must not keep the producer alive
         if transport is None:
             from streamwatch.adapters.kafka import KafkaTransport  # deferred: keeps `import streamwatch` light
 
+            def on_failure(topic: str, reason: str) -> None:
+                producer = alive()
+                if producer is not None:
+                    producer._on_failure(topic, reason)
+
+            def on_error(reason: str) -> None:
+                producer = alive()
+                if producer is not None:
+                    producer._on_error(reason)
+
             def build() -> Transport:
-                return KafkaTransport(
-                    settings.kafka, settings.producer, on_failure=self._on_failure, on_error=self._on_error
-                )
+                return KafkaTransport(settings.kafka, settings.producer, on_failure=on_failure, on_error=on_error)
 
             self._build_transport = build
             transport = build()
-            alive = weakref.ref(self)
 
             def after_fork_in_child() -> None:
                 producer = alive()
@@ -167,20 +254,24 @@ class Producer:
         self._transport: Transport | None = transport
         self._produce = transport.send
         self._send_errors = transport.send_errors
-        self._closed = threading.Event()
-        # Delivery reports are served by a background thread that sleeps inside
-        # librdkafka (GIL released), so the caller never pays for them.
-        self._poller = threading.Thread(target=self._poll_forever, name="streamwatch-producer-poll", daemon=True)
-        self._poller.start()
+        self._lifecycle = _Lifecycle(transport, self.close_timeout)
+        self._closed = self._lifecycle.closed
+        self._lifecycle.start()
+        # Dropped without close(): closed in the background. At exit, the atexit hook closes it.
+        self._finalizer = weakref.finalize(self, self._lifecycle.abandon)
+        self._finalizer.atexit = False
 
     def _after_fork(self) -> None:
         """In a forked child: drop the parent's client and counters; the next event builds a new client."""
         _FORK_ORPHANS.append(self._transport)
+        self._lifecycle.disown()
+        self._finalizer.detach()
+        self._lifecycle = _Lifecycle(None, self.close_timeout)
         self._reset_counters()
         self._log = RateLimitedLog(_log, self._log.interval)  # its lock may have been held at the fork
         self._rebuild_lock = threading.Lock()
         self._transport = None
-        self._closed = threading.Event()
+        self._closed = self._lifecycle.closed
         self._produce = self._send_after_fork
 
     def _send_after_fork(self, topic: str, value: bytes, key: str | bytes | None) -> None:
@@ -327,11 +418,6 @@ class Producer:
     def _on_error(self, reason: str) -> None:
         self._log.warning("client_error", "Kafka client error: %s", reason)
 
-    def _poll_forever(self) -> None:
-        transport, closed = self._transport, self._closed
-        while transport is not None and not closed.is_set():
-            transport.poll(0.2)
-
     # -- public state ---------------------------------------------------------------
 
     def stats(self) -> ProducerStats:
@@ -360,21 +446,15 @@ class Producer:
         transport = self._transport
         return 0 if self._closed.is_set() or transport is None else transport.flush(timeout)
 
-    def close(self, timeout: float = 5.0) -> int:
-        """Flush for up to ``timeout`` seconds, then give up on what is left.
+    def close(self, timeout: float | None = None) -> int:
+        """Flush for up to ``timeout`` seconds (default ``close_timeout``), then give up on what is left.
 
         Returns how many events were still in flight; they are counted as
         ``delivery_failed``. Logging after ``close()`` drops and counts events.
         """
-        if self._closed.is_set():
-            return 0
         self._open = False
-        self._closed.set()
-        transport = self._transport
-        if transport is None:  # forked and never used
-            return 0
-        self._poller.join()
-        return transport.close(timeout)
+        self._finalizer.detach()
+        return self._lifecycle.close(self.close_timeout if timeout is None else timeout)
 
     def __enter__(self) -> Producer:
         return self

@@ -1,7 +1,9 @@
 """Small thread-safe helpers for the SDK: rate-limited logging and exact counters.
 
 Rate limiting exists so that a broker outage cannot flood an inference
-service's logs.
+service's logs. librdkafka's own log lines are held to the same rule by
+:class:`streamwatch.adapters.kafka.LibrdkafkaLogFilter` (the adapters cannot
+import the SDK, so it keeps its own copy of this logic).
 """
 
 from __future__ import annotations

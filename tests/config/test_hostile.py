@@ -242,3 +242,22 @@ def test_config_check_prints_one_line_and_exits_2(path: Path, text: str, expecte
     assert "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("streamwatch: error: ") and expected in lines[0], result.stderr
+
+
+@pytest.mark.parametrize(
+    ("channel", "field"),
+    [
+        ("{name: s, type: slack, webhook_url: 'hooks.slack.example/T0/B0/SECRETPATH'}", "webhook_url"),
+        ("{name: w, type: webhook, url: 'ftp://h.example/SECRETPATH', signing_secret: k}", "url"),
+        ("{name: a, type: alertmanager, url: 'http:///SECRETPATH'}", "url"),
+        ("{name: p, type: pagerduty, routing_key: k, events_url: 'https://h.example:99999/SECRETPATH'}", "events_url"),
+    ],
+)
+def test_channel_urls_are_checked_at_load_without_quoting_them(path: Path, channel: str, field: str) -> None:
+    # A bad URL once surfaced only at the first notification, as an error that killed the channel's thread.
+    path.write_text(f"channels: [{channel}]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    message = str(caught.value)
+    assert field in message and "\n" not in message
+    assert "SECRETPATH" not in message  # URLs carry secrets: the error says what is wrong, not the URL

@@ -196,3 +196,8 @@ def _is_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def test_an_empty_message_is_a_dead_letter_with_its_reason() -> None:
+    batch = decode_batch([b""])
+    assert batch.dead_letters == [DeadLetter(0, "event: empty (a record with no value, such as a Kafka tombstone)")]

@@ -190,6 +190,26 @@ def test_a_worker_stores_exactly_what_the_pipeline_computes_and_dead_letters_eve
     assert store.count("labels") == sum(r.startswith(b'{"type":"label"') for r in RAWS)
 
 
+def test_a_tombstone_on_an_input_topic_is_a_dead_letter_not_a_crash(broker: LocalKafka, store: Store) -> None:
+    # A record with a null value (a tombstone, e.g. from a compaction tool) once crashed the loop
+    # at len(None) in decode, and a worker that raises never advances its offsets.
+    setup = Setup(broker)
+    transport = KafkaTransport(
+        setup.settings.kafka, setup.settings.producer, on_failure=lambda *a: None, on_error=lambda *a: None
+    )
+    transport.send(setup.rts.predictions, None, b"tombstone")
+    assert transport.close(30.0) == 0
+    published = setup.publish(RAWS) + 1
+    runtime = setup.runtime(store)
+    try:
+        run_until([runtime], complete([runtime], published))
+    finally:
+        runtime.close()
+    same(credit_rows(store), WHOLE[0])
+    [letter] = store.dead_letters()
+    assert letter.raw == b"" and "tombstone" in letter.reason
+
+
 def test_two_workers_give_what_one_gives_and_one_leaving_loses_nothing(broker: LocalKafka, store: Store) -> None:
     setup = Setup(broker)
     published = setup.publish(RAWS, BAD)

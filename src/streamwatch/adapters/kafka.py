@@ -389,7 +389,8 @@ class BatchConsumer:
                 continue
             kind, stamp = msg.timestamp()
             stamp = stamp if kind != confluent_kafka.TIMESTAMP_NOT_AVAILABLE else 0
-            out.append(Message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), stamp))
+            # A record with no value (a tombstone) reaches the stage as b"", which it dead-letters.
+            out.append(Message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value() or b"", stamp))
         return out
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:

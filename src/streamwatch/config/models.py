@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from streamwatch.config.durations import Duration, parse_duration
 from streamwatch.config.rules import AlertingConfig, Condition, RuleConfig
@@ -31,6 +32,7 @@ __all__ = [
     "SlackChannel",
     "WebhookChannel",
     "check_references",
+    "http_url",
     "parse_duration",
 ]
 
@@ -73,6 +75,32 @@ class ModelConfig(_Strict):
     )
 
 
+def http_url(url: str) -> str:
+    """``url`` if it is an absolute http(s) URL with a host; a ``ValueError`` that does not quote it otherwise.
+
+    Channel URLs can carry secrets (Slack's and webhooks' paths), so the error says what is wrong, not the URL.
+
+    >>> http_url("https://hooks.example.com/services/T0/B0/x")
+    'https://hooks.example.com/services/T0/B0/x'
+    >>> http_url("hooks.example.com/x")
+    Traceback (most recent call last):
+    ...
+    ValueError: must be an http:// or https:// URL
+    """
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise ValueError("must be a URL without spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (parsing the port raises on a bad one)
+    except ValueError:
+        raise ValueError("must be a well-formed URL") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must be an http:// or https:// URL")
+    if not parts.hostname:
+        raise ValueError("must name a host")
+    return url
+
+
 class _Channel(_Strict):
     name: Name
     send_resolved: bool = Field(True, description="Also notify when the alerts of a group resolve.")
@@ -84,6 +112,12 @@ class SlackChannel(_Channel):
     type: Literal["slack"]
     webhook_url: SecretStr
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, value: SecretStr) -> SecretStr:
+        http_url(value.get_secret_value())
+        return value
+
 
 class PagerDutyChannel(_Channel):
     """PagerDuty Events API v2: one event per alert, ``dedup_key`` is the alert's fingerprint."""
@@ -91,6 +125,11 @@ class PagerDutyChannel(_Channel):
     type: Literal["pagerduty"]
     routing_key: SecretStr
     events_url: str = "https://events.pagerduty.com/v2/enqueue"
+
+    @field_validator("events_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return http_url(value)
 
 
 class WebhookChannel(_Channel):
@@ -100,12 +139,24 @@ class WebhookChannel(_Channel):
     url: SecretStr
     signing_secret: SecretStr = Field(description="HMAC-SHA256 key; receivers verify the signature with it.")
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: SecretStr) -> SecretStr:
+        http_url(value.get_secret_value())
+        return value
+
 
 class AlertmanagerChannel(_Channel):
     """An Alertmanager's API v2 (``url`` is its base, e.g. ``http://alertmanager:9093``)."""
 
     type: Literal["alertmanager"]
     url: str
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return http_url(value)
+
     valid_for: Duration = Field(
         timedelta(hours=5),
         description="endsAt of a firing alert, from when it is sent: Alertmanager resolves an alert that is not "

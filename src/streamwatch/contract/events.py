@@ -336,6 +336,8 @@ def parse_event(
     """
     if len(raw) > MAX_EVENT_BYTES:
         raise ContractError("event", f"{len(raw)} bytes exceeds the {MAX_EVENT_BYTES}-byte limit")
+    if not raw:  # a Kafka record with no value (a tombstone) arrives as b""
+        raise ContractError("event", "empty (a record with no value, such as a Kafka tombstone)")
     try:
         return (_ANY if any_type else _INPUT).validate_json(raw)
     except ValidationError as exc:

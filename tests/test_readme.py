@@ -29,6 +29,7 @@ def test_the_yaml_config_example_loads(tmp_path: Path, monkeypatch: pytest.Monke
     block, alerting = re.findall(r"```yaml\n(.*?)```", README, re.S)
     for name in ("SLACK_WEBHOOK_URL", "PAGERDUTY_ROUTING_KEY", "WEBHOOK_SECRET", "CLICKHOUSE_PASSWORD", "HOSTNAME"):
         monkeypatch.setenv(name, f"value-of-{name.lower()}")
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.example/services/value")  # checked as a URL
     path = tmp_path / "streamwatch.yaml"
     path.write_text(alerting)
     chosen = load_settings(path)

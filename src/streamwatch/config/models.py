@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from streamwatch.config.durations import Duration, parse_duration
 from streamwatch.config.rules import AlertingConfig, Condition, RuleConfig
@@ -101,6 +101,16 @@ def http_url(url: str) -> str:
     return url
 
 
+def _secret_http_url(value: SecretStr) -> SecretStr:
+    http_url(value.get_secret_value())
+    return value
+
+
+#: A channel URL: an absolute http(s) URL with a host, checked at load; the secret kind never printed.
+HttpUrl = Annotated[str, AfterValidator(http_url)]
+SecretHttpUrl = Annotated[SecretStr, AfterValidator(_secret_http_url)]
+
+
 class _Channel(_Strict):
     name: Name
     send_resolved: bool = Field(True, description="Also notify when the alerts of a group resolve.")
@@ -110,13 +120,7 @@ class SlackChannel(_Channel):
     """A Slack incoming webhook; the URL is a secret."""
 
     type: Literal["slack"]
-    webhook_url: SecretStr
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _url(cls, value: SecretStr) -> SecretStr:
-        http_url(value.get_secret_value())
-        return value
+    webhook_url: SecretHttpUrl
 
 
 class PagerDutyChannel(_Channel):
@@ -124,38 +128,22 @@ class PagerDutyChannel(_Channel):
 
     type: Literal["pagerduty"]
     routing_key: SecretStr
-    events_url: str = "https://events.pagerduty.com/v2/enqueue"
-
-    @field_validator("events_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return http_url(value)
+    events_url: HttpUrl = "https://events.pagerduty.com/v2/enqueue"
 
 
 class WebhookChannel(_Channel):
     """Any HTTP endpoint: the notification as JSON, signed with HMAC-SHA256 over timestamp and body."""
 
     type: Literal["webhook"]
-    url: SecretStr
+    url: SecretHttpUrl
     signing_secret: SecretStr = Field(description="HMAC-SHA256 key; receivers verify the signature with it.")
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: SecretStr) -> SecretStr:
-        http_url(value.get_secret_value())
-        return value
 
 
 class AlertmanagerChannel(_Channel):
     """An Alertmanager's API v2 (``url`` is its base, e.g. ``http://alertmanager:9093``)."""
 
     type: Literal["alertmanager"]
-    url: str
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return http_url(value)
+    url: HttpUrl
 
     valid_for: Duration = Field(
         timedelta(hours=5),

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamwatch.adapters.clickhouse import StorageError, Store
-from streamwatch.adapters.kafka import BatchConsumer, KafkaTransport, create_topics, read_topics
+from streamwatch.adapters.kafka import BatchConsumer, ConfirmedPublisher, KafkaTransport, create_topics, read_topics
 from streamwatch.adapters.localbroker import LocalKafka
 from streamwatch.clock import now_ms
 from streamwatch.config.settings import load_settings
@@ -114,9 +114,7 @@ class Setup:
 
     def runtime(self, store: Store, pipe: Pipeline | None = None, alerting: Any = None, **runner: Any) -> WorkerRuntime:
         pipe = pipe or pipeline()
-        transport = KafkaTransport(
-            self.settings.kafka, self.settings.producer, on_failure=lambda *a: None, on_error=lambda *a: None
-        )
+        transport = ConfirmedPublisher(self.settings.kafka)
         create_topics(self.settings.kafka, list(vars(self.alert_topics).values()), partitions=1)
         reporter = ReportRunner(
             pipe,

@@ -20,17 +20,20 @@ import confluent_kafka
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamwatch.config.settings import KafkaSettings, ProducerSettings
-from streamwatch.errors import ConfigError
+from streamwatch.errors import ConfigError, StreamwatchError
 
 __all__ = [
     "COMMITTED",
     "LIBRDKAFKA_LOG_INTERVAL",
     "BatchConsumer",
+    "ConfirmedPublisher",
     "KafkaTransport",
     "LibrdkafkaLogFilter",
     "Message",
     "OnAssign",
     "OnRevoke",
+    "PublishError",
+    "RefusedMessage",
     "TopicTail",
     "client_config",
     "committed_lag",
@@ -211,6 +214,115 @@ class KafkaTransport:
             self._producer.flush(1.0)  # serves the purged events' reports
         self._producer.close()
         return remaining
+
+
+class PublishError(StreamwatchError):
+    """A message could not be handed to librdkafka now (its queue stayed full): worth retrying."""
+
+
+class RefusedMessage(StreamwatchError):
+    """A message Kafka refuses for good (too large, invalid): retrying would fail the same way."""
+
+
+# Delivery errors after which the same message can never be delivered.
+_REFUSED_CODES = frozenset(
+    {
+        confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE,
+        confluent_kafka.KafkaError.RECORD_LIST_TOO_LARGE,
+        confluent_kafka.KafkaError.INVALID_RECORD,
+        confluent_kafka.KafkaError.INVALID_MSG,
+        confluent_kafka.KafkaError.INVALID_MSG_SIZE,
+    }
+)
+
+_Outgoing = tuple[str, bytes | None, bytes | None, list[tuple[str, str | bytes | None]] | None]
+
+
+class ConfirmedPublisher:
+    """A producer for the few messages the worker must not lose: dead letters, alerts, retrain requests.
+
+    Unlike :class:`KafkaTransport` (the SDK's hot path, which only counts failures), every message
+    is held until its delivery report confirms it. ``flush(timeout)`` returns how many are not
+    confirmed yet, after sending again those whose delivery failed for a reason that may pass
+    (the broker unreachable past ``message.timeout.ms``, a leader moving): a caller checkpoints
+    only when it returns 0. ``send`` waits while librdkafka's queue is full (raising
+    :class:`PublishError` after ``block_s``) and raises :class:`RefusedMessage` for a message Kafka
+    will never take; a delivery refused for good the same way is kept for :meth:`refused`.
+
+    ``producer`` (tests) replaces the confluent-kafka producer built from ``kafka``.
+    """
+
+    def __init__(
+        self, kafka: KafkaSettings, *, block_s: float = 30.0, producer: confluent_kafka.Producer | None = None
+    ) -> None:
+        conf = client_config(kafka)
+        conf.update({"enable.idempotence": True, "linger.ms": 5, "message.timeout.ms": 60_000})
+        self._producer = producer if producer is not None else confluent_kafka.Producer(conf)
+        self.block_s = block_s
+        self._unconfirmed = 0
+        self._retry: list[_Outgoing] = []
+        self._refused: list[tuple[str, str]] = []
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        *,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> None:
+        self._produce((topic, value, key, headers))
+
+    def _produce(self, record: _Outgoing) -> None:
+        topic, value, key, headers = record
+
+        def delivered(err: confluent_kafka.KafkaError | None, _msg: object) -> None:
+            self._unconfirmed -= 1
+            if err is None:
+                return
+            if err.code() in _REFUSED_CODES:
+                self._refused.append((topic, err.str()))
+            else:
+                self._retry.append(record)
+
+        deadline = time.monotonic() + self.block_s
+        while True:
+            try:
+                self._producer.produce(topic, value, key, headers=headers, on_delivery=delivered)
+                self._unconfirmed += 1
+                return
+            except BufferError:
+                if time.monotonic() >= deadline:
+                    full = f"Kafka producer queue full for {self.block_s:g} s (sending to {topic})"
+                    raise PublishError(full) from None
+                self._producer.poll(0.1)  # serves delivery reports, which frees the queue
+            except confluent_kafka.KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                code = error.code() if isinstance(error, confluent_kafka.KafkaError) else None
+                reason = error.str() if isinstance(error, confluent_kafka.KafkaError) else str(exc)
+                if code in _REFUSED_CODES:
+                    raise RefusedMessage(f"Kafka refuses the message to {topic}: {reason}") from None
+                raise PublishError(f"Kafka producer failed sending to {topic}: {reason}") from None
+
+    def flush(self, timeout: float) -> int:
+        """Wait up to ``timeout`` s until every message is confirmed; return how many are not."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._producer.flush(max(0.0, deadline - time.monotonic()))
+            again, self._retry = self._retry, []
+            for record in again:
+                self._produce(record)
+            if (not again and self._unconfirmed == 0) or time.monotonic() >= deadline:
+                return self._unconfirmed + len(self._retry)
+
+    def refused(self) -> list[tuple[str, str]]:
+        """The (topic, reason) of every delivery refused for good since the last call."""
+        refused, self._refused = self._refused, []
+        return refused
+
+    def close(self, timeout: float) -> int:
+        """Flush for up to ``timeout`` s; return how many stay unconfirmed."""
+        return self.flush(timeout)
 
 
 def create_topics(

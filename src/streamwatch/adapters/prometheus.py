@@ -26,6 +26,12 @@ class WorkerMetrics:
         self.late_events = Counter("streamwatch_late_events", "Events after their window closed.", registry=r)
         self.labels_matched = Counter("streamwatch_labels_matched", "Labels joined to predictions.", registry=r)
         self.storage_errors = Counter("streamwatch_storage_errors", "Failed ClickHouse writes (retried).", registry=r)
+        self.refused_rows = Counter(
+            "streamwatch_refused",
+            "Rows or messages refused for good (dead-lettered when they are events, else logged), by target.",
+            ["target"],
+            registry=r,
+        )
         self.checkpoints = Counter("streamwatch_checkpoints", "Partition checkpoints written.", registry=r)
         self.process_seconds = Histogram(
             "streamwatch_process_seconds", "Time to process one partition batch.", registry=r
@@ -76,6 +82,9 @@ class WorkerMetrics:
 
     def storage_error(self) -> None:
         self.storage_errors.inc()
+
+    def refused(self, target: str, n: int) -> None:
+        self.refused_rows.labels(target).inc(n)
 
     def checkpointed(self, partition: int, size: int) -> None:
         self.checkpoints.inc()

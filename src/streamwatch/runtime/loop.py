@@ -35,8 +35,8 @@ from typing import Any
 
 import tenacity
 
-from streamwatch.adapters.clickhouse import DeadLetterRecord, Source, StorageError
-from streamwatch.adapters.kafka import Message
+from streamwatch.adapters.clickhouse import DeadLetterRecord, RefusedRows, Source, StorageError
+from streamwatch.adapters.kafka import Message, PublishError, RefusedMessage
 from streamwatch.adapters.prometheus import WorkerMetrics
 from streamwatch.clock import now_ms
 from streamwatch.config.settings import Settings
@@ -45,10 +45,13 @@ from streamwatch.pipeline.pipeline import Pipeline
 from streamwatch.pipeline.stage import PartitionStage, StageOutput
 from streamwatch.runtime.ports import ConsumerFactory, DeadLetterTopic, Headers, WorkerStore
 
-__all__ = ["RuntimeSettings", "WorkerRuntime"]
+__all__ = ["DEAD_LETTER_MAX_BYTES", "RuntimeSettings", "WorkerRuntime"]
 
 _log = logging.getLogger("streamwatch.worker")
 _MIN_REPORT_GAP_MS = 50  # between two reports that closed windows called for
+#: The most of a dead letter's value its topic gets (librdkafka's producer refuses messages over
+#: ~1 MB, which a broker's default limit still lets a producer write); the rest is in ClickHouse.
+DEAD_LETTER_MAX_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ class WorkerRuntime:
     :class:`~streamwatch.runtime.ports.GroupConsumer`); ``store`` is the ClickHouse
     :class:`~streamwatch.adapters.clickhouse.Store` (a :class:`~streamwatch.runtime.ports.WorkerStore`);
     ``dead_letter_topic`` publishes dead letters (``send(topic, value, headers=...)``
-    and ``flush(timeout)``, like :class:`~streamwatch.adapters.kafka.KafkaTransport`: a
+    and ``flush(timeout)``, like :class:`~streamwatch.adapters.kafka.ConfirmedPublisher`: a
     :class:`~streamwatch.runtime.ports.DeadLetterTopic`); ``clock`` gives wall-clock seconds
     (only timeouts and intervals use it, never results).
     """
@@ -155,6 +158,7 @@ class WorkerRuntime:
         self._recorded_at = 0.0
         self._reported_at = 0.0
         self._wrote_partials = False
+        self.failed = False
         self.worker_id = f"{settings.group}-{os.getpid()}"
         self.consumer = consumer_factory(self._assigned, self._revoked)
 
@@ -207,7 +211,7 @@ class WorkerRuntime:
     def _revoked(self, partitions: list[tuple[str, int]]) -> None:
         for number in sorted({p for _, p in partitions}):
             stream = self.streams.pop(number, None)
-            if stream is not None and stream.dirty:
+            if stream is not None and stream.dirty and not self.failed:
                 try:
                     self._checkpoint(number, stream)
                 except StorageError as exc:  # the next owner redoes the batches since the last checkpoint
@@ -225,7 +229,21 @@ class WorkerRuntime:
     # -- the loop ---------------------------------------------------------------------------------
 
     def step(self) -> int:
-        """One batch: consume, process, store; checkpoint, idle partitions and reports when due."""
+        """One batch: consume, process, store; checkpoint, idle partitions and reports when due.
+
+        After any exception the runtime is failed: the stages hold batches whose results may not be
+        stored, so :meth:`close` and a revocation checkpoint nothing; the next owner resumes from the
+        last checkpoint, which is before them.
+        """
+        if self.failed:
+            raise RuntimeError("this worker runtime failed in an earlier step: close it and start another")
+        try:
+            return self._step()
+        except BaseException:
+            self.failed = True
+            raise
+
+    def _step(self) -> int:
         messages = self._deferred or self.consumer.consume(self.settings.batch_size, self.settings.poll_timeout_s)
         self._deferred = []
         now = self.clock()
@@ -240,7 +258,7 @@ class WorkerRuntime:
             writes.append((number, stream, batch, self._process(stream, batch)))
         if writes:
             # One insert per table for the whole step, not per partition: each insert has a fixed cost.
-            self._retrying(lambda: self._write(writes))
+            self._write(writes)
         self._advance_idle(now)
         for number, stream in list(self.streams.items()):
             if stream.dirty and (now - stream.checkpointed_at) * 1000 >= self.settings.checkpoint_interval_ms:
@@ -285,10 +303,12 @@ class WorkerRuntime:
         return output
 
     def _write(self, writes: list[tuple[int, _Stream, list[Message], StageOutput]]) -> None:
+        """Store what the batches produced, each table's insert retried on its own (never recomputed)."""
         started = time.perf_counter()
         raw: dict[str, tuple[list[Any], list[Source]]] = {k: ([], []) for k in ("prediction", "feature", "label")}
         letters: list[DeadLetterRecord] = []
         received = now_ms()
+        values: dict[Source, bytes] = {}
         for number, _, batch, output in writes:
             decoded = output.decoded
             if decoded is not None:
@@ -298,9 +318,10 @@ class WorkerRuntime:
                     ("label", decoded.labels),
                 ):
                     raw[kind][0].extend(events)
-                    raw[kind][1].extend(
-                        Source(batch[i].topic, number, batch[i].offset) for i in decoded.positions[kind]
-                    )
+                    for i in decoded.positions[kind]:
+                        source = Source(batch[i].topic, number, batch[i].offset)
+                        raw[kind][1].append(source)
+                        values[source] = batch[i].value
             letters += [
                 DeadLetterRecord(
                     Source(batch[d.index].topic, number, batch[d.index].offset),
@@ -315,20 +336,51 @@ class WorkerRuntime:
             ("feature", self.store.insert_feature_events),
             ("label", self.store.insert_labels),
         ):
-            if raw[kind][0]:
-                insert(*raw[kind])
+            events, sources = raw[kind]
+            if events:
+                refused = self._insert(partial(insert, events, sources))
+                if refused is not None:
+                    # The event passed the contract but ClickHouse cannot hold it: a dead letter, not a loss.
+                    for i in refused.rows:
+                        reason = f"{kind} event: ClickHouse refused it: {refused.reason}"
+                        letters.append(DeadLetterRecord(sources[i], reason, values[sources[i]], received))
         if letters:
-            self.store.insert_dead_letters(letters)
-            for record in letters:
-                headers: Headers = [
-                    ("streamwatch-reason", record.reason.encode()),
-                    ("streamwatch-topic", record.source.topic.encode()),
-                    ("streamwatch-partition", str(record.source.partition).encode()),
-                    ("streamwatch-offset", str(record.source.offset).encode()),
-                ]
-                self.dead_letter_topic.send(self.settings.deadletter, record.raw, headers=headers)
+            self._insert(partial(self.store.insert_dead_letters, letters))
+            self._publish_dead_letters(letters)
         self._write_partials([(number, stream, output) for number, stream, _, output in writes])
         self.metrics.inserted(time.perf_counter() - started)
+
+    def _publish_dead_letters(self, letters: list[DeadLetterRecord]) -> None:
+        for record in letters:
+            value = record.raw
+            headers: Headers = [
+                ("streamwatch-reason", record.reason.encode()),
+                ("streamwatch-topic", record.source.topic.encode()),
+                ("streamwatch-partition", str(record.source.partition).encode()),
+                ("streamwatch-offset", str(record.source.offset).encode()),
+            ]
+            if len(value) > DEAD_LETTER_MAX_BYTES:
+                # A message the broker took can still be over the producer's limit once headers are
+                # added; the topic gets its head, ClickHouse's dead_letters table the whole of it.
+                headers.append(("streamwatch-truncated-from", str(len(value)).encode()))
+                value = value[:DEAD_LETTER_MAX_BYTES]
+            try:
+                self._retrying(partial(self.dead_letter_topic.send, self.settings.deadletter, value, headers=headers))
+            except RefusedMessage as exc:
+                self._refused("deadletter topic", 1, str(exc))
+
+    def _insert(self, write: Callable[[], None]) -> RefusedRows | None:
+        """``write`` retried while ClickHouse is away; rows it refuses for good are counted and returned."""
+        try:
+            self._retrying(write)
+        except RefusedRows as exc:
+            self._refused(exc.table, len(exc.rows), exc.reason)
+            return exc
+        return None
+
+    def _refused(self, where: str, n: int, reason: str) -> None:
+        self.metrics.refused(where, n)
+        _log.error("%d row(s) refused for good by %s, not retried: %s", n, where, reason)
 
     def _write_partials(self, outputs: list[tuple[int, _Stream, StageOutput]]) -> None:
         rows: list[tuple[int, int, str, tuple[Any, ...], int, bytes]] = []
@@ -342,16 +394,27 @@ class WorkerRuntime:
                 # partial of the windows before it, without waiting for the next checkpoint.
                 rows.append((number, stream.version, "watermark", (), 0, str(output.watermark).encode()))
         if rows:
-            self.store.insert_partials(self.settings.group, rows)
+            self._insert(partial(self.store.insert_partials, self.settings.group, rows))
             self._wrote_partials = True
 
     def _checkpoint(self, number: int, stream: _Stream) -> None:
-        # Dead letters reach their topic at least once: before the offsets that produced them move on.
+        # Dead letters reach their topic at least once, confirmed by their delivery reports, before
+        # the offsets that produced them move on.
         if self.dead_letter_topic.flush(10.0):
-            raise StorageError("dead-letter topic: messages still undelivered after 10 s")
+            raise StorageError("dead-letter topic: messages still unconfirmed after 10 s")
+        for topic, reason in self.dead_letter_topic.refused():
+            self._refused(f"{topic} topic", 1, reason)
         state = state_codec.dumps(stream.stage.state())
-        self.store.save_checkpoint(self._name, number, stream.version, stream.stage.watermark, stream.offsets, state)
         stream.checkpointed_at = self.clock()
+        try:
+            self.store.save_checkpoint(
+                self._name, number, stream.version, stream.stage.watermark, stream.offsets, state
+            )
+        except RefusedRows as exc:
+            # Not fatal: the partition resumes from its previous checkpoint, redoing more. Tried again
+            # a checkpoint interval later, not at once.
+            self._refused(exc.table, 1, exc.reason)
+            return
         stream.dirty = False
         self.consumer.commit({(topic, number): offset for topic, offset in stream.offsets.items()})
         self.metrics.checkpointed(number, len(state))
@@ -377,7 +440,7 @@ class WorkerRuntime:
                 )
                 stream.seq += 1
                 stream.dirty = True
-                self._retrying(partial(self._write_partials, [(number, stream, output)]))
+                self._write_partials([(number, stream, output)])
                 self._retrying(partial(self._checkpoint, number, stream))
             stream.last_message_at = now
 
@@ -397,10 +460,10 @@ class WorkerRuntime:
 
         def storage_error(state: tenacity.RetryCallState) -> None:
             self.metrics.storage_error()
-            _log.warning("ClickHouse unavailable, retrying: %s", state.outcome.exception() if state.outcome else None)
+            _log.warning("write failed, retrying: %s", state.outcome.exception() if state.outcome else None)
 
         for attempt in tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(StorageError),
+            retry=tenacity.retry_if_exception_type((StorageError, PublishError)),
             wait=tenacity.wait_exponential_jitter(multiplier=0.2, max=10.0),
             sleep=wait_polling,
             before_sleep=storage_error,
@@ -411,14 +474,16 @@ class WorkerRuntime:
             self.consumer.resume()
 
     def close(self) -> None:
-        """Checkpoint every owned partition and leave the group."""
+        """Checkpoint every owned partition (unless a step failed: see :meth:`step`) and leave the group."""
+        if self.failed:
+            _log.warning("closing after a failed step: no checkpoint, the next start redoes what followed the last")
         for number, stream in list(self.streams.items()):
-            if stream.dirty:
+            if stream.dirty and not self.failed:
                 try:
                     self._checkpoint(number, stream)
                 except StorageError as exc:
                     _log.warning("could not checkpoint partition %d at shutdown: %s", number, exc)
-        if self._reporting:
+        if self._reporting and not self.failed:
             try:
                 self.report_runner.tick()
             except StorageError as exc:

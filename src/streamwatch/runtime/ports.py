@@ -5,7 +5,7 @@
 not against the adapters: anything with the same methods fits (the type checker
 matches them by shape), so a test can hand in a fake. The real ones are
 :class:`~streamwatch.adapters.kafka.BatchConsumer` (a :class:`GroupConsumer`),
-:class:`~streamwatch.adapters.kafka.KafkaTransport` (a :class:`DeadLetterTopic`
+:class:`~streamwatch.adapters.kafka.ConfirmedPublisher` (a :class:`DeadLetterTopic`
 and an :class:`EventPublisher`) and :class:`~streamwatch.adapters.clickhouse.Store`
 (a :class:`WorkerStore` and a :class:`ReportStore`); :mod:`~streamwatch.runtime.wiring`
 passes them in, which is where the type checker holds them to these protocols.
@@ -58,12 +58,20 @@ ConsumerFactory = Callable[[OnAssign, OnRevoke], GroupConsumer]
 
 
 class DeadLetterTopic(Protocol):
-    """Where the loop publishes dead letters: a send that does not block, and a bounded flush."""
+    """Where the loop publishes dead letters: a send that does not block, and a bounded flush.
+
+    :class:`~streamwatch.adapters.kafka.ConfirmedPublisher`: ``send`` raises ``PublishError`` (retry)
+    or ``RefusedMessage`` (never deliverable).
+    """
 
     def send(self, topic: str, value: bytes, *, headers: Headers) -> None: ...
 
     def flush(self, timeout: float) -> int:
-        """Wait up to ``timeout`` s for what was sent; return how many are still undelivered."""
+        """Wait up to ``timeout`` s for what was sent; return how many are still unconfirmed."""
+        ...
+
+    def refused(self) -> list[tuple[str, str]]:
+        """(topic, reason) of each delivery refused for good since the last call."""
         ...
 
 
@@ -73,7 +81,11 @@ class EventPublisher(Protocol):
     def send(self, topic: str, value: bytes, key: bytes) -> None: ...
 
     def flush(self, timeout: float) -> int:
-        """Wait up to ``timeout`` s for what was sent; return how many are still undelivered."""
+        """Wait up to ``timeout`` s for what was sent; return how many are still unconfirmed."""
+        ...
+
+    def refused(self) -> list[tuple[str, str]]:
+        """(topic, reason) of each delivery refused for good since the last call."""
         ...
 
 

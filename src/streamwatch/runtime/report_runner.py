@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from streamwatch.adapters.clickhouse import StorageError
+from streamwatch.adapters.clickhouse import RefusedRows, StorageError
+from streamwatch.adapters.kafka import RefusedMessage
 from streamwatch.alerts.engine import STATE_TYPES, Alerting, AlertingOutput
 from streamwatch.alerts.events import alert_row, retrain_row
 from streamwatch.clock import now_ms
@@ -56,7 +58,8 @@ class ReportRunner:
     ``transport`` (``send(topic, value, key)`` and ``flush(timeout)``: an
     :class:`~streamwatch.runtime.ports.EventPublisher`) before the checkpoint that moves past it.
     ``silences`` (``silenced(labels, now_ms)``) mutes notifications; ``clock_ms`` is the wall
-    clock notifications are timed by.
+    clock notifications are timed by; ``metrics`` (a :class:`~streamwatch.adapters.prometheus.WorkerMetrics`)
+    counts rows and messages refused for good.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class ReportRunner:
         topics: AlertTopics = AlertTopics(),
         silences: Any = None,
         clock_ms: Callable[[], int] = now_ms,
+        metrics: Any = None,
     ) -> None:
         self.pipeline = pipeline
         self.store = store
@@ -82,10 +86,13 @@ class ReportRunner:
         self.topics = topics
         self.silences = silences
         self.clock_ms = clock_ms
+        self.metrics = metrics  # counts what is refused for good (a WorkerMetrics)
         self.active = False
         self.reported_rows = 0
         self._merger: PartialMerger | None = None
         self._seen: dict[int, int] = {}
+        self._fed: dict[int, int] = {}  # the checkpoint watermark of each partition last fed to the merger
+        self._pending: list[Callable[[], None]] = []  # the writes of the last report not done yet
         self._generation = 0
         self._seq = 0
 
@@ -97,32 +104,69 @@ class ReportRunner:
             silences.refresh()  # once per tick: silences published since the last one
         return lambda labels: silences.silenced(labels, now_ms) is not None
 
-    def _publish(self, out: AlertingOutput, version: int) -> None:
+    def _alerting_writes(self, out: AlertingOutput, version: int) -> list[Callable[[], None]]:
         """Store and publish what alerting produced, before the checkpoint that moves past it."""
+        writes: list[Callable[[], None]] = []
         if out.alerts:
-            self.store.insert_alerts([alert_row(event, version) for event in out.alerts])
+            alert_rows = [alert_row(event, version) for event in out.alerts]
+            writes.append(lambda: self._insert(self.store.insert_alerts, alert_rows))
         if out.retrain:
-            self.store.insert_retrain_events([retrain_row(e) for e in out.retrain])
+            retrain_rows = [retrain_row(e) for e in out.retrain]
+            writes.append(lambda: self._insert(self.store.insert_retrain_events, retrain_rows))
         if self.transport is not None:
             t = self.topics
             sends: list[tuple[str, Any, str]] = [(t.alerts, e, e.fingerprint) for e in out.alerts]
             sends += [(t.retrain, e, f"{e.model}/{e.model_version}") for e in out.retrain]
             sends += [(t.control, e, f"{e.model}/{e.model_version}") for e in out.circuit_breaks]
             sends += [(t.notifications, n, n.channel) for n in out.notifications]
-            for topic, event, key in sends:
-                self.transport.send(topic, event.model_dump_json().encode(), key.encode())
-            if sends and self.transport.flush(10.0):
-                raise StorageError("alerting topics: events still undelivered after 10 s")
-        for event in out.alerts:
-            _log.info(
-                "alert %s %s: %s",
-                event.status,
-                event.rule,
-                event.reason,
-                extra={"model": event.model, "model_version": event.model_version, "fingerprint": event.fingerprint},
-            )
-        for request in out.retrain:
-            _log.info("retrain requested for %s %s: %s", request.model, request.model_version, request.reason)
+            # One write per message: a retry after a refusal goes on from the message refused.
+            writes += [partial(self._send, topic, event.model_dump_json().encode(), key) for topic, event, key in sends]
+            if sends:
+                writes.append(self._flush)
+
+        def log() -> None:
+            for event in out.alerts:
+                _log.info(
+                    "alert %s %s: %s",
+                    event.status,
+                    event.rule,
+                    event.reason,
+                    extra={
+                        "model": event.model,
+                        "model_version": event.model_version,
+                        "fingerprint": event.fingerprint,
+                    },
+                )
+            for request in out.retrain:
+                _log.info("retrain requested for %s %s: %s", request.model, request.model_version, request.reason)
+
+        writes.append(log)
+        return writes
+
+    def _insert(self, insert: Callable[[Any], None], rows: Any) -> None:
+        try:
+            insert(rows)
+        except RefusedRows as exc:  # the other rows are stored; these would be refused again
+            self._refused(exc.table, len(exc.rows), exc.reason)
+
+    def _send(self, topic: str, value: bytes, key: str) -> None:
+        assert self.transport is not None
+        try:
+            self.transport.send(topic, value, key.encode())
+        except RefusedMessage as exc:
+            self._refused(f"{topic} topic", 1, str(exc))
+
+    def _flush(self) -> None:
+        assert self.transport is not None
+        if self.transport.flush(10.0):
+            raise StorageError("alerting topics: events still unconfirmed after 10 s")
+        for topic, reason in self.transport.refused():
+            self._refused(f"{topic} topic", 1, reason)
+
+    def _refused(self, target: str, n: int, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.refused(target, n)
+        _log.error("%d row(s) refused for good by %s, not retried: %s", n, target, reason)
 
     @property
     def _name(self) -> str:
@@ -133,6 +177,8 @@ class ReportRunner:
         checkpoint = self.store.load_checkpoint(self._name, 0)
         self._merger = PartialMerger(range(self.partitions), self.pipeline.window_ms)
         self._seen = dict.fromkeys(range(self.partitions), 0)
+        self._fed = {}
+        self._pending = []
         self._generation, self._seq = 1, 0
         if checkpoint is not None:
             try:
@@ -159,11 +205,25 @@ class ReportRunner:
     def deactivate(self) -> None:
         self.active = False
         self._merger = None
+        self._pending = []
+
+    def _drain(self) -> None:
+        """Do the writes of the last computed report, in order, each once; a refusal leaves the rest."""
+        while self._pending:
+            self._pending[0]()  # raises StorageError/PublishError: retried by the caller, from this write
+            self._pending.pop(0)
 
     def tick(self) -> int:
-        """Report what became complete since the last tick; return the rows stored."""
+        """Report what became complete since the last tick; return the rows stored.
+
+        A tick computes its results once, then writes them one write at a time: metrics, findings,
+        alerts, retrain events, each message to its topic, their delivery confirmed, then the
+        checkpoint of the state that produced them. When a write fails (ClickHouse or Kafka away),
+        the next tick goes on from that write; nothing is computed twice, so nothing computed is lost.
+        """
         if not self.active or self._merger is None:
             return 0
+        self._drain()
         merger = self._merger
         watermarks = self.store.checkpoint_watermarks(f"stage:{self.group}")
         fed = False
@@ -191,39 +251,50 @@ class ReportRunner:
                         )
                         continue
                     partials.append(Partial(kind, key, start, aggregate))  # type: ignore[arg-type]  # the loop wrote a Partial's kind
-            if rows or partition in watermarks:
-                # A checkpoint's watermark counts too: every partial written before it is read above.
+            # A checkpoint's watermark counts too: every partial written before it is read above. One
+            # that has not moved since the last tick brings nothing (and would only churn checkpoints).
+            if rows or (partition in watermarks and watermarks[partition] != self._fed.get(partition)):
                 merger.add(partition, StageOutput(partials, watermark=watermark))
+                self._fed[partition] = watermarks.get(partition, self._fed.get(partition, -(2**62)))
                 fed = True
         if not fed:
             return self._tick_alerting()
         out = PipelineOutput()
         released = merger.release()
         self.pipeline.report_partials(released, out)
-        for partial in released:
-            model, version, variant = partial.key[:3]
+        for partial_ in released:
+            model, version_, variant = partial_.key[:3]
             _log.info(
                 "reported %s window %s %s %s at %d",
-                partial.kind,
+                partial_.kind,
                 model,
-                version,
+                version_,
                 variant,
-                partial.start,
-                extra={"model": model, "model_version": version, "variant": variant, "window_start": partial.start},
+                partial_.start,
+                extra={
+                    "model": model,
+                    "model_version": version_,
+                    "variant": variant,
+                    "window_start": partial_.start,
+                },
             )
         merger.forget_before(merger.watermark - self.pipeline.window_ms - self.pipeline.label_horizon_ms)
         self._seq += 1
         version = (self._generation << 32) | self._seq
+        writes: list[Callable[[], None]] = []
         if out.rows:
-            self.store.insert_metrics(out.rows, version)
+            writes.append(partial(self._insert, partial(self.store.insert_metrics, version=version), out.rows))
         if out.findings:
-            self.store.insert_findings(out.findings, version)
+            writes.append(partial(self._insert, partial(self.store.insert_findings, version=version), out.findings))
         if self.alerting is not None:
             now = self.clock_ms()
-            self._publish(self.alerting.report(out.rows, out.findings, out.examples, now, self._silenced(now)), version)
-        self._save(version)
+            judged = self.alerting.report(out.rows, out.findings, out.examples, now, self._silenced(now))
+            writes += self._alerting_writes(judged, version)
+        writes.append(self._checkpoint_write(version))
         if self.on_report is not None and (out.rows or out.findings):
-            self.on_report(out)
+            writes.append(partial(self.on_report, out))
+        self._pending = writes
+        self._drain()
         self.reported_rows += len(out.rows)
         return len(out.rows)
 
@@ -236,13 +307,22 @@ class ReportRunner:
         if out:
             self._seq += 1
             version = (self._generation << 32) | self._seq
-            self._publish(out, version)
-            self._save(version)
+            self._pending = [*self._alerting_writes(out, version), self._checkpoint_write(version)]
+            self._drain()
         return 0
 
-    def _save(self, version: int) -> None:
+    def _checkpoint_write(self, version: int) -> Callable[[], None]:
+        """The checkpoint of the state as it is now (serialised now: later ticks change it), as a write."""
         assert self._merger is not None
-        state = {"merger": self._merger, "seen": self._seen, "reporter": self.pipeline.reporter.state()}
+        state: dict[str, Any] = {"merger": self._merger, "seen": self._seen, "reporter": self.pipeline.reporter.state()}
         if self.alerting is not None:
             state["alerting"] = self.alerting.state()
-        self.store.save_checkpoint(self._name, 0, version, self._merger.watermark, {}, state_codec.dumps(state))
+        blob, watermark = state_codec.dumps(state), self._merger.watermark
+
+        def save() -> None:
+            try:
+                self.store.save_checkpoint(self._name, 0, version, watermark, {}, blob)
+            except RefusedRows as exc:  # resumes from the previous checkpoint, redoing more: no loss
+                self._refused(exc.table, 1, exc.reason)
+
+        return save

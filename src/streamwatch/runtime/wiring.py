@@ -1,7 +1,7 @@
 """Assembling a worker from the settings, and ``streamwatch init``: no logic of its own.
 
 The pieces: a :class:`~streamwatch.adapters.kafka.BatchConsumer` in the worker group, a
-:class:`~streamwatch.adapters.kafka.KafkaTransport` for dead letters, the ClickHouse
+:class:`~streamwatch.adapters.kafka.ConfirmedPublisher` for dead letters and alerts, the ClickHouse
 :class:`~streamwatch.adapters.clickhouse.Store`, the pipeline the config describes, and
 the :class:`~streamwatch.runtime.report_runner.ReportRunner`, put together into a
 :class:`~streamwatch.runtime.loop.WorkerRuntime`.
@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from streamwatch.adapters.clickhouse import Store, connect
-from streamwatch.adapters.kafka import BatchConsumer, KafkaTransport, TopicTail, create_topics, topic_partitions
+from streamwatch.adapters.kafka import BatchConsumer, ConfirmedPublisher, TopicTail, create_topics, topic_partitions
 from streamwatch.adapters.prometheus import WorkerMetrics
 from streamwatch.alerts.engine import Alerting
 from streamwatch.alerts.silence_feed import SilenceFeed
@@ -24,7 +24,7 @@ from streamwatch.notify.dispatcher import Dispatcher
 from streamwatch.pipeline.pipeline import Pipeline
 from streamwatch.runtime.loop import RuntimeSettings, WorkerRuntime
 from streamwatch.runtime.report_runner import AlertTopics, ReportRunner
-from streamwatch.sdk.ratelimit import RateLimitedLog
+from streamwatch.times import duration_ms
 
 __all__ = ["build_alerting", "build_runtime", "faust_broker", "init_deployment", "input_partitions"]
 
@@ -52,15 +52,10 @@ def build_runtime(
 ) -> WorkerRuntime:
     """A worker runtime joined to the group; call from the thread that will run it."""
     rts = RuntimeSettings.from_settings(settings)
-    failures = RateLimitedLog(_log, 10.0)
-    transport = KafkaTransport(
-        settings.kafka,
-        settings.producer,
-        on_failure=lambda topic, reason: failures.warning(
-            "deadletter", "dead letter to %s not delivered: %s", topic, reason
-        ),
-        on_error=lambda reason: failures.warning("kafka", "Kafka: %s", reason),
-    )
+    # Every dead letter, alert and retrain request is confirmed by its delivery report before a
+    # checkpoint moves past it (librdkafka's own errors go to its rate-limited logger).
+    transport = ConfirmedPublisher(settings.kafka)
+    metrics = WorkerMetrics()
     topics = settings.topics
     runner = ReportRunner(
         pipeline,
@@ -72,8 +67,8 @@ def build_runtime(
         transport=transport,
         topics=AlertTopics(topics.alerts, topics.retrain, topics.control, topics.notifications),
         silences=SilenceFeed(TopicTail(settings.kafka, topics.silences)),
+        metrics=metrics,
     )
-    metrics = WorkerMetrics()
     instance = settings.worker.instance_id
 
     def consumer(on_assign: Any, on_revoke: Any) -> BatchConsumer:
@@ -95,6 +90,7 @@ def build_runtime(
             {channel.name: channel for channel in settings.channels},
             max_age_s=alerting.delivery_max_age.total_seconds(),
             metrics=metrics,
+            max_outbox_age_ms=duration_ms(alerting.outbox_max_age),
         )
         dispatcher.start()
     return WorkerRuntime(

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from streamwatch.adapters.clickhouse.migrations import migrations_directory
 from streamwatch.adapters.clickhouse.rows import Checkpoint, DeadLetterRecord, Source
-from streamwatch.adapters.clickhouse.store import TABLES, StorageError, Store, connect
+from streamwatch.adapters.clickhouse.store import TABLES, RefusedRows, SchemaMismatch, StorageError, Store, connect
 
 __all__ = [
     "TABLES",
     "Checkpoint",
     "DeadLetterRecord",
+    "RefusedRows",
+    "SchemaMismatch",
     "Source",
     "StorageError",
     "Store",

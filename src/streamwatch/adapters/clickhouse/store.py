@@ -8,7 +8,9 @@ SQL :mod:`.queries`', the schema :mod:`.migrations`'.
 
 from __future__ import annotations
 
+import logging
 import re
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from streamwatch.core.records import Finding, MetricRow
 from streamwatch.errors import StreamwatchError
 from streamwatch.profiles.model import ReferenceProfile
 
-__all__ = ["TABLES", "StorageError", "Store", "connect"]
+__all__ = ["TABLES", "RefusedRows", "SchemaMismatch", "StorageError", "Store", "connect"]
 
 _DATABASE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 TABLES = (
@@ -42,7 +44,80 @@ TABLES = (
 
 
 class StorageError(StreamwatchError):
-    """ClickHouse refused or could not be reached; one line, no secrets."""
+    """ClickHouse could not be reached or could not take a write now: worth retrying. One line, no secrets."""
+
+
+class RefusedRows(StreamwatchError):
+    """ClickHouse refused some rows of an insert for good; every other row of it is stored.
+
+    ``rows`` are the positions of the refused rows in the insert, ``reason`` the error of one of them.
+    Retrying would fail the same way: the caller dead-letters those rows or reports them.
+    """
+
+    def __init__(self, table: str, reason: str, rows: list[int]) -> None:
+        super().__init__(f"ClickHouse refused {len(rows)} row(s) of {table} for good: {reason}")
+        self.table, self.reason, self.rows = table, reason, rows
+
+
+class SchemaMismatch(StreamwatchError):
+    """The database's schema does not fit the writes (a table or column is missing): run ``streamwatch init``.
+
+    Neither retrying nor splitting helps, and dropping the rows would lose them: the worker stops.
+    """
+
+
+#: Error codes after which an insert cannot succeed as it is, but its parts may: too many
+#: partitions in one block (a batch spanning years of months), a value the column cannot hold,
+#: a block too large for memory. The insert is split in halves until only the refused rows are left.
+_SPLIT_CODES = frozenset(
+    {
+        6,  # CANNOT_PARSE_TEXT
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        36,  # BAD_ARGUMENTS
+        38,  # CANNOT_PARSE_DATE
+        41,  # CANNOT_PARSE_DATETIME
+        53,  # TYPE_MISMATCH
+        69,  # ARGUMENT_OUT_OF_BOUND
+        70,  # CANNOT_CONVERT_TYPE
+        72,  # CANNOT_PARSE_NUMBER
+        117,  # INCORRECT_DATA
+        128,  # TOO_LARGE_ARRAY_SIZE
+        131,  # TOO_LARGE_STRING_SIZE
+        241,  # MEMORY_LIMIT_EXCEEDED: a smaller block may fit
+    }
+)
+#: Error codes that mean the schema does not fit: a table, database or column is missing.
+# (NO_SUCH_COLUMN_IN_TABLE, UNKNOWN_IDENTIFIER, UNKNOWN_TABLE, UNKNOWN_DATABASE)
+_SCHEMA_CODES = frozenset({16, 47, 60, 81})
+_CODE = re.compile(r"Code: (\d+)")
+
+
+def _one_line(record: logging.LogRecord) -> bool:
+    # clickhouse-connect logs a traceback for every value it cannot serialise; splitting an insert
+    # meets the same value a dozen times, and RefusedRows already says which rows and why.
+    record.exc_info = None
+    return True
+
+
+logging.getLogger("clickhouse_connect.driver.transform").addFilter(_one_line)
+
+
+def _classify(exc: Exception) -> str:
+    """``"split"``, ``"schema"`` or ``"transient"`` (anything unknown is retried: ClickHouse may come back)."""
+    from clickhouse_connect.driver.exceptions import DataError, OperationalError
+
+    if isinstance(exc, OperationalError):  # the connection, not the rows
+        return "transient"
+    if isinstance(exc, (DataError, ValueError, TypeError, OverflowError, struct.error)):
+        return "split"  # the client could not serialise a value into its column
+    text = str(exc)
+    match = _CODE.search(text)
+    code = int(match.group(1)) if match else -1
+    if code in _SCHEMA_CODES:
+        return "schema"
+    if code in _SPLIT_CODES or (code == 252 and "partitions for single INSERT" in text):
+        return "split"  # (252 is also TOO_MANY_PARTS, a server asking writers to slow down: transient)
+    return "transient"
 
 
 def connect(settings: ClickHouseSettings) -> Store:
@@ -205,13 +280,40 @@ class Store:
             raise StorageError(f"ClickHouse command failed: {_reason(exc)}") from None
 
     def insert(self, table: str, names: list[str], columns: list[list[Any]]) -> None:
-        """One columnar insert into ``table`` of this database; nothing when there are no rows."""
-        if not columns or not columns[0]:
+        """One columnar insert into ``table`` of this database; nothing when there are no rows.
+
+        Raises :class:`StorageError` when worth retrying (the whole insert again: rows already
+        written replace themselves), :class:`SchemaMismatch` when the schema does not fit, and
+        :class:`RefusedRows` after storing every row but those ClickHouse refuses for good.
+        """
+        if not columns or len(columns[0]) == 0:
             return
+        refused: list[int] = []
+        reason = self._insert_parts(table, names, columns, 0, refused)
+        if refused:
+            raise RefusedRows(table, reason, refused)
+
+    def _insert_parts(self, table: str, names: list[str], columns: list[Any], first: int, refused: list[int]) -> str:
+        """Insert ``columns`` (rows ``first`` on of the whole); split in halves while ClickHouse refuses them."""
         try:
             self.client.insert(f"{self.database}.{table}", columns, column_names=names, column_oriented=True)
+            return ""
         except Exception as exc:
-            raise StorageError(f"ClickHouse insert into {table} failed: {_reason(exc)}") from None
+            kind = _classify(exc)
+            if kind == "transient":
+                raise StorageError(f"ClickHouse insert into {table} failed: {_reason(exc)}") from None
+            if kind == "schema":
+                raise SchemaMismatch(
+                    f"ClickHouse insert into {table} failed: {_reason(exc)} (run `streamwatch init`)"
+                ) from None
+            n = len(columns[0])
+            if n == 1:
+                refused.append(first)
+                return _reason(exc)
+        half = n // 2
+        left = self._insert_parts(table, names, [c[:half] for c in columns], first, refused)
+        right = self._insert_parts(table, names, [c[half:] for c in columns], first + half, refused)
+        return left or right
 
     def _insert_dicts(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
         if rows:

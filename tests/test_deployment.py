@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -152,3 +157,124 @@ def test_the_dockerfile_is_pinned_installs_with_constraints_and_runs_as_a_user()
                 assert (ROOT / source).exists(), f"Dockerfile copies {source}, which is not in the repository"
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".git" in ignored
+
+
+USERS_FILE = ROOT / "deploy" / "clickhouse" / "users.d" / "grafana.xml"
+
+
+def _grafana_user() -> tuple[ElementTree.Element, ElementTree.Element]:
+    """The grafana user and its settings profile, as deploy/clickhouse/users.d/grafana.xml defines them."""
+    root = ElementTree.parse(USERS_FILE).getroot()
+    assert root.tag == "clickhouse"
+    user = root.find("users/grafana")
+    assert user is not None
+    profile = root.find(f"profiles/{user.findtext('profile')}")
+    assert profile is not None
+    return user, profile
+
+
+def test_clickhouse_mounts_the_read_only_grafana_user_and_grafana_connects_as_it() -> None:
+    clickhouse, grafana = SERVICES["clickhouse"], SERVICES["grafana"]
+    assert (
+        "./deploy/clickhouse/users.d/grafana.xml:/etc/clickhouse-server/users.d/grafana.xml:ro" in clickhouse["volumes"]
+    )
+    datasource = yaml.safe_load((ROOT / "dashboards" / "provisioning" / "datasources" / "clickhouse.yaml").read_text())
+    [source] = datasource["datasources"]
+    # Grafana expands ${NAME} in provisioning files from its own environment.
+    assert source["jsonData"]["username"] == "${CLICKHOUSE_USER}" and grafana["environment"]["CLICKHOUSE_USER"] == (
+        "grafana"
+    )
+    assert source["secureJsonData"]["password"] == "${CLICKHOUSE_PASSWORD}"
+    user, _ = _grafana_user()
+    [password] = user.findall("password")
+    variable = password.get("from_env")
+    # the user's password comes from the clickhouse service's environment, the same value Grafana is given,
+    # with a default so that `docker compose up` works as it is; not the writer's password
+    shared = clickhouse["environment"][variable]
+    assert shared == grafana["environment"]["CLICKHOUSE_PASSWORD"] == f"${{{variable}:-grafana-readonly}}"
+    assert "CLICKHOUSE_PASSWORD}" not in shared and clickhouse["environment"]["CLICKHOUSE_USER"] != "grafana"
+
+
+def test_the_grafana_user_only_reads_the_streamwatch_database() -> None:
+    from streamwatch.config.settings import load_settings
+
+    user, profile = _grafana_user()
+    assert profile.findtext("readonly") == "2"  # read queries only; the plugin may still send its settings
+    assert profile.find("constraints/readonly") is None  # readonly=2 already forbids changing readonly
+    assert float(profile.findtext("constraints/max_execution_time/max") or "inf") <= 600
+    assert user.findtext("access_management") == "0"
+    database = load_settings(ROOT / "deploy" / "streamwatch.yaml").clickhouse.database
+    assert [q.text for q in user.findall("grants/query")] == [f"GRANT SELECT ON {database}.*"]
+    assert user.find("allow_databases") is None  # grants and allow_databases cannot be mixed
+
+
+CHDB_CHECK = """
+import json, sys
+from chdb import session
+s = session.Session(":memory:?config-file=" + sys.argv[1])
+def rows(sql):
+    return [line.split("\\t") for line in s.query(sql, "TSV").bytes().decode().splitlines()]
+def refused(sql):
+    try:
+        s.query(sql)
+    except Exception as exc:
+        return str(exc)
+    return None
+out = {
+    "users": rows("SELECT name, storage, auth_type[1] FROM system.users ORDER BY name"),
+    "grants": rows("SELECT access_type, database, ifNull(table, ''), grant_option FROM system.grants "
+                   "WHERE user_name = 'grafana'"),
+    "profile": rows("SELECT setting_name, value, ifNull(max, '') FROM system.settings_profile_elements "
+                    "WHERE profile_name = 'grafana_readonly' ORDER BY setting_name"),
+}
+s.query("CREATE DATABASE streamwatch")
+s.query("CREATE TABLE streamwatch.metrics (model String) ENGINE = MergeTree ORDER BY model")
+s.query("INSERT INTO streamwatch.metrics VALUES ('a')")
+s.query("SET profile = 'grafana_readonly'")
+out["raised"] = refused("SELECT 1 SETTINGS max_execution_time = 3000")
+out["allowed"] = refused("SELECT 1 SETTINGS max_execution_time = 30")
+readonly = dict((r[0], r[1]) for r in out["profile"])["readonly"]
+s.query("SET readonly = " + readonly)
+out["select"] = rows("SELECT getSetting('readonly'), count() FROM streamwatch.metrics")
+out["insert"] = refused("INSERT INTO streamwatch.metrics VALUES ('b')")
+out["drop"] = refused("DROP TABLE streamwatch.metrics")
+out["unset"] = refused("SET readonly = 0")
+out["after"] = rows("SELECT count() FROM streamwatch.metrics")
+print(json.dumps(out))
+"""
+
+
+def test_clickhouse_itself_reads_the_users_file_and_refuses_writes_in_its_profile(tmp_path: Path) -> None:
+    """The users file loaded by ClickHouse's own engine (chdb, in a process of its own: one engine a process).
+
+    No clickhouse-server runs on these machines (Debian's is from 2018), so this is ClickHouse as chdb embeds it,
+    given the file through a server config. chdb cannot switch to another user (EXECUTE AS is disabled in it, and
+    the config key that enables it was not taken), so the grants are read back rather than tried as the user; the
+    profile's readonly value is applied to a session and writes are tried under it.
+    """
+    pytest.importorskip("chdb")
+    (tmp_path / "users.d").mkdir()
+    (tmp_path / "users.d" / "grafana.xml").write_bytes(USERS_FILE.read_bytes())
+    (tmp_path / "users.xml").write_text(
+        "<clickhouse><profiles><default/></profiles><quotas><default/></quotas><users><default><password/>"
+        "<networks><ip>::/0</ip></networks><profile>default</profile><quota>default</quota>"
+        "<access_management>1</access_management></default></users></clickhouse>"
+    )
+    config = tmp_path / "config.xml"
+    config.write_text(
+        f"<clickhouse><path>{tmp_path / 'data'}/</path><users_config>{tmp_path / 'users.xml'}</users_config>"
+        "</clickhouse>"
+    )
+    env = {**os.environ, "GRAFANA_CLICKHOUSE_PASSWORD": "from-the-environment"}
+    done = subprocess.run(
+        [sys.executable, "-c", CHDB_CHECK, str(config)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert ["grafana", "users_xml", "plaintext_password"] in out["users"]
+    assert out["grants"] == [["SELECT", "streamwatch", "", "0"]]
+    assert ["readonly", "2", ""] in out["profile"] and ["max_execution_time", "60", "300"] in out["profile"]
+    assert "shouldn't be greater than 300" in out["raised"] and out["allowed"] is None
+    assert out["select"] == [["2", "1"]] and out["after"] == [["1"]]
+    for refusal in (out["insert"], out["drop"], out["unset"]):
+        assert refusal and "readonly mode" in refusal, refusal

@@ -20,7 +20,6 @@ from grafana_foundation_sdk.models import dashboard as sdk_dashboard
 from grafana_foundation_sdk.models import heatmap as sdk_heatmap
 
 from streamwatch.adapters.clickhouse import Store
-from streamwatch.adapters.prometheus import WorkerMetrics
 from streamwatch.dashboards.catalog import (
     ALL,
     DASHBOARDS,
@@ -33,49 +32,14 @@ from streamwatch.dashboards.catalog import (
     variant_config,
 )
 from streamwatch.demo.scenario import CANARY, MODEL, PRODUCTION
-from tests.report.test_html import SCENARIO, load_demo
+from tests.dashboards.grafana import ALL_VARIABLE_VALUE, expand
 
 ROOT = Path(__file__).parent.parent.parent
 
 
-def expand(sql: str, database: str, values: dict[str, str], start_ms: int, end_ms: int) -> str:
-    """What the ClickHouse plugin sends: its macros, then Grafana's variables, replaced."""
-    sql = re.sub(
-        r"\$__timeFilter_ms\(([^)]+)\)",
-        lambda m: (
-            f"{m.group(1)} >= fromUnixTimestamp64Milli({start_ms}) AND "
-            f"{m.group(1)} <= fromUnixTimestamp64Milli({end_ms})"
-        ),
-        sql,
-    )
-    for name, value in {"database": database, **values}.items():
-        sql = sql.replace(f"${{{name}}}", value)
-    assert "$" not in sql.replace("${__value.raw}", ""), sql
-    return sql
-
-
-@pytest.fixture(scope="module")
-def loaded(chdb_client: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, int, int]:
-    from uuid import uuid4
-
-    store = Store(chdb_client, f"dash_{uuid4().hex[:8]}")
-    store.migrate(raw_ttl_days=0)
-    load_demo(store, tmp_path_factory.mktemp("demo"))
-    start = SCENARIO.start_ms
-    metrics = WorkerMetrics()
-    for i in range(3):  # what a worker records every 10 s: counters that grow
-        metrics.events.labels("streamwatch.predictions").inc(1000)
-        metrics.dead_letters.inc(2)
-        metrics.late_events.inc(1)
-        metrics.inserted(0.01)
-        metrics.lag({("streamwatch.predictions", 0): 10 * i})
-        metrics.delivered("hook")
-        store.insert_worker_metrics("worker-1", start + 60_000 * (i + 1), metrics.samples())
-    return store, start, start + SCENARIO.minutes * 60_000
-
-
 CHOICES = [
-    {"model": MODEL, "version": ALL, "variant": ALL, "feature": ALL, "slice": ALL},
+    {"model": MODEL, "version": ALL_VARIABLE_VALUE, "variant": ALL_VARIABLE_VALUE, "feature": ALL_VARIABLE_VALUE}
+    | {"slice": ALL_VARIABLE_VALUE},
     {"model": MODEL, "version": PRODUCTION, "variant": "production", "feature": "debt_ratio", "slice": "gender=F"},
 ]
 
@@ -125,7 +89,7 @@ def test_the_json_is_sound_and_the_files_match_the_code() -> None:
             assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24 and grid["h"] > 0
             [target] = panel["targets"]
             assert target["datasource"] == {"type": PLUGIN, "uid": "${datasource}"} and target["rawSql"]
-            used = set(re.findall(r"\$\{(\w+)\}", target["rawSql"])) - {"__value"}
+            used = set(re.findall(r"\$\{(\w+)(?::\w+)?\}", target["rawSql"])) - {"__value"}
             assert used <= names, f"{name}: {panel['title']} uses undefined variables {used - names}"
     assert len(uids) == 6
     provisioning = ROOT / "dashboards" / "provisioning"

@@ -9,6 +9,12 @@ Queries use the official ``grafana-clickhouse-datasource`` plugin's macros (``$_
 template variables: ``${database}`` (a constant), ``${model}``, ``${version}``, ``${variant}``, ``${feature}``
 and ``${slice}`` (each but the model may be "All", whose value is ``__all``).
 
+The model, version, variant, feature and slice values come from producers, so no query puts one in a string literal
+as it is: ``'${model}'`` lets ``x' OR 1=1 --`` out of the literal, and Grafana's ``sqlstring`` format (which only
+doubles quotes) does not help either, since ClickHouse also reads a backslash as an escape in a literal. :func:`quoted`
+writes ``decodeURLComponent('${model:percentencode}')`` instead: Grafana's percent encoding leaves only letters,
+digits, ``-_.~`` and ``%XX`` in the literal, and ClickHouse decodes it back to the exact value.
+
 The SDK ships query models for Grafana's bundled datasources only, not for the ClickHouse plugin, so
 :class:`ClickHouseQuery` and its builder :class:`ClickHouseSQL` are that model, written the way the SDK writes
 its own (a ``cog`` dataquery variant with ``to_json``/``from_json``, and :func:`variant_config` to register it
@@ -43,6 +49,7 @@ __all__ = [
     "ClickHouseQuery",
     "ClickHouseSQL",
     "dashboard_json",
+    "quoted",
     "render_dashboards",
     "scope",
     "stale_dashboards",
@@ -170,15 +177,28 @@ def variant_config() -> cogruntime.DataqueryConfig:
     return cogruntime.DataqueryConfig(identifier=PLUGIN, from_json_hook=ClickHouseQuery.from_json)
 
 
+def quoted(name: str) -> str:
+    """A template variable's value as a ClickHouse string, safe whatever the value (see the module's docstring).
+
+    Grafana percent-encodes the value (``encodeURIComponent``, plus ``!'()*``), so the literal holds no quote and
+    no backslash; "All" with a custom all value stays ``__all``, which has nothing to encode.
+
+    >>> quoted("model")
+    "decodeURLComponent('${model:percentencode}')"
+    """
+    return f"decodeURLComponent('${{{name}:percentencode}}')"
+
+
 def scope(*names: str, prefix: str = "") -> str:
     """SQL conditions for the chosen model and the optional version, variant, feature and slice.
 
-    >>> scope("version")
-    "model = '${model}' AND ('${version}' = '__all' OR model_version = '${version}')"
+    >>> scope("version")  # doctest: +NORMALIZE_WHITESPACE
+    "model = decodeURLComponent('${model:percentencode}') AND (decodeURLComponent('${version:percentencode}') =
+    '__all' OR model_version = decodeURLComponent('${version:percentencode}'))"
     """
     columns = {"version": "model_version", "variant": "variant", "feature": "feature", "slice": "segment_key"}
-    parts = [f"{prefix}model = '${{model}}'"]
-    parts += [f"('${{{n}}}' = '{ALL}' OR {prefix}{columns[n]} = '${{{n}}}')" for n in names]
+    parts = [f"{prefix}model = {quoted('model')}"]
+    parts += [f"({quoted(n)} = '{ALL}' OR {prefix}{columns[n]} = {quoted(n)})" for n in names]
     return " AND ".join(parts)
 
 
@@ -274,11 +294,11 @@ def _variables(*names: str) -> list[cogbuilder.Builder[model.VariableModel]]:
         dash.ConstantVariable("database").value("streamwatch"),
         _query_variable("model", "SELECT DISTINCT model FROM ${database}.metrics ORDER BY model", include_all=False),
     ]
+    model_is = f"model = {quoted('model')}"
     queries = {
-        "version": "SELECT DISTINCT model_version FROM ${database}.metrics WHERE model = '${model}' ORDER BY 1",
-        "feature": "SELECT DISTINCT feature FROM ${database}.metrics WHERE model = '${model}' AND feature != '' "
-        "ORDER BY 1",
-        "slice": "SELECT DISTINCT segment_key FROM ${database}.metrics WHERE model = '${model}' AND segment_key != '' "
+        "version": f"SELECT DISTINCT model_version FROM ${{database}}.metrics WHERE {model_is} ORDER BY 1",
+        "feature": f"SELECT DISTINCT feature FROM ${{database}}.metrics WHERE {model_is} AND feature != '' ORDER BY 1",
+        "slice": f"SELECT DISTINCT segment_key FROM ${{database}}.metrics WHERE {model_is} AND segment_key != '' "
         "AND position(segment_key, '*') = 0 AND position(segment_key, 'production_version') = 0 ORDER BY 1",
     }
     for name in names:
@@ -419,7 +439,7 @@ def _drift() -> dash.Dashboard:
             _table(
                 "Reference lineage",
                 "SELECT model_version, data_uri, rows, content_sha256, created_at, git_sha "
-                "FROM ${database}.profiles FINAL WHERE model = '${model}' ORDER BY model_version",
+                f"FROM ${{database}}.profiles FINAL WHERE model = {quoted('model')} ORDER BY model_version",
                 width=24,
             ).height(5),
         ],
@@ -537,7 +557,7 @@ def _alerts() -> dash.Dashboard:
                 "Alert transitions over time",
                 "SELECT window_start AS time, concat(rule, ' ', model_version, ' ', variant, ' ', feature) AS series, "
                 "multiIf(status = 'firing', 2, status = 'pending', 1, 0) AS value FROM ${database}.alerts FINAL "
-                f"WHERE model = '${{model}}' AND {T} ORDER BY time",
+                f"WHERE model = {quoted('model')} AND {T} ORDER BY time",
                 width=24,
                 height=10,
                 description="2 firing, 1 pending, 0 resolved.",
@@ -547,7 +567,7 @@ def _alerts() -> dash.Dashboard:
                 "SELECT window_start, status, severity, rule, kind, model_version, variant, feature, "
                 f"toString(segment) AS slice, value, threshold, {link} AS dashboard, "
                 "JSONExtractString(payload, 'runbook_url') AS runbook FROM ${database}.alerts FINAL WHERE "
-                f"model = '${{model}}' AND {T} ORDER BY window_start DESC",
+                f"model = {quoted('model')} AND {T} ORDER BY window_start DESC",
                 links={"dashboard": "${__value.raw}", "runbook": "${__value.raw}"},
                 width=24,
             ),
@@ -555,7 +575,7 @@ def _alerts() -> dash.Dashboard:
                 "Retrain requests",
                 "SELECT created_at, model_version, reason, JSONExtractString(payload, "
                 "'suggested_data_start') AS train_from, JSONExtractString(payload, 'suggested_data_end') AS train_to "
-                "FROM ${database}.retrain_events FINAL WHERE model = '${model}' ORDER BY created_at DESC",
+                f"FROM ${{database}}.retrain_events FINAL WHERE model = {quoted('model')} ORDER BY created_at DESC",
                 width=24,
             ),
         ],

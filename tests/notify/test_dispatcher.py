@@ -304,3 +304,63 @@ def test_the_outbox_moves_past_a_notification_given_up_for_an_unexpected_error(
     finally:
         second.stop()
     assert second_client.calls == ["n2-hook-firing"]  # nothing before it was sent again: its offset was committed
+
+
+def created(notification_id: str, at_ms: int) -> Notification:
+    """A notification to the webhook channel created at ``at_ms``."""
+    return Notification(
+        notification_id=notification_id, channel="hook", group_key="k", created_at=at_ms, alerts=[alert("f", "firing")]
+    )
+
+
+def test_notifications_older_than_max_outbox_age_are_skipped_counted_and_committed(
+    broker: LocalKafka, receiver: RecordingReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="streamwatch.delivery")
+    outbox = Outbox(broker)
+    hook = WebhookChannel(name="hook", type="webhook", url=f"{receiver.url}/hook", signing_secret=SECRET)
+    hour = 3_600_000
+    now = 60_000 + 100 * hour  # the injected clock: 100 hours after the old notifications were created
+    old = [notification(i, "hook") for i in range(4)]  # created at 60,000 + i ms: long past the hour allowed
+    fresh = [created(f"fresh{i}", now - hour + i) for i in range(2)]
+    outbox.publish([old[0], old[1], fresh[0], old[2], old[3], fresh[1]])  # a replay from the topic's beginning
+    metrics = WorkerMetrics()
+    first_client = Breaking(ChannelClient(timeout_s=1.0), {})
+    first = outbox.dispatcher([hook], metrics, client=first_client, max_outbox_age_ms=hour, clock=lambda: now)
+    first.start()
+    try:
+        receiver.wait_for(2, timeout=30)
+        wait_until(lambda: value(metrics.outbox_expired_total, "hook") == 4)
+        time.sleep(1.0)  # a commit or two
+    finally:
+        first.stop()
+    assert first_client.calls == ["fresh0", "fresh1"]  # the old ones were never tried
+    assert [orjson.loads(b)["notification_id"] for *_, b in receiver.requests] == ["fresh0", "fresh1"]
+    assert value(metrics.notifications, "hook") == 2 and value(metrics.outbox_expired_total, "hook") == 4
+    assert value(metrics.notification_failures, "hook") == 0
+    skipped = [r.getMessage() for r in caplog.records if "outbox notifications created more than" in r.getMessage()]
+    assert skipped and sum(int(m.split()[1]) for m in skipped) == 4 and len(skipped) <= 2  # a summary, not 4 lines
+    # Their offsets were committed with the rest: the next dispatcher of the group starts after them.
+    outbox.publish([created("fresh2", now)])
+    second_client = Breaking(ChannelClient(timeout_s=1.0), {})
+    second = outbox.dispatcher([hook], WorkerMetrics(), client=second_client, max_outbox_age_ms=hour, clock=lambda: now)
+    second.start()
+    try:
+        receiver.wait_for(3, timeout=30)
+    finally:
+        second.stop()
+    assert second_client.calls == ["fresh2"]
+
+
+def test_without_a_max_outbox_age_every_notification_is_sent_whatever_its_age(
+    broker: LocalKafka, receiver: RecordingReceiver
+) -> None:
+    outbox = Outbox(broker)
+    hook = WebhookChannel(name="hook", type="webhook", url=f"{receiver.url}/hook", signing_secret=SECRET)
+    outbox.publish([notification(0, "hook")])  # created in 1970
+    dispatcher = outbox.dispatcher([hook], WorkerMetrics(), clock=lambda: 10**13)
+    dispatcher.start()
+    try:
+        receiver.wait_for(1, timeout=30)
+    finally:
+        dispatcher.stop()

@@ -61,6 +61,12 @@ class WorkerMetrics:
             ["channel"],
             registry=r,
         )
+        self.outbox_expired_total = Counter(
+            "streamwatch_outbox_expired",
+            "Outbox notifications not sent because they were older than alerting.outbox_max_age.",
+            ["channel"],
+            registry=r,
+        )
         self.outbox = Gauge("streamwatch_outbox_pending", "Notifications read but not yet delivered.", registry=r)
         self.checkpoint_bytes = Gauge(
             "streamwatch_checkpoint_bytes", "Size of the latest checkpoint per partition.", ["partition"], registry=r
@@ -106,6 +112,9 @@ class WorkerMetrics:
 
     def delivery_failed(self, channel: str) -> None:
         self.notification_failures.labels(channel).inc()
+
+    def outbox_expired(self, channel: str) -> None:
+        self.outbox_expired_total.labels(channel).inc()
 
     def outbox_pending(self, n: int) -> None:
         self.outbox.set(n)

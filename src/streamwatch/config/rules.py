@@ -148,3 +148,8 @@ class AlertingConfig(_Strict):
     )
     delivery_timeout: Duration = Field(timedelta(seconds=10), description="Per HTTP request to a channel.")
     delivery_max_age: Duration = Field(timedelta(hours=24), description="Give up retrying a notification after.")
+    outbox_max_age: Duration = Field(
+        timedelta(hours=24),
+        description="The dispatcher skips (and counts) an outbox notification created longer ago than this, "
+        "e.g. when a new consumer group reads the outbox from its beginning.",
+    )

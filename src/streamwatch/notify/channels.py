@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from streamwatch.adapters.http import DeliveryError, HttpClient
 from streamwatch.alerts.notification import Notification
 from streamwatch.config.models import AlertmanagerChannel, Channel, PagerDutyChannel, SlackChannel, WebhookChannel
-from streamwatch.notify.payloads import alertmanager_alerts, pagerduty_events, slack_message, webhook_request
+from streamwatch.notify.payloads import alertmanager_batches, pagerduty_events, slack_message, webhook_request
 
 __all__ = ["ChannelClient", "DeliveryError", "HttpPoster", "NotificationSender"]
 
@@ -77,7 +77,7 @@ class ChannelClient:
             self.http.post(channel.name, channel.url.get_secret_value(), content=body, headers=headers)
         elif isinstance(channel, AlertmanagerChannel):
             url = channel.url.rstrip("/") + "/api/v2/alerts"
-            alerts = alertmanager_alerts(notification, channel.valid_for.total_seconds())
-            self.http.post(channel.name, url, json=alerts)
+            for alerts in alertmanager_batches(notification, channel.valid_for.total_seconds()):
+                self.http.post(channel.name, url, json=alerts)
         else:
             raise DeliveryError(getattr(channel, "name", "?"), "unknown channel type", retryable=False)

@@ -13,6 +13,12 @@ is sent.
 An offset is committed only once every notification before it is done, so a
 restart redelivers whatever was still pending: at least once, never lost.
 One slow channel delays only itself.
+
+A notification whose ``created_at`` is more than ``max_outbox_age_ms`` before
+the dispatcher's clock is not sent: it is counted, summarised in the log (at
+most once a minute) and its offset committed. A consumer group that starts from
+the beginning of the topic (a renamed group, reset offsets) so skips the
+outbox's history instead of paging about incidents long over.
 """
 
 from __future__ import annotations
@@ -31,13 +37,16 @@ from pydantic import ValidationError
 
 from streamwatch.adapters.kafka import COMMITTED, Message, OnAssign, OnRevoke
 from streamwatch.alerts.notification import Notification
+from streamwatch.clock import now_ms
 from streamwatch.config.models import Channel
 from streamwatch.notify.channels import DeliveryError, NotificationSender
+from streamwatch.times import to_ms
 
 __all__ = ["Dispatcher", "OutboxConsumer"]
 
 _log = logging.getLogger("streamwatch.delivery")
 _MAX_WAIT_S = 300.0  # the longest pause between two attempts, whatever Retry-After says
+_EXPIRED_LOG_INTERVAL_MS = 60_000  # at most one summary line a minute about outbox entries too old to send
 
 
 class OutboxConsumer(Protocol):
@@ -111,7 +120,12 @@ class Dispatcher:
         How long a notification is retried before it is given up (and counted).
     metrics
         Anything with ``delivered(channel)``, ``delivery_retry(channel)``,
-        ``delivery_failed(channel)`` and ``outbox_pending(n)``; ``None`` counts nothing.
+        ``delivery_failed(channel)`` and ``outbox_pending(n)``; ``None`` counts nothing. A notification
+        skipped as too old is counted by ``outbox_expired(channel)``.
+    max_outbox_age_ms
+        A notification created longer ago than this (by ``clock``) is skipped, not sent; ``None``: none is.
+    clock
+        The wall clock in epoch milliseconds, read for that age only (injected by tests).
     """
 
     def __init__(
@@ -122,12 +136,19 @@ class Dispatcher:
         max_age_s: float = 86_400.0,
         metrics: Any = None,
         backoff_s: float = 0.5,
+        max_outbox_age_ms: int | None = None,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.client = client
         self.channels = dict(channels)
         self.max_age_s = max_age_s
         self.metrics = metrics
         self.backoff_s = backoff_s
+        self.max_outbox_age_ms = max_outbox_age_ms
+        self.clock = clock
+        self._expired = 0  # skipped as too old since the last summary line (the consuming thread's alone)
+        self._expired_oldest_ms: int | None = None
+        self._expired_logged_ms: int | None = None
         self._consumer_factory = consumer_factory
         self._offsets = _Offsets()
         self._queues: dict[str, queue.Queue[tuple[Notification, list[Any]] | None]] = {}
@@ -154,6 +175,7 @@ class Dispatcher:
                 try:
                     for message in consumer.consume(100, 0.1):
                         self._accept(message)
+                    self._log_expired()
                     consumer.commit(self._offsets.committable())
                 except Exception:  # a broker hiccup must not end delivery: log it and go on
                     _log.exception("dispatcher loop error")
@@ -162,6 +184,7 @@ class Dispatcher:
                     self.metrics.outbox_pending(self._offsets.in_flight())
             for thread in self._threads:
                 thread.join(5.0)
+            self._log_expired(force=True)
             consumer.commit(self._offsets.committable())
         finally:
             consumer.close()
@@ -172,6 +195,9 @@ class Dispatcher:
             notification = Notification.model_validate_json(message.value)
         except ValidationError as exc:
             _log.error("outbox message at offset %d is not a notification, skipped: %s", message.offset, exc)
+            self._offsets.done(entry)
+            return
+        if self._too_old(notification):
             self._offsets.done(entry)
             return
         if notification.channel not in self.channels:
@@ -188,6 +214,35 @@ class Dispatcher:
             self._threads.append(thread)
             thread.start()
         lane.put((notification, entry))
+
+    def _too_old(self, notification: Notification) -> bool:
+        """Whether ``notification`` is older than ``max_outbox_age_ms``; if so it is counted (and summarised later)."""
+        if self.max_outbox_age_ms is None:
+            return False
+        created = to_ms(notification.created_at)
+        if self.clock() - created <= self.max_outbox_age_ms:
+            return False
+        self._expired += 1
+        self._expired_oldest_ms = created if self._expired_oldest_ms is None else min(self._expired_oldest_ms, created)
+        if self.metrics is not None:
+            self.metrics.outbox_expired(notification.channel)
+        return True
+
+    def _log_expired(self, force: bool = False) -> None:
+        """One line for the notifications skipped as too old since the last one, at most once a minute."""
+        if not self._expired:
+            return
+        now = self.clock()
+        last = self._expired_logged_ms
+        if not force and last is not None and now - last < _EXPIRED_LOG_INTERVAL_MS:
+            return
+        _log.warning(
+            "skipped %d outbox notifications created more than %d ms ago (the oldest at %d ms): not sent",
+            self._expired,
+            self.max_outbox_age_ms,
+            self._expired_oldest_ms,
+        )
+        self._expired, self._expired_oldest_ms, self._expired_logged_ms = 0, None, now
 
     def _lane(self, lane: queue.Queue[tuple[Notification, list[Any]] | None]) -> None:
         while not self._stop.is_set():

@@ -4,7 +4,7 @@ Pure: these functions only build request bodies (and the webhook's signature);
 :mod:`streamwatch.adapters.http` sends them. A webhook receiver verifies a request with
 :func:`verify_webhook`:
 
->>> from streamwatch.alerts.notification import Notification
+>>> from streamwatch.alerts.notification import Notification, part_of
 >>> n = Notification(notification_id="n1", channel="hooks", group_key="k", created_at=0, alerts=[])
 >>> body, headers = webhook_request(n, "s3cret", timestamp_s=1_800_000_000)
 >>> sig = headers["X-Streamwatch-Signature"]
@@ -24,21 +24,40 @@ so that a value cannot mention ``<!channel>`` or make a link:
 
 >>> escape_mrkdwn("<!channel> & <https://evil|click>")
 '&lt;!channel&gt; &amp; &lt;https://evil|click&gt;'
+
+Each payload stays within its receiver's documented limits, whatever the size
+of the notification (the router already splits a large group into parts of at
+most 200 alerts and 256 KiB, see :mod:`streamwatch.alerts.routing`): Slack lists
+the first alerts and says how many more there are, PagerDuty's events drop their
+largest ``custom_details`` before they pass 512 KB, Alertmanager's alerts come in
+batches of at most 256 (:func:`alertmanager_batches`), and the webhook's body
+leaves out the tail of a list over 1 MiB and says how many in a header. The
+limits are the ``*_MAX_*`` constants below, each with its source.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from datetime import timedelta
 from typing import Any
 
-from streamwatch.alerts.notification import Notification
+from streamwatch.alerts.notification import Notification, part_of
 from streamwatch.contract.events import AlertEvent
 
 __all__ = [
+    "ALERTMANAGER_MAX_ALERTS_PER_POST",
+    "ALERTMANAGER_MAX_BODY_BYTES",
+    "PAGERDUTY_MAX_EVENT_BYTES",
+    "PAGERDUTY_MAX_SUMMARY_CHARS",
+    "SLACK_MAX_BLOCKS",
+    "SLACK_MAX_BLOCKS_TEXT_CHARS",
+    "SLACK_MAX_TEXT_CHARS",
+    "WEBHOOK_MAX_BODY_BYTES",
     "alertmanager_alerts",
+    "alertmanager_batches",
     "escape_mrkdwn",
     "pagerduty_events",
     "slack_message",
@@ -49,6 +68,34 @@ __all__ = [
 _MAX_ALERTS_SHOWN = 10  # per Slack message; the rest are counted
 _SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}  # PagerDuty's own names
 _MAX_SECTION_CHARS = 3000  # Slack's limit on a section's text
+
+#: A Slack message's top-level ``text`` is truncated beyond 40,000 characters
+#: (https://api.slack.com/changelog/2018-04-truncating-really-long-messages).
+SLACK_MAX_TEXT_CHARS = 40_000
+#: A Slack message holds at most 50 blocks (https://api.slack.com/reference/block-kit/blocks). We use at most
+#: 2 per listed alert (a section, a divider) and 4 more: 24 with :data:`_MAX_ALERTS_SHOWN` at 10.
+SLACK_MAX_BLOCKS = 50
+#: The most characters of text in all the blocks together. Slack refuses a message with ``msg_blocks_too_long``
+#: well before 40,000 characters of blocks (at about 13,000 of mrkdwn, https://github.com/slackapi/bolt-js/issues/2509),
+#: so the alerts listed stop at this budget and the rest are counted.
+SLACK_MAX_BLOCKS_TEXT_CHARS = 12_000
+#: PagerDuty Events API v2: an event (the whole request body) is at most 512 KB (the API overview's "size
+#: limits", https://developer.pagerduty.com/docs/ZG9jOjExMDI5NTgw-events-api-v2-overview#size-limits); Alertmanager's
+#: PagerDuty notifier holds its events to 512,000 bytes, as we do.
+PAGERDUTY_MAX_EVENT_BYTES = 512_000
+#: PagerDuty Events API v2: ``payload.summary`` is at most 1024 characters
+#: (https://developer.pagerduty.com/docs/ZG9jOjExMDI5NTgx-send-an-alert-event).
+PAGERDUTY_MAX_SUMMARY_CHARS = 1024
+#: Alertmanager API v2 ``POST /api/v2/alerts`` takes a list of alerts and documents no limit
+#: (https://prometheus.io/docs/alerting/latest/alerts_api/); Prometheus itself posts at most 256 alerts per request
+#: (``DefaultMaxBatchSize`` in prometheus/notifier), and so do we.
+ALERTMANAGER_MAX_ALERTS_PER_POST = 256
+#: Our own cap on one Alertmanager request body: 1 MiB, nginx's default ``client_max_body_size``
+#: (https://nginx.org/en/docs/http/ngx_http_core_module.html#client_max_body_size), for an Alertmanager behind a proxy.
+ALERTMANAGER_MAX_BODY_BYTES = 1 << 20
+#: Our own cap on the signed webhook's body: 1 MiB, nginx's default ``client_max_body_size`` (above); alerts past
+#: it are left out of the body and counted in the ``X-Streamwatch-Omitted-Alerts`` header.
+WEBHOOK_MAX_BODY_BYTES = 1 << 20
 _STAMP = re.compile(rb"[0-9]{1,15}")  # a webhook timestamp: plain ASCII digits, seconds
 
 
@@ -94,7 +141,15 @@ def _title(n: Notification) -> str:
     first = n.alerts[0] if n.alerts else None
     count = len(n.firing) if n.status == "firing" else len(n.resolved)
     subject = f"{first.rule} · {first.model} {first.model_version} {first.variant}" if first else n.group_key
-    return f"[{n.status.upper()}:{count}] {subject}"
+    part, parts = part_of(n.notification_id)
+    of = f" (part {part} of {parts})" if parts > 1 else ""
+    return f"[{n.status.upper()}:{count}] {subject}{of}"
+
+
+def _json_bytes(value: Any) -> int:
+    """The size of ``value`` as JSON, counted high: ASCII-escaped, with spaces after separators (httpx's
+    ``json=`` sends it compact, and UTF-8 is never longer than a ``\\uXXXX`` escape)."""
+    return len(json.dumps(value).encode())
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
@@ -109,6 +164,8 @@ def slack_message(n: Notification) -> dict[str, Any]:
     """
     title = _title(n)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": title[:150]}}]
+    budget = SLACK_MAX_BLOCKS_TEXT_CHARS - 1_000  # what the header and the two context lines may take
+    shown = 0
     for a in n.alerts[:_MAX_ALERTS_SHOWN]:
         icon = ":white_check_mark:" if a.status == "resolved" else ":rotating_light:"
         lines = [
@@ -132,14 +189,22 @@ def slack_message(n: Notification) -> dict[str, Any]:
         links = [_link(url, label) for label, url in pages if url]
         if links:
             lines.append(" · ".join(links))
-        blocks.append({"type": "section", "text": _mrkdwn(_cut("\n".join(lines), _MAX_SECTION_CHARS))})
+        text = _cut("\n".join(lines), _MAX_SECTION_CHARS)
+        if len(text) > budget:
+            break  # the rest are counted below
+        budget -= len(text)
+        blocks.append({"type": "section", "text": _mrkdwn(text)})
         blocks.append({"type": "divider"})
-    hidden = len(n.alerts) - _MAX_ALERTS_SHOWN
-    if hidden > 0:
-        blocks.append({"type": "context", "elements": [_mrkdwn(f"and {hidden} more alerts")]})
+        shown += 1
+    hidden = n.alerts[shown:]
+    if hidden:
+        firing = sum(a.status == "firing" for a in hidden)
+        kinds = f" ({firing} firing, {len(hidden) - firing} resolved)" if 0 < firing < len(hidden) else ""
+        more = f"… and {len(hidden)} more alerts not listed{kinds}"
+        blocks.append({"type": "context", "elements": [_mrkdwn(more)]})
     blocks.append({"type": "context", "elements": [_mrkdwn(f"streamwatch · {escape_mrkdwn(n.notification_id)}")]})
     # The top-level text (the notification's preview) is mrkdwn as well.
-    return {"text": escape_mrkdwn(title), "blocks": blocks[:50]}
+    return {"text": _cut(escape_mrkdwn(title), SLACK_MAX_TEXT_CHARS), "blocks": blocks[:SLACK_MAX_BLOCKS]}
 
 
 def pagerduty_events(n: Notification, routing_key: str) -> list[dict[str, Any]]:
@@ -165,7 +230,7 @@ def pagerduty_events(n: Notification, routing_key: str) -> list[dict[str, Any]]:
             "event_action": "trigger",
             "dedup_key": a.fingerprint,
             "payload": {
-                "summary": f"{a.rule}: {a.reason}"[:1024],
+                "summary": f"{a.rule}: {a.reason}"[:PAGERDUTY_MAX_SUMMARY_CHARS],
                 "source": f"streamwatch/{a.model}/{a.model_version}/{a.variant}",
                 "severity": _SEVERITY[a.severity],
                 "timestamp": _iso(a.starts_at),
@@ -179,8 +244,25 @@ def pagerduty_events(n: Notification, routing_key: str) -> list[dict[str, Any]]:
         links = [{"href": url, "text": text} for text, url in pages if url]
         if links:
             event["links"] = links
-        out.append(event)
+        out.append(_within_pagerduty_limit(event))
     return out
+
+
+def _within_pagerduty_limit(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` at most :data:`PAGERDUTY_MAX_EVENT_BYTES`: its largest ``custom_details`` go first, named in
+    ``custom_details.omitted``; then the links."""
+    if _json_bytes(event) <= PAGERDUTY_MAX_EVENT_BYTES:
+        return event
+    details: dict[str, Any] = event["payload"]["custom_details"]
+    omitted: list[str] = []
+    for name in sorted(details, key=lambda k: _json_bytes(details[k]), reverse=True):
+        del details[name]
+        omitted.append(name)
+        details["omitted"] = sorted(omitted)
+        if _json_bytes(event) <= PAGERDUTY_MAX_EVENT_BYTES:
+            return event
+    event.pop("links", None)
+    return event
 
 
 def _signature(secret: bytes, timestamp: bytes, body: bytes) -> bytes:
@@ -200,15 +282,33 @@ def _bytes(value: object) -> bytes | None:
 
 
 def webhook_request(n: Notification, secret: str, timestamp_s: int) -> tuple[bytes, dict[str, str]]:
-    """The notification as JSON (the contract) and headers signing ``timestamp.body`` with HMAC-SHA256."""
+    """The notification as JSON (the contract) and headers signing ``timestamp.body`` with HMAC-SHA256.
+
+    A body over :data:`WEBHOOK_MAX_BODY_BYTES` keeps the first alerts that fit (still a valid notification) and
+    says how many were left out in ``X-Streamwatch-Omitted-Alerts``.
+    """
     body = n.model_dump_json().encode()
+    omitted = 0
+    if len(body) > WEBHOOK_MAX_BODY_BYTES:
+        envelope = len(n.model_copy(update={"alerts": []}).model_dump_json().encode())
+        used, kept = envelope, 0
+        for a in n.alerts:
+            used += len(a.model_dump_json().encode()) + 1
+            if used > WEBHOOK_MAX_BODY_BYTES:
+                break
+            kept += 1
+        omitted = len(n.alerts) - kept
+        body = n.model_copy(update={"alerts": n.alerts[:kept]}).model_dump_json().encode()
     stamp = str(int(timestamp_s))
-    return body, {
+    headers = {
         "Content-Type": "application/json",
         "X-Streamwatch-Timestamp": stamp,
         "X-Streamwatch-Signature": _signature(secret.encode(), stamp.encode(), body).decode(),
         "X-Streamwatch-Notification-Id": n.notification_id,
     }
+    if omitted:
+        headers["X-Streamwatch-Omitted-Alerts"] = str(omitted)
+    return body, headers
 
 
 def verify_webhook(
@@ -272,3 +372,19 @@ def alertmanager_alerts(n: Notification, valid_for_s: float = 5 * 3600) -> list[
             alert["generatorURL"] = a.dashboard_url
         out.append(alert)
     return out
+
+
+def alertmanager_batches(n: Notification, valid_for_s: float = 5 * 3600) -> list[list[dict[str, Any]]]:
+    """:func:`alertmanager_alerts` in requests of at most :data:`ALERTMANAGER_MAX_ALERTS_PER_POST` alerts and
+    :data:`ALERTMANAGER_MAX_BODY_BYTES`, in order, each alert in exactly one (one request for a routed part)."""
+    batches: list[list[dict[str, Any]]] = [[]]
+    used = 2
+    for alert in alertmanager_alerts(n, valid_for_s):
+        size = _json_bytes(alert) + 1
+        batch = batches[-1]
+        if batch and (len(batch) >= ALERTMANAGER_MAX_ALERTS_PER_POST or used + size > ALERTMANAGER_MAX_BODY_BYTES):
+            batches.append([])
+            batch, used = batches[-1], 2
+        batch.append(alert)
+        used += size
+    return [batch for batch in batches if batch]

@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck schemas bench bench-evidently clean tools fuzz
+.PHONY: demo test lint typecheck schemas bench bench-evidently clean tools fuzz soak
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13) and "streamwatch needs Python 3.11 to 3.13, found " + sys.version.split()[0])'
@@ -74,6 +74,11 @@ lint: $(STAMP)
 
 # `make test` draws the same hypothesis examples on every run (the "ci" profile in tests/conftest.py);
 # this explores with random seeds and more examples. Pin what it finds as an @example in the test.
+# 30 minutes of hostile traffic, a flaky ClickHouse and receiver, the worker killed every 5 minutes
+# (tests/soak/test_soak.py); SOAK_MINUTES sets another length. Figures land in soak-figures.json.
+soak: $(STAMP)
+	SOAK_MINUTES=$${SOAK_MINUTES:-30} $(BIN)/python -m pytest -q -p no:cacheprovider tests/soak
+
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q $$(grep -rl '@given' tests)
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from core import make_events, reference_profile
 from streamwatch.adapters.clickhouse import connect
-from streamwatch.adapters.kafka import BatchConsumer, KafkaTransport, create_topics
+from streamwatch.adapters.kafka import BatchConsumer, ConfirmedPublisher, KafkaTransport, create_topics
 from streamwatch.adapters.localbroker import LocalKafka
 from streamwatch.config.settings import ClickHouseSettings, KafkaSettings, load_settings
 from streamwatch.pipeline.pipeline import Pipeline
@@ -95,7 +95,7 @@ def runtime_for(kafka: KafkaSettings, prefix: str, group: str, store, checkpoint
         idle_timeout_ms=2_000,
         max_age_ms=3650 * 86_400_000,  # the synthetic events are dated November 2026
     )
-    transport = KafkaTransport(kafka, settings.producer, on_failure=lambda *a: None, on_error=lambda *a: None)
+    transport = ConfirmedPublisher(kafka)
 
     def consumer(on_assign, on_revoke):  # type: ignore[no-untyped-def]
         return BatchConsumer(kafka, group, rts.inputs, on_assign, on_revoke)

@@ -92,3 +92,35 @@ def test_rolling_view_merges_without_touching_the_windows() -> None:
 def test_bad_sizes_are_refused() -> None:
     with pytest.raises(ValueError, match="size_ms"):
         TumblingWindows(0, factory=lambda key: [])
+
+
+@given(
+    st.lists(st.integers(0, 40 * 3_600_000), min_size=1, max_size=60),
+    st.lists(st.integers(1, 10), min_size=1, max_size=10),
+)
+def test_leaps_are_judged_the_same_however_the_stream_is_batched(times: list[int], sizes: list[int]) -> None:
+    def run(cuts: list[int]) -> tuple[list[bool], int, int]:
+        windows = TumblingWindows(60_000, 10_000, factory=lambda key: [], max_lead_ms=300_000)
+        late: list[bool] = []
+        at, turn = 0, 0
+        while at < len(times):
+            size = cuts[turn % len(cuts)]
+            late += windows.route(np.array(times[at : at + size])).late.tolist()
+            at, turn = at + size, turn + 1
+        return late, windows.watermark, windows.leaps
+
+    assert run(sizes) == run([len(times)]) == run([1])
+
+
+def test_one_event_hours_ahead_does_not_make_the_rest_late_but_a_real_jump_moves_on() -> None:
+    windows = TumblingWindows(60_000, 10_000, factory=lambda key: [], max_lead_ms=300_000)
+    minute = 60_000
+    stream = [i * 1_000 for i in range(300)]
+    stream.insert(100, 9 * 3_600_000)  # local time sent as UTC
+    assert not windows.route(np.array(stream)).late.any()
+    assert windows.watermark == 299_000 - 10_000 and windows.leaps == 1
+    # traffic resuming after a quiet night: the second event confirms the leap
+    windows.route(np.array([12 * 3_600_000, 12 * 3_600_000 + minute]))
+    assert windows.watermark == 12 * 3_600_000 + minute - 10_000
+    plain = TumblingWindows(60_000, 10_000, factory=lambda key: [])
+    assert plain.route(np.array(stream)).late.sum() == 200  # without the rule, every event after it is late

@@ -351,6 +351,11 @@ def test_an_event_dated_far_from_when_it_was_published_is_a_dead_letter(broker: 
         "r-a month ago": "prediction event: timestamp: too far in the past of when it was published",
     }
     assert store.query("SELECT request_id FROM {db}.predictions FINAL WHERE model = 'credit'") == [("r-now",)]
+    # counted in /metrics and in the worker_metrics table
+    screened = 2 + 40  # the two above, and publish's heartbeats (dated after year 2999's event)
+    assert runtime.metrics.screened.labels("implausible_time")._value.get() == screened
+    stored = store.query("SELECT max(value) FROM {db}.worker_metrics WHERE name = 'streamwatch_screened_total'")
+    assert stored == [(float(screened),)]
 
 
 def test_an_alert_rule_fires_on_the_drifted_window_and_resolves_and_both_are_stored_and_published(

@@ -29,7 +29,9 @@ CONFIG = """
 models:
   - name: credit
     references: {{"3": ref.json}}
+    versions: any  # the canary, version 4, has no reference of its own
     segments: [gender]
+  - name: clock  # the heartbeats that close the last windows (any version: it lists no reference)
 windows: {{rolling_windows: 3}}
 worker: {{group: {group}, instance_id: w1, batch_size: 50, checkpoint_interval_ms: 300,
          idle_timeout_ms: 2000, web_port: {port}, max_age_ms: 315360000000}}

@@ -26,6 +26,21 @@ class WorkerMetrics:
         self.late_events = Counter("streamwatch_late_events", "Events after their window closed.", registry=r)
         self.labels_matched = Counter("streamwatch_labels_matched", "Labels joined to predictions.", registry=r)
         self.storage_errors = Counter("streamwatch_storage_errors", "Failed ClickHouse writes (retried).", registry=r)
+        self.screened = Counter(
+            "streamwatch_screened",
+            "Events dead-lettered by a screen (unknown_model, request_id_reused, implausible_time) or held back "
+            "(future_leap: counted, but moving event time only once confirmed), by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.stage_counts = Gauge(
+            "streamwatch_stage_counts",
+            "Totals kept in the state of this worker's partitions (they move with them): label-join evictions, "
+            "orphan and duplicate labels, unlabelled predictions, twin evictions, late events; the reporter's "
+            "late partials.",
+            ["count"],
+            registry=r,
+        )
         self.refused_rows = Counter(
             "streamwatch_refused",
             "Rows or messages refused for good (dead-lettered when they are events, else logged), by target.",
@@ -80,6 +95,8 @@ class WorkerMetrics:
             self.events.labels(topic).inc(n)
         self.dead_letters.inc(len(output.dead_letters))
         self.late_events.inc(output.late_events)
+        for reason, n in output.screened.items():
+            self.screened.labels(reason).inc(n)
         self.labels_matched.inc(output.labels_matched)
         self.process_seconds.observe(seconds)
 
@@ -100,9 +117,11 @@ class WorkerMetrics:
         for (topic, partition), lag in lags.items():
             self.consumer_lag.labels(topic, str(partition)).set(lag)
 
-    def state(self, open_windows: int, join_pending: int) -> None:
+    def state(self, open_windows: int, join_pending: int, counts: dict[str, int] | None = None) -> None:
         self.open_windows.set(open_windows)
         self.join_pending.set(join_pending)
+        for name, value in (counts or {}).items():
+            self.stage_counts.labels(name).set(value)
 
     def delivered(self, channel: str) -> None:
         self.notifications.labels(channel).inc()

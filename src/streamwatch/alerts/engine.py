@@ -113,6 +113,10 @@ class Alerting:
         """Notifications that came due with time alone (group waits, intervals, repeats)."""
         return AlertingOutput(notifications=self.router.due(now_ms, silenced))
 
+    def retire(self, before_ms: int) -> int:
+        """Forget rule series of windows before ``before_ms`` that are not firing (see ``RuleEngine.retire``)."""
+        return self.engine.retire(before_ms)
+
     def state(self) -> dict[str, Any]:
         return {"rules": self.engine.state(), "router": self.router.state(), "actions": self.actions.state()}
 

@@ -222,6 +222,21 @@ class RuleEngine:
             tuple(examples[:_MAX_EXAMPLES]),
         )
 
+    def retire(self, before_ms: int) -> int:
+        """Forget series not firing whose last window started before ``before_ms``; return how many.
+
+        A firing series stays until it resolves: forgetting it would leave its alert firing in
+        every receiver with nothing left to resolve it.
+        """
+        gone = [
+            key
+            for key, series in self._series.items()
+            if series.status != "firing" and series.last_start is not None and series.last_start < before_ms
+        ]
+        for key in gone:
+            del self._series[key]
+        return len(gone)
+
     def state(self) -> dict[str, Any]:
         """Every series' state, for a checkpoint."""
         return {"series": self._series, "examples": self._examples}

@@ -87,6 +87,8 @@ def replay(
     table.add_row("events", str(summary.events))
     table.add_row("dead letters", str(summary.dead_letters))
     table.add_row("late events", str(summary.late_events))
+    for reason, n in sorted(summary.screened.items()):
+        table.add_row(f"screened: {reason.replace('_', ' ')}", str(n))
     table.add_row("labels matched", f"{summary.labels_matched} of {summary.labels_received}")
     table.add_row("metric rows", str(summary.metric_rows))
     for kind, count in sorted(summary.findings.items()):

@@ -64,6 +64,11 @@ class ModelConfig(_Strict):
     task: Literal["binary_classification", "multiclass_classification", "regression"] = "binary_classification"
     positive_label: bool | int | str = 1
     references: dict[Name, Path] = Field(default_factory=dict, description="model_version -> reference profile.")
+    versions: Literal["referenced", "any"] = Field(
+        "referenced",
+        description="With worker.unknown_models: dead_letter, which versions are monitored: those under "
+        "`references` (any, when it lists none), or `any` (a canary without a reference of its own, say).",
+    )
     segments: list[Key | list[Key]] = Field(
         default_factory=list, description="Slices: a segment name, or a list of names for an intersection."
     )

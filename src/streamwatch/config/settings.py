@@ -189,10 +189,19 @@ class WorkerSettings(_Section):
         30_000, ge=100, le=_MAX_MS, description="A partition this quiet follows the others' event time."
     )
     max_future_ms: int = Field(
-        86_400_000, ge=0, le=_MAX_MS, description="An event this far after its Kafka timestamp is a dead letter."
+        300_000,
+        ge=0,
+        le=_MAX_MS,
+        description="An event this far after its Kafka timestamp is a dead letter; one this far ahead of its "
+        "partition's other events moves event time only once the next event confirms it.",
     )
     max_age_ms: int = Field(
         7 * 86_400_000, ge=0, le=_MAX_MS, description="An event this far before its Kafka timestamp is a dead letter."
+    )
+    unknown_models: Literal["dead_letter", "accept"] = Field(
+        "dead_letter",
+        description="Events of a model not in `models`, or of a version without a reference when the model lists "
+        "references: dead letters (counted), or monitored like the others. With no model configured, all are.",
     )
     report_interval_ms: int = Field(
         1_000, ge=50, le=_MAX_MS, description="How often the reporting worker merges partials and judges alert rules."

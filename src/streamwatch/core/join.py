@@ -99,6 +99,10 @@ class LabelJoin:
     def pending_predictions(self) -> int:
         return self._npredictions
 
+    def waiting(self, model: str, request_id: str) -> int:
+        """How many predictions of ``model`` wait for the label of ``request_id``."""
+        return len(self._predictions.get((model, request_id), ()))
+
     @property
     def pending_labels(self) -> int:
         """Labels kept that have not matched yet."""

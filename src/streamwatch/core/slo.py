@@ -18,6 +18,14 @@ after the problem does.
 (980, 1000, 0.02, 20.0)
 >>> [(a.severity, a.factor) for a in burn_rate_alerts({60: counts, 5: counts}, slo)]
 [('page', 14.4)]
+
+A condition also needs :data:`MIN_BURN_EVENTS` requests in its long window: one error in a
+model's only request burns the budget 1,000 times over, and is not worth a page.
+
+>>> one = SLICounts(slo)
+>>> one.update(np.array([False]), np.array([120.0]))
+>>> round(burn_rate(one, slo)), burn_rate_alerts({60: one, 5: one}, slo)
+(1000, [])
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from numpy.typing import ArrayLike
 __all__ = [
     "BURN_RATE_ALERTS",
     "BURN_RATE_WINDOWS_MINUTES",
+    "MIN_BURN_EVENTS",
     "SLO",
     "BurnRateAlert",
     "BurnRateCondition",
@@ -245,24 +254,33 @@ BURN_RATE_ALERTS: tuple[BurnRateCondition, ...] = (
 BURN_RATE_WINDOWS_MINUTES = (5, 30, 60, 120, 360, 1440, 4320)
 
 
+#: Requests a burn-rate condition's long window must hold before it can fire (the rows are reported
+#: whatever the volume). At 50, a model serving one request a minute can page within its first hour.
+MIN_BURN_EVENTS = 50
+
+
 def _reaches(rate: float, factor: float) -> bool:
     return rate >= factor or math.isclose(rate, factor, rel_tol=_RELATIVE_TOLERANCE)
 
 
 def burn_rate_alerts(
-    counts_by_window: Mapping[int, SLICounts], slo: SLO, conditions: Sequence[BurnRateCondition] = BURN_RATE_ALERTS
+    counts_by_window: Mapping[int, SLICounts],
+    slo: SLO,
+    conditions: Sequence[BurnRateCondition] = BURN_RATE_ALERTS,
+    min_events: int = MIN_BURN_EVENTS,
 ) -> list[BurnRateAlert]:
     """The conditions that fire, in the order given.
 
     ``counts_by_window`` maps a trailing window's length in minutes to the
     counts over it. A condition fires when the burn rate reaches its factor
     (at it counts) in both its long and its short window; a window that is
-    missing or saw no traffic does not fire.
+    missing or saw no traffic does not fire, nor does a long window of fewer
+    than ``min_events`` requests.
     """
     fired = []
     for condition in conditions:
         long, short = counts_by_window.get(condition.long_minutes), counts_by_window.get(condition.short_minutes)
-        if long is None or short is None or long.total == 0 or short.total == 0:
+        if long is None or short is None or long.total < max(1, min_events) or short.total == 0:
             continue
         long_rate, short_rate = burn_rate(long, slo), burn_rate(short, slo)
         if _reaches(long_rate, condition.factor) and _reaches(short_rate, condition.factor):

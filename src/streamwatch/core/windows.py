@@ -9,6 +9,23 @@ Whether an event is late does not depend on how the stream was cut into
 batches: within a batch each event is judged against the watermark as it stood
 just before that event, exactly as if events came one at a time.
 
+One clock gone wrong must not close every window at once. With ``max_lead_ms``, an
+event more than that ahead of the largest event time confirmed so far is counted in
+its own window, but moves the watermark only once the next event agrees that time
+has come that far (it is no more than ``max_lead_ms`` behind it). A single event
+dated hours ahead (local time sent as UTC) then leaves the watermark where the rest
+of the stream has it, while a stream that really jumps (traffic resuming after a
+quiet night) moves on at its second event. The rule reads events one by one, so it
+does not depend on batching either.
+
+>>> windows = TumblingWindows(60_000, 10_000, factory=lambda key: [], max_lead_ms=300_000)
+>>> windows.route(np.array([5_000, 9 * 3_600_000, 20_000, 30_000])).late.tolist()
+[False, False, False, False]
+>>> windows.watermark, windows.leaps  # the leap waits for an event that confirms it
+(20000, 1)
+>>> windows.route(np.array([9 * 3_600_000 + 1_000])).late.tolist(), windows.watermark
+([False], 32391000)
+
 A partition that goes quiet would hold its windows open forever; the caller
 (which may read a clock, unlike the core) advances the watermark with
 :meth:`TumblingWindows.advance_to` after an idle timeout.
@@ -68,16 +85,27 @@ class TumblingWindows(Generic[A]):
         How far behind the largest event time an event may be and still count.
     factory
         Makes an empty aggregate for a new window of the key it is given.
+    max_lead_ms
+        How far ahead of the stream an event may move the watermark on its own (see above);
+        ``None`` for any.
     """
 
     def __init__(
-        self, size_ms: int = 60_000, allowed_lateness_ms: int = 0, *, factory: Callable[[Hashable], A]
+        self,
+        size_ms: int = 60_000,
+        allowed_lateness_ms: int = 0,
+        *,
+        factory: Callable[[Hashable], A],
+        max_lead_ms: int | None = None,
     ) -> None:
-        if size_ms <= 0 or allowed_lateness_ms < 0:
-            raise ValueError("size_ms must be positive and allowed_lateness_ms not negative")
+        if size_ms <= 0 or allowed_lateness_ms < 0 or (max_lead_ms is not None and max_lead_ms < 0):
+            raise ValueError("size_ms must be positive, allowed_lateness_ms and max_lead_ms not negative")
         self.size_ms = size_ms
         self.allowed_lateness_ms = allowed_lateness_ms
         self.factory = factory
+        self.max_lead_ms = max_lead_ms
+        self.leaps = 0  # events that leapt more than max_lead_ms ahead, held back until confirmed (a counter)
+        self._lead: int | None = None  # the event time of a leap awaiting its confirmation
         self._max_event_time = NO_EVENT
         self._open: dict[tuple[Hashable, int], A] = {}
         self._late = 0
@@ -106,10 +134,38 @@ class TumblingWindows(Generic[A]):
         seen_before[0] = self._max_event_time
         np.maximum.accumulate(times[:-1], out=seen_before[1:])
         np.maximum(seen_before, self._max_event_time, out=seen_before)
+        lead = self.max_lead_ms
+        if lead is not None and (self._lead is not None or bool((times > seen_before + lead).any())):
+            # Some event leaps ahead (rare): judge the batch one event at a time.
+            seen_before = self._seen_with_leads(times, lead)
+        else:
+            self._max_event_time = max(self._max_event_time, int(times.max()))
         late = starts + self.size_ms <= seen_before - self.allowed_lateness_ms
         self._late += int(late.sum())
-        self._max_event_time = max(self._max_event_time, int(times.max()))
         return RoutedBatch(starts, late)
+
+    def _seen_with_leads(self, times: np.ndarray, lead: int) -> np.ndarray:
+        """The largest confirmed event time before each event, a leap counting once the next event confirms it."""
+        seen = np.empty_like(times)
+        top, pending = self._max_event_time, self._lead
+        for i, t in enumerate(times.tolist()):
+            seen[i] = top
+            if pending is not None:
+                if t >= pending - lead:  # the stream has come that far: the leap was real
+                    top, pending = max(top, pending, t), None
+                    continue
+                if t <= top + lead:
+                    top = max(top, t)
+                    continue
+                self.leaps += 1
+                pending = t
+            elif t <= top + lead or top == NO_EVENT:
+                top = max(top, t)
+            else:
+                self.leaps += 1
+                pending = t
+        self._max_event_time, self._lead = top, pending
+        return seen
 
     def advance_to(self, event_time_ms: int) -> None:
         """Move time forward without an event, e.g. when a partition has been idle too long."""

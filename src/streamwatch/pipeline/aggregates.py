@@ -30,6 +30,16 @@ __all__ = ["EXAMPLES_PER_WINDOW", "WindowAggregates"]
 
 #: Request ids kept per window, so an alert can point at real requests.
 EXAMPLES_PER_WINDOW = 5
+#: Feature names outside the reference counted by name per window; the values of any others are
+#: counted together under ``""``. Keeping the alphabetically first names keeps merging exact: a
+#: name one partial dropped has as many names before it there, so it cannot be among the whole's.
+UNKNOWN_FEATURE_NAMES = 20
+
+
+def _trim_unknown(counts: dict[str, int]) -> None:
+    named = sorted(name for name in counts if name)
+    for name in named[UNKNOWN_FEATURE_NAMES:]:
+        counts[""] += counts.pop(name)
 
 
 class WindowAggregates:
@@ -69,10 +79,15 @@ class WindowAggregates:
             else:
                 self._categorical(name, aggregate, [row.get(name) for row in rows])
         known = self.features.keys()
+        unknown = self.unknown_features
         for row in rows:
             if not known >= row.keys():
                 for name in row.keys() - known:
-                    self.unknown_features[name] += 1
+                    unknown[name] += 1
+                if len(unknown) > 4 * UNKNOWN_FEATURE_NAMES:  # bounded while it fills, not only at the end
+                    _trim_unknown(unknown)
+        if len(unknown) > UNKNOWN_FEATURE_NAMES:
+            _trim_unknown(unknown)
         predictions = [event for event in events if event.type == "prediction"]
         if not predictions:
             return
@@ -138,6 +153,7 @@ class WindowAggregates:
         ):
             for name, count in theirs.items():
                 mine[name] += count
+        _trim_unknown(self.unknown_features)
         if self.score is not None and other.score is not None:
             self.score.merge(other.score)
         self.latency.merge(other.latency)

@@ -6,7 +6,7 @@ the very same pipeline for the same settings.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -17,7 +17,7 @@ from streamwatch.errors import ConfigError, describe_validation_error
 from streamwatch.pipeline.pipeline import Pipeline
 from streamwatch.profiles.model import ReferenceProfile
 
-__all__ = ["Profiles", "configured_profiles", "load_profiles", "pipeline_from_settings"]
+__all__ = ["Profiles", "admission", "configured_profiles", "load_profiles", "pipeline_from_settings"]
 
 Profiles = dict[tuple[str, str], ReferenceProfile]
 
@@ -109,4 +109,33 @@ def pipeline_from_settings(settings: Settings, profiles: Mapping[tuple[str, str]
         tasks=tasks,
         thresholds=thresholds,
         calibrate_for="auto" if windows.drift_calibration == "auto" else None,
+        max_lead_ms=settings.worker.max_future_ms,
+        admit=admission(settings),
     )
+
+
+def admission(settings: Settings) -> Callable[[str, str | None], bool] | None:
+    """Which model versions are monitored: ``admit(model, version)``, or ``None`` for all.
+
+    With ``worker.unknown_models: dead_letter`` (the default) and models configured, only
+    those models are, and of a model that lists ``references``, only those versions: a
+    producer cannot make streamwatch keep state (windows, alerts, checkpoints) for names
+    it invents (a model's ``versions: any`` monitors all its versions). With no model
+    configured, or ``accept``, every model version is monitored.
+
+    >>> from streamwatch.config.settings import Settings
+    >>> admit = admission(Settings(models=[{"name": "credit", "references": {"3": "credit-3.json"}}]))
+    >>> admit("credit", "3"), admit("credit", "4"), admit("credit", None), admit("fraud", "1")
+    (True, False, True, False)
+    >>> admission(Settings()) is None
+    True
+    """
+    if settings.worker.unknown_models == "accept" or not settings.models:
+        return None
+    versions = {m.name: frozenset(m.references) if m.versions == "referenced" else frozenset() for m in settings.models}
+
+    def admit(model: str, version: str | None) -> bool:
+        known = versions.get(model)
+        return known is not None and (version is None or not known or version in known)
+
+    return admit

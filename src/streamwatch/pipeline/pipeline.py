@@ -15,7 +15,7 @@ the two, so that its results equal this pipeline's on the whole stream.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,6 +42,8 @@ class PipelineOutput:
     late_events: int = 0
     labels_received: int = 0
     labels_matched: int = 0
+    #: Events screened out or held back, by reason (see ``StageOutput.screened``).
+    screened: dict[str, int] = field(default_factory=dict)
     #: (model, version, variant, window start) -> a few request ids of that window, as alert evidence.
     examples: dict[tuple[str, str, str, int], list[str]] = field(default_factory=dict)
 
@@ -81,6 +83,10 @@ class Pipeline:
         Calibrate every reference's thresholds for windows of this many values,
         or ``"auto"``: for each window's own size, so that a stationary stream
         rarely raises drift, however small its windows (see ``core.thresholds``).
+    max_lead_ms, admit, max_per_request
+        What a stage screens (see :class:`~streamwatch.pipeline.stage.PartitionStage`):
+        how far one event may move event time on its own, which model versions are
+        monitored, and how many predictions may share a request id.
     """
 
     def __init__(
@@ -98,6 +104,9 @@ class Pipeline:
         tasks: Mapping[str, str] | None = None,
         thresholds: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
         calibrate_for: int | Literal["auto"] | None = None,
+        max_lead_ms: int | None = None,
+        admit: Callable[[str, str | None], bool] | None = None,
+        max_per_request: int = 16,
     ) -> None:
         self.profiles = dict(profiles or {})
         self.window_ms = window_ms
@@ -113,6 +122,9 @@ class Pipeline:
             model: {f: dict(v) for f, v in features.items()} for model, features in (thresholds or {}).items()
         }
         self.calibrate_for = calibrate_for
+        self.max_lead_ms = max_lead_ms
+        self.admit = admit
+        self.max_per_request = max_per_request
         self.stage = self.new_stage()
         self.reporter = Reporter(
             self.profiles,
@@ -132,6 +144,9 @@ class Pipeline:
             window_ms=self.window_ms,
             allowed_lateness_ms=self.allowed_lateness_ms,
             label_horizon_ms=self.label_horizon_ms,
+            max_lead_ms=self.max_lead_ms,
+            admit=self.admit,
+            max_per_request=self.max_per_request,
         )
 
     def new_window(self, key: Any) -> WindowAggregates:
@@ -180,6 +195,7 @@ class Pipeline:
             late_events=stage.late_events,
             labels_received=stage.labels_received,
             labels_matched=stage.labels_matched,
+            screened=dict(stage.screened),
         )
         self.report_partials(stage.partials, out)
         return out

@@ -61,15 +61,40 @@ class Reporter:
         self._slo_history: dict[Any, SLOHistory] = {}
         self._detectors: dict[Any, ChangeDetector] = {}
         self._recent: dict[Any, deque[tuple[int, WindowAggregates]]] = {}
+        self._last_seen: dict[Any, int] = {}  # (model, version, variant) -> start of its latest window
 
     def state(self) -> dict[str, Any]:
         """What the reporter remembers between windows, for a checkpoint (see :meth:`restore`)."""
-        return {"slo": self._slo_history, "detectors": self._detectors, "recent": self._recent}
+        return {
+            "slo": self._slo_history,
+            "detectors": self._detectors,
+            "recent": self._recent,
+            "last_seen": self._last_seen,
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
         self._slo_history = state["slo"]
         self._detectors = state["detectors"]
         self._recent = state["recent"]
+        self._last_seen = state.get("last_seen", {})  # (checkpoints from before versions retired have none)
+
+    def retire(self, before_ms: int) -> list[Any]:
+        """Forget the model versions (and variants) with no window starting at or after ``before_ms``.
+
+        A version rolled out of service would otherwise keep its SLO history, detectors and rolling
+        view in every checkpoint forever. Returns the ``(model, version, variant)`` keys forgotten; one
+        that comes back starts afresh, like a new version.
+        """
+        gone = [key for key, last in self._last_seen.items() if last < before_ms]
+        if not gone:
+            return []
+        retired = set(gone)
+        for key in gone:
+            del self._last_seen[key]
+            self._slo_history.pop(key, None)
+            self._recent.pop(key, None)
+        self._detectors = {k: v for k, v in self._detectors.items() if k[0] not in retired}
+        return gone
 
     def report(
         self,
@@ -79,6 +104,8 @@ class Reporter:
         examples: dict[tuple[str, str, str, int], list[str]] | None = None,
     ) -> None:
         """Append what one complete partial says to ``rows`` and ``findings`` (and its request ids to ``examples``)."""
+        slot = tuple(partial.key[:3])
+        self._last_seen[slot] = max(self._last_seen.get(slot, partial.start), partial.start)
         if partial.kind == "window":
             self._window(partial.key, partial.start, partial.aggregate, rows, findings)
             if examples is not None and partial.aggregate.examples:

@@ -78,6 +78,9 @@ class StageOutput:
     watermark: int = 0
     #: The batch's good events, for a runtime that stores them raw.
     decoded: DecodedBatch | None = None
+    #: Events this batch screened out or held back, by reason (each is also a dead letter, but
+    #: ``future_leap``, an event counted whose time waits for confirmation; see ``TumblingWindows``).
+    screened: dict[str, int] = field(default_factory=dict)
 
 
 class PartitionStage:
@@ -89,8 +92,15 @@ class PartitionStage:
         Makes the empty aggregates of a new window for a ``(model, version, variant)`` key.
     performance_factory
         Makes the empty performance aggregates of a prediction window for a key.
-    window_ms, allowed_lateness_ms, label_horizon_ms
+    window_ms, allowed_lateness_ms, label_horizon_ms, max_lead_ms
         As for :class:`~streamwatch.pipeline.pipeline.Pipeline`.
+    admit
+        ``admit(model, version)`` (``version`` is ``None`` for a label): whether events of that
+        model version are monitored; the others are dead letters. ``None`` admits all.
+    max_per_request
+        How many predictions of one model may share a ``request_id`` while they wait for their
+        label (production, canary, shadow and a few retries); past it, a prediction is a dead
+        letter. A producer reusing one id for everything would otherwise make the join quadratic.
     """
 
     def __init__(
@@ -101,14 +111,19 @@ class PartitionStage:
         window_ms: int = 60_000,
         allowed_lateness_ms: int = 10_000,
         label_horizon_ms: int = 86_400_000,
+        max_lead_ms: int | None = None,
+        admit: Callable[[str, str | None], bool] | None = None,
+        max_per_request: int = 16,
     ) -> None:
         self.window_ms = window_ms
         self.label_horizon_ms = label_horizon_ms
         self.performance_factory = performance_factory
+        self.admit = admit
+        self.max_per_request = max_per_request
         self.join = LabelJoin(horizon_ms=label_horizon_ms)
         self.twins = TwinJoin()
         self.windows: TumblingWindows[WindowAggregates] = TumblingWindows(
-            window_ms, allowed_lateness_ms, factory=window_factory
+            window_ms, allowed_lateness_ms, factory=window_factory, max_lead_ms=max_lead_ms
         )
         self._divergence: dict[tuple[Any, int], Divergence] = {}
         self._performance: dict[tuple[Any, int], PerformanceAggregates | RegressionAggregates] = {}
@@ -126,8 +141,13 @@ class PartitionStage:
         is a dead letter, so that one clock gone wrong cannot close every window at once.
         """
         batch = decode_batch(raws)
+        screened: dict[str, int] = {}
         if plausible is not None:
-            _screen_times(batch, plausible)
+            screened["implausible_time"] = _screen_times(batch, plausible)
+        if self.admit is not None:
+            screened["unknown_model"] = _screen_models(batch, self.admit)
+        screened["request_id_reused"] = _screen_reused(batch, self.join, self.max_per_request)
+        leaps = self.windows.leaps
         out = StageOutput(dead_letters=batch.dead_letters, labels_received=len(batch.labels), decoded=batch)
         # Arrival order within the batch is kept: lateness must not depend on batching.
         events = batch.predictions + batch.features
@@ -162,6 +182,8 @@ class PartitionStage:
             joined = self.join.add_label(label.model, label.request_id, label.label, label.timestamp)
             matches += [(label.model, prediction, value) for prediction, value in joined]
         out.labels_matched = len(matches)
+        screened["future_leap"] = self.windows.leaps - leaps
+        out.screened = {reason: n for reason, n in screened.items() if n}
         self._score(matches)
         self._complete(self.windows.watermark, out)
         return out
@@ -252,6 +274,7 @@ class PartitionStage:
         return {
             "open": windows._open,
             "max_event_time": windows._max_event_time,
+            "lead": windows._lead,
             "late": windows._late,
             "join": self.join,
             "twins": self.twins,
@@ -264,6 +287,7 @@ class PartitionStage:
         """Continue from a checkpointed :meth:`state`, as if the events before it had just been processed."""
         self.windows._open = state["open"]
         self.windows._max_event_time = state["max_event_time"]
+        self.windows._lead = state.get("lead")  # (checkpoints before leaps were judged have none)
         self.windows._late = state["late"]
         self.join = state["join"]
         self.twins = state["twins"]
@@ -272,31 +296,80 @@ class PartitionStage:
         self._unreported = state["unreported"]
 
 
-def _screen_times(batch: DecodedBatch, plausible: Sequence[tuple[int, int]]) -> None:
-    """Move events whose time is outside their plausible range to the dead letters."""
-    streams: tuple[tuple[str, list[Any]], ...] = (
-        ("prediction", batch.predictions),
-        ("feature", batch.features),
-        ("label", batch.labels),
-    )
-    for kind, events in streams:
+def _screen(
+    batch: DecodedBatch,
+    refuse: Callable[[str, Any, int], str | None],
+    kinds: tuple[str, ...] = ("prediction", "feature", "label"),
+) -> int:
+    """Move the events ``refuse(kind, event, position)`` gives a reason for to the dead letters; count them."""
+    streams: dict[str, list[Any]] = {"prediction": batch.predictions, "feature": batch.features, "label": batch.labels}
+    refused = 0
+    for kind in kinds:
+        events: list[Any] = streams[kind]
         positions = batch.positions[kind]
-        keep = [
-            i
-            for i, (event, at) in enumerate(zip(events, positions, strict=True))
-            if plausible[at][0] <= event.timestamp <= plausible[at][1]
-        ]
-        if len(keep) == len(events):
+        reasons = [refuse(kind, event, at) for event, at in zip(events, positions, strict=True)]
+        if not any(reasons):
             continue
-        for i in sorted(set(range(len(events))) - set(keep)):
-            _, high = plausible[positions[i]]
-            side = "future" if events[i].timestamp > high else "past"
-            batch.dead_letters.append(
-                DeadLetter(positions[i], f"{kind} event: timestamp: too far in the {side} of when it was published")
-            )
+        keep = [i for i, reason in enumerate(reasons) if reason is None]
+        for i, reason in enumerate(reasons):
+            if reason is not None:
+                batch.dead_letters.append(DeadLetter(positions[i], f"{kind} event: {reason}"))
+                refused += 1
         events[:] = [events[i] for i in keep]
         positions[:] = [positions[i] for i in keep]
-    batch.dead_letters.sort(key=lambda d: d.index)
+    if refused:
+        batch.dead_letters.sort(key=lambda d: d.index)
+    return refused
+
+
+def _screen_times(batch: DecodedBatch, plausible: Sequence[tuple[int, int]]) -> int:
+    """Events whose time is outside their plausible range are dead letters."""
+
+    def refuse(kind: str, event: Any, at: int) -> str | None:
+        low, high = plausible[at]
+        if low <= event.timestamp <= high:
+            return None
+        side = "future" if event.timestamp > high else "past"
+        return f"timestamp: too far in the {side} of when it was published"
+
+    return _screen(batch, refuse)
+
+
+def _screen_models(batch: DecodedBatch, admit: Callable[[str, str | None], bool]) -> int:
+    """Events of model versions not monitored are dead letters: producers cannot invent state."""
+    verdicts: dict[tuple[str, str | None], bool] = {}
+
+    def refuse(kind: str, event: Any, at: int) -> str | None:
+        key = (event.model, None if kind == "label" else event.model_version)
+        known = verdicts.get(key)
+        if known is None:
+            known = verdicts[key] = admit(*key)
+        if known:
+            return None
+        if kind == "label":
+            return f"model {event.model!r} is not monitored (see worker.unknown_models)"
+        return f"model {event.model!r} version {event.model_version!r} is not monitored (see worker.unknown_models)"
+
+    return _screen(batch, refuse)
+
+
+def _screen_reused(batch: DecodedBatch, join: LabelJoin, cap: int) -> int:
+    """Predictions past ``cap`` for one (model, request_id) still waiting for a label are dead letters."""
+    if len(batch.predictions) == 0:
+        return 0
+    counts: dict[tuple[str, str], int] = {}
+
+    def refuse(kind: str, event: Any, at: int) -> str | None:
+        key = (event.model, event.request_id)
+        n = counts.get(key)
+        if n is None:
+            n = join.waiting(*key)
+        counts[key] = n + 1
+        if n < cap:
+            return None
+        return f"request_id: {cap} predictions of this model already wait under the same request_id"
+
+    return _screen(batch, refuse, ("prediction",))
 
 
 def _order(slot: tuple[Any, int]) -> tuple[int, str]:

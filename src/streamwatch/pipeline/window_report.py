@@ -202,4 +202,9 @@ def quality_rows(
                         },
                     )
                 )
+    unknown = sum(aggregates.unknown_features.values())
+    if unknown:
+        # Values under names the reference does not know (a feature renamed upstream shows here, and as
+        # missing under its old name). A row, not a finding: extra fields are common and harmless.
+        rows.append(key.row("unknown_feature_values", float(unknown), reference=reference))
     return rows, findings

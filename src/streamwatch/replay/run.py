@@ -61,6 +61,7 @@ class ReplaySummary:
     late_events: int = 0
     labels_received: int = 0
     labels_matched: int = 0
+    screened: Counter[str] = field(default_factory=Counter)  # by reason (see PipelineOutput.screened)
     metric_rows: int = 0
     findings: Counter[str] = field(default_factory=Counter)
     models: set[tuple[str, str]] = field(default_factory=set)
@@ -146,6 +147,7 @@ def _emit(
     dead = [letter for _, _, letter in sorted(positioned, key=lambda p: p[:2])]
     summary.dead_letters += len(dead)
     summary.late_events += out.late_events
+    summary.screened.update(out.screened)
     summary.labels_received += out.labels_received
     summary.labels_matched += out.labels_matched
     summary.metric_rows += len(out.rows)

@@ -49,6 +49,8 @@ __all__ = ["DEAD_LETTER_MAX_BYTES", "RuntimeSettings", "WorkerRuntime"]
 
 _log = logging.getLogger("streamwatch.worker")
 _MIN_REPORT_GAP_MS = 50  # between two reports that closed windows called for
+#: The label join's counters exported (see ``core.join``).
+_JOIN_COUNTS = ("evicted_predictions", "evicted_labels", "orphan_labels", "duplicate_labels", "unlabelled")
 #: The most of a dead letter's value its topic gets (librdkafka's producer refuses messages over
 #: ~1 MB, which a broker's default limit still lets a producer write); the rest is in ClickHouse.
 DEAD_LETTER_MAX_BYTES = 512 * 1024
@@ -282,7 +284,15 @@ class WorkerRuntime:
         self._recorded_at = now
         self.metrics.lag(self.consumer.lag())
         stages = [s.stage for s in self.streams.values()]
-        self.metrics.state(sum(len(s.windows._open) for s in stages), sum(s.join.pending_predictions for s in stages))
+        counts = {name: sum(getattr(s.join, name) for s in stages) for name in _JOIN_COUNTS}
+        counts["twin_evicted"] = sum(s.twins.evicted for s in stages)
+        counts["late_events"] = sum(s.windows.late_events for s in stages)
+        counts["future_leaps"] = sum(s.windows.leaps for s in stages)
+        if self._reporting:
+            counts["late_partials"] = self.report_runner.late_partials
+        self.metrics.state(
+            sum(len(s.windows._open) for s in stages), sum(s.join.pending_predictions for s in stages), counts
+        )
         try:
             self.store.insert_worker_metrics(self.worker_id, now_ms(), self.metrics.samples())
         except StorageError as exc:
@@ -367,7 +377,7 @@ class WorkerRuntime:
             try:
                 self._retrying(partial(self.dead_letter_topic.send, self.settings.deadletter, value, headers=headers))
             except RefusedMessage as exc:
-                self._refused("deadletter topic", 1, str(exc))
+                self._refused(f"{self.settings.deadletter} topic", 1, str(exc))
 
     def _insert(self, write: Callable[[], None]) -> RefusedRows | None:
         """``write`` retried while ClickHouse is away; rows it refuses for good are counted and returned."""

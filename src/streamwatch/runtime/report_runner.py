@@ -30,7 +30,10 @@ from streamwatch.pipeline.pipeline import Pipeline, PipelineOutput
 from streamwatch.pipeline.stage import Partial, StageOutput
 from streamwatch.runtime.ports import EventPublisher, ReportStore
 
-__all__ = ["AlertTopics", "ReportRunner"]
+__all__ = ["RETIRE_AFTER_MS", "AlertTopics", "ReportRunner"]
+
+#: Event time after which a model version (or variant) with no window is retired from the reporter's state.
+RETIRE_AFTER_MS = 7 * 86_400_000
 
 for _name, _cls in STATE_TYPES.items():  # a reporter checkpoint carries the alerting's state
     state_codec.register(_name, _cls)
@@ -169,6 +172,11 @@ class ReportRunner:
         _log.error("%d row(s) refused for good by %s, not retried: %s", n, target, reason)
 
     @property
+    def late_partials(self) -> int:
+        """Partials that came for windows already reported (a counter of the merger's, kept in its state)."""
+        return self._merger.late_partials if self._merger is not None else 0
+
+    @property
     def _name(self) -> str:
         return f"reporter:{self.group}"
 
@@ -279,6 +287,12 @@ class ReportRunner:
                 },
             )
         merger.forget_before(merger.watermark - self.pipeline.window_ms - self.pipeline.label_horizon_ms)
+        # Versions with no window for RETIRE_AFTER_MS of event time are retired: their state goes.
+        retired = self.pipeline.reporter.retire(merger.watermark - RETIRE_AFTER_MS)
+        if retired:
+            _log.info("retired %d model version(s) without a window for 7 days: %s", len(retired), retired[:5])
+        if self.alerting is not None:
+            self.alerting.retire(merger.watermark - RETIRE_AFTER_MS)
         self._seq += 1
         version = (self._generation << 32) | self._seq
         writes: list[Callable[[], None]] = []

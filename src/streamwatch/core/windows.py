@@ -150,20 +150,17 @@ class TumblingWindows(Generic[A]):
         top, pending = self._max_event_time, self._lead
         for i, t in enumerate(times.tolist()):
             seen[i] = top
-            if pending is not None:
-                if t >= pending - lead:  # the stream has come that far: the leap was real
+            if pending is not None and t >= pending - lead:  # the stream has come that far: the leap was real
+                if t <= pending + lead:
                     top, pending = max(top, pending, t), None
                     continue
-                if t <= top + lead:
-                    top = max(top, t)
-                    continue
-                self.leaps += 1
-                pending = t
-            elif t <= top + lead or top == NO_EVENT:
+                top = max(top, pending)  # ... and this event leaps further still
+            elif t <= top + lead:
                 top = max(top, t)
-            else:
+                continue
+            if top != NO_EVENT:  # (a partition's first event waits for the second like any leap)
                 self.leaps += 1
-                pending = t
+            pending = t
         self._max_event_time, self._lead = top, pending
         return seen
 

@@ -12,7 +12,8 @@ just before that event, exactly as if events came one at a time.
 One clock gone wrong must not close every window at once. With ``max_lead_ms``, an
 event more than that ahead of the largest event time confirmed so far is counted in
 its own window, but moves the watermark only once the next event agrees that time
-has come that far (it is no more than ``max_lead_ms`` behind it). A single event
+has come that far (it is no more than ``max_lead_ms`` behind it); a partition's
+first event waits for its second the same way. A single event
 dated hours ahead (local time sent as UTC) then leaves the watermark where the rest
 of the stream has it, while a stream that really jumps (traffic resuming after a
 quiet night) moves on at its second event. The rule reads events one by one, so it

@@ -127,12 +127,17 @@ def test_normal_configs_still_load(path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert settings.alerting.repeat_interval == MAX_DURATION and settings.kafka.bootstrap_servers == "k:9092"
 
 
-def test_a_large_legitimate_config_loads_in_time(path: Path) -> None:
-    features = "".join(f"      f{i}: {{kind: numeric, monitor: true}}\n" for i in range(2_000))
-    path.write_text(f"models:\n  - name: m\n    features:\n{features}")
-    started = time.perf_counter()
-    assert len(load_settings(path).models[0].features) == 2_000
-    assert time.perf_counter() - started < 1.0
+def test_a_large_legitimate_config_loads_in_linear_time(path: Path) -> None:
+    # A ratio in one run, not a time: an absolute bound failed once on a loaded CI machine (1.08 s).
+    def load(n: int) -> float:
+        features = "".join(f"      f{i}: {{kind: numeric, monitor: true}}\n" for i in range(n))
+        path.write_text(f"models:\n  - name: m\n    features:\n{features}")
+        started = time.perf_counter()
+        assert len(load_settings(path).models[0].features) == n
+        return time.perf_counter() - started
+
+    small, large = min(load(1_000) for _ in range(3)), min(load(8_000) for _ in range(3))
+    assert large < 8 * 2 * small + 0.2  # linear is 8x; quadratic would be 64x
 
 
 # -- numbers that overflow ---------------------------------------------------------------------------

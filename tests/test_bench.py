@@ -45,3 +45,118 @@ def test_alerts_bench_runs_and_every_webhook_verifies() -> None:
     for line in ("closing event -> webhook received", "bare floor", "goal p99 <= 1000 ms"):
         assert line in result.stdout
     assert "every webhook signature verified: True" in result.stdout
+
+
+def _false_alerts():  # type: ignore[no-untyped-def]
+    """bench/false_alerts.py as a module (bench is no package)."""
+    import importlib.util
+
+    if "false_alerts" in sys.modules:  # loaded once: its pool pickles functions by module name
+        return sys.modules["false_alerts"]
+    spec = importlib.util.spec_from_file_location("false_alerts", BENCH / "false_alerts.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["false_alerts"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_false_alerts_fills_windows_and_performance_as_the_pipeline_does() -> None:
+    import numpy as np
+
+    from streamwatch.clock import now_ms
+    from streamwatch.contract.decode import decode_batch
+    from streamwatch.contract.encode import Encoder
+    from streamwatch.core.slo import SLO
+    from streamwatch.pipeline.aggregates import WindowAggregates
+
+    fa = _false_alerts()
+    generator = fa.Generator(20)
+    profile = fa.reference(generator, seed=3)
+    slo = SLO(target=0.999, latency_ms=300.0)
+    rng = np.random.default_rng(5)
+    columns = generator.draw(rng, 600, shift={generator.drifting: 3.0})  # out-of-range values too
+    columns["ok"][:7] = False
+    columns["latency_ms"][7:12] = 450.0
+    columns["score"] = np.where(columns["ok"], columns["score"], np.nan)
+    encoder = Encoder(clock_ms=now_ms)
+    raws = []
+    for i in range(600):
+        features: dict[str, object] = {}
+        for feature in generator.features:
+            value = columns[feature.name][i]
+            if feature.kind == "category":
+                features[feature.name] = value
+            elif np.isnan(value):
+                features[feature.name] = None
+            elif feature.kind.startswith("poisson"):
+                features[feature.name] = int(value)  # counts travel as integers
+            else:
+                features[feature.name] = float(value)
+        ok = bool(columns["ok"][i])
+        raws.append(
+            encoder.prediction(
+                fa.MODEL,
+                fa.VERSION,
+                f"r{i}",
+                float(columns["latency_ms"][i]),
+                features,
+                int(columns["prediction"][i]) if ok else None,
+                float(columns["score"][i]) if ok else None,
+                "production",
+                "ok" if ok else "error",
+                None if ok else "timeout",
+                {name: str(columns[name][i]) for name in fa.SEGMENTS},
+                None,
+                fa.START_MS + i,
+            )
+        )
+    batch = decode_batch(raws)
+    assert not batch.dead_letters
+    expected = WindowAggregates(profile, slo)
+    expected.update(batch.predictions)
+    filled = fa.fill_window(profile, slo, columns)
+    assert filled.features.keys() == expected.features.keys()
+    for name, aggregate in expected.features.items():
+        assert filled.features[name] == aggregate, name
+    assert dict(filled.out_of_range) == dict(expected.out_of_range)
+    assert sum(filled.out_of_range.values()) > 0
+    assert dict(filled.type_mismatch) == dict(expected.type_mismatch) == {}
+    assert filled.score == expected.score
+    assert (filled.sli.good, filled.sli.total) == (expected.sli.good, expected.sli.total)
+    assert expected.sli.bad >= 12  # the 7 errors and 5 slow requests, at least
+    assert (filled.requests, filled.errors) == (expected.requests, expected.errors)
+    assert expected.errors >= 7
+    assert filled.latency == expected.latency
+    quantiles = [0.5, 0.95, 0.99, 1.0]
+    assert filled.latency.quantiles(quantiles) == expected.latency.quantiles(quantiles)
+
+    # Performance: the columns' shortcut equals update() on the join's (prediction record, label) pairs.
+    labelled = fa.take(columns, np.flatnonzero(columns["ok"]))
+    slices = [["gender"], ["region"]]
+    expected_performance = fa.PerformanceAggregates(slices, "1")
+    expected_performance.update(fa.matches(labelled, "production"))
+    filled_performance = fa.PerformanceAggregates(slices, "1")
+    half = len(labelled["label"]) // 2
+    fa.fill_performance(filled_performance, fa.take(labelled, np.arange(half)))  # in two steps, as labels come
+    fa.fill_performance(filled_performance, fa.take(labelled, np.arange(half, len(labelled["label"]))))
+    assert filled_performance.confusion == expected_performance.confusion
+    assert filled_performance.scores == expected_performance.scores
+    assert filled_performance.log_loss == expected_performance.log_loss
+    assert str(filled_performance.metrics()) == str(expected_performance.metrics())  # NaN != NaN, but prints alike
+
+
+def test_false_alerts_counts_a_stationary_run_and_detects_a_shift() -> None:
+    fa = _false_alerts()
+    incident = fa.Incident("mean +1 sd @ 570 rpm", "feature-drift", onset=30, shift_sigma=1.0)
+    results = fa.simulate([(20, 10)], 120, [("mean +1 sd @ 570 rpm", 20, 570, incident, None)], after=10)
+    (shape,) = results["shapes"]
+    assert (shape["features"], shape["requests_per_minute"], shape["minutes"]) == (20, 10, 120)
+    assert set(shape) >= {"firing_per_week", "firing_per_week_total", "findings_per_week"}
+    assert abs(shape["firing_per_week_total"] - sum(shape["firing_per_week"].values())) < 0.1
+    (found,) = results["incidents"]
+    assert found["rule"] == "feature-drift" and found["onset_minute"] == 30
+    delay = found["delay_windows"]["feature-drift"]
+    assert delay is not None and 0 <= delay <= 3  # `for` is 2 windows: the second window after onset fires
+    table = fa.markdown(results)
+    assert "| feature-drift |" in table and "| mean +1 sd @ 570 rpm | feature-drift |" in table

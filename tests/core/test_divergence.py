@@ -105,3 +105,22 @@ def test_divergence_partials_merge_exactly() -> None:
     merged = copy.deepcopy(left)
     merged.merge(right)
     assert merged.metrics() == whole.metrics()
+
+
+def test_too_few_pairs_report_no_rates() -> None:
+    """A canary on 5% of 10 requests a minute pairs one request a window: its p95 latency ratio is one
+    request's, and read 1.5 in a window out of three. Below the pairs each needs, the figures are NaN."""
+    from streamwatch.core.divergence import MIN_LATENCY_PAIRS, MIN_PAIRS
+
+    def pairs(n: int) -> list[tuple[Twin, Twin]]:
+        return [(Twin("production", "3", 1, 0.5, 20.0, 0), Twin("canary", "4", 1, 0.5, 45.0, 0)) for _ in range(n)]
+
+    for n, defined in ((MIN_PAIRS - 1, set()), (MIN_PAIRS, {"agreement_rate", "score_shift", "score_abs_diff"})):
+        divergence = Divergence()
+        divergence.update(pairs(n))
+        metrics = dict(divergence.metrics())
+        assert metrics["paired"] == n
+        assert {m for m, v in metrics.items() if m != "paired" and not np.isnan(v)} == defined
+    divergence = Divergence()
+    divergence.update(pairs(MIN_LATENCY_PAIRS))
+    assert dict(divergence.metrics())["latency_p95_ratio"] == pytest.approx(45.0 / 20.0, rel=0.01)

@@ -138,7 +138,7 @@ def test_a_slice_below_four_fifths_is_a_fairness_finding() -> None:
     rng = np.random.default_rng(12)
     encoder = Encoder(clock_ms=now_ms)
     predictions, labels = [], []
-    for i in range(1_200):
+    for i in range(4_000):  # 2,000 a slice: enough for the test at the false-alert budget's rate
         group = "AB"[i % 2]
         selected = rng.random() < (0.5 if group == "A" else 0.3)  # B is selected at 60% of A's rate
         predictions.append(
@@ -155,13 +155,13 @@ def test_a_slice_below_four_fifths_is_a_fairness_finding() -> None:
                 None,
                 {"group": group},
                 None,
-                START + i * 40,
+                START + i * 12,
                 None,
             )
         )
         labels.append(
             encoder.label(
-                model="credit", request_id=f"r{i}", label=int(rng.random() < 0.4), timestamp=START + i * 40 + 1_000
+                model="credit", request_id=f"r{i}", label=int(rng.random() < 0.4), timestamp=START + i * 12 + 1_000
             )
         )
     pipeline = Pipeline({}, slices={"credit": [["group"]]})

@@ -10,9 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streamwatch.config.settings import load_settings
 from streamwatch.core.slo import (
     BURN_RATE_ALERTS,
     BURN_RATE_WINDOWS_MINUTES,
+    MIN_BURN_EVENTS,
     SLO,
     BurnRateAlert,
     BurnRateCondition,
@@ -22,6 +24,7 @@ from streamwatch.core.slo import (
     burn_rate,
     burn_rate_alerts,
 )
+from streamwatch.errors import ConfigError
 
 THREE_NINES = SLO(target=0.999, latency_ms=300.0)
 requests = st.lists(
@@ -168,6 +171,10 @@ def test_slo_validation() -> None:
     with pytest.raises(ValueError, match="period_minutes"):
         SLO(target=0.99, period_minutes=0)
     assert SLO(target=0.99).period_minutes == 30 * 24 * 60
+    for few in (0, -1):
+        with pytest.raises(ValueError, match="min_bad_events"):
+            SLO(target=0.99, min_bad_events=few)
+    assert SLO(target=0.99).min_bad_events == 5 and SLO(target=0.99, min_bad_events=1).min_bad_events == 1
 
 
 def test_default_alerts_follow_the_workbook() -> None:
@@ -179,3 +186,80 @@ def test_default_alerts_follow_the_workbook() -> None:
     assert [c.severity for c in BURN_RATE_ALERTS] == ["page", "page", "ticket", "ticket"]
     windows = {w for c in BURN_RATE_ALERTS for w in (c.long_minutes, c.short_minutes)}
     assert tuple(sorted(windows)) == BURN_RATE_WINDOWS_MINUTES
+
+
+# -- evidence: bad requests in the short window, requests in the long one, and time observed ------------
+
+
+@pytest.mark.parametrize("condition", BURN_RATE_ALERTS, ids=lambda c: f"{c.factor}x")
+def test_a_condition_needs_min_bad_events_in_its_short_window(condition: BurnRateCondition) -> None:
+    """Four bad requests of 10 burn a 0.999 budget 400 times over, and still do not fire; five do."""
+    long = counts_of(100_000, 2000)  # 20x: past every factor
+    four, five = counts_of(10, 4), counts_of(10, 5)
+    assert burn_rate(four, THREE_NINES) == pytest.approx(400)
+    windows = {condition.long_minutes: long, condition.short_minutes: four}
+    assert burn_rate_alerts(windows, THREE_NINES, [condition]) == []
+    (alert,) = burn_rate_alerts({**windows, condition.short_minutes: five}, THREE_NINES, [condition])
+    assert (alert.long_minutes, alert.short_minutes) == (condition.long_minutes, condition.short_minutes)
+    assert alert.short_burn_rate == pytest.approx(500)
+
+
+def test_the_long_window_needs_min_bad_events_too() -> None:
+    """Counts that no real history gives (a long window with fewer bad requests than its short one) still need both."""
+    page = BURN_RATE_ALERTS[0]
+    sparse_long, short = counts_of(60, 4), counts_of(10, 5)
+    assert burn_rate(sparse_long, THREE_NINES) >= page.factor and burn_rate(short, THREE_NINES) >= page.factor
+    assert burn_rate_alerts({60: sparse_long, 5: short}, THREE_NINES, [page]) == []
+    assert len(burn_rate_alerts({60: counts_of(60, 5), 5: short}, THREE_NINES, [page])) == 1
+
+
+@pytest.mark.parametrize("needed", [1, 5, 12])
+def test_min_bad_events_is_the_slos_own(needed: int) -> None:
+    slo = SLO(target=0.999, latency_ms=300.0, min_bad_events=needed)
+    windows = {w: counts_of(1000, needed - 1, slo) for w in BURN_RATE_WINDOWS_MINUTES}
+    enough = {w: counts_of(1000, needed, slo) for w in BURN_RATE_WINDOWS_MINUTES}
+    assert burn_rate_alerts(windows, slo, [BURN_RATE_ALERTS[-1]]) == []  # a 1x ticket: any bad request burns 1x
+    assert len(burn_rate_alerts(enough, slo, [BURN_RATE_ALERTS[-1]])) == 1
+
+
+def test_min_burn_events_still_counts_requests_in_the_long_window() -> None:
+    page = BURN_RATE_ALERTS[0]
+    short = counts_of(10, 10)
+    below, at = counts_of(MIN_BURN_EVENTS - 1, 10), counts_of(MIN_BURN_EVENTS, 10)
+    assert burn_rate_alerts({60: below, 5: short}, THREE_NINES, [page]) == []
+    assert len(burn_rate_alerts({60: at, 5: short}, THREE_NINES, [page])) == 1
+
+
+@pytest.mark.parametrize("condition", BURN_RATE_ALERTS, ids=lambda c: f"{c.factor}x")
+def test_a_condition_needs_its_short_window_observed(condition: BurnRateCondition) -> None:
+    """A 1-hour page fires after 5 minutes observed, a 1-day ticket after 2 hours, a 3-day one after 6."""
+    windows = {w: counts_of(100_000, 2000) for w in BURN_RATE_WINDOWS_MINUTES}  # 20x everywhere
+    fired = burn_rate_alerts(windows, THREE_NINES, [condition], observed_minutes=condition.short_minutes)
+    assert len(fired) == 1
+    for observed in (0.0, 1.0, condition.short_minutes - 1 / 60):  # short of it by a second
+        assert burn_rate_alerts(windows, THREE_NINES, [condition], observed_minutes=observed) == []
+    assert len(burn_rate_alerts(windows, THREE_NINES, [condition], observed_minutes=1e9)) == 1
+    assert len(burn_rate_alerts(windows, THREE_NINES, [condition])) == 1  # unknown: no coverage check
+
+
+def test_what_a_first_minute_of_data_can_fire() -> None:
+    """Every window holds the same first minute: only the 1-hour page, and only from 5 minutes observed."""
+    minute = counts_of(500, 10)  # 20x
+    windows = {w: minute for w in BURN_RATE_WINDOWS_MINUTES}
+    assert [a.factor for a in burn_rate_alerts(windows, THREE_NINES)] == [14.4, 6.0, 3.0, 1.0]  # unknown span
+    assert burn_rate_alerts(windows, THREE_NINES, observed_minutes=1) == []
+    expected = {5: [14.4], 30: [14.4, 6.0], 120: [14.4, 6.0, 3.0], 360: [14.4, 6.0, 3.0, 1.0]}
+    for observed, factors in expected.items():
+        assert [a.factor for a in burn_rate_alerts(windows, THREE_NINES, observed_minutes=observed)] == factors
+
+
+def test_the_settings_carry_min_bad_events_to_the_slo() -> None:
+    from streamwatch.pipeline.from_settings import pipeline_from_settings
+
+    model = {"name": "credit", "versions": "any"}
+    default = load_settings(models=[{**model, "slo": {}}]).models[0].slo
+    assert default is not None and default.min_bad_events == 5
+    settings = load_settings(models=[{**model, "slo": {"target": 0.99, "min_bad_events": 3}}])
+    assert pipeline_from_settings(settings, {}).slos["credit"] == SLO(target=0.99, latency_ms=300.0, min_bad_events=3)
+    with pytest.raises(ConfigError, match=r"slo\.min_bad_events: Input should be greater than or equal to 1"):
+        load_settings(models=[{**model, "slo": {"min_bad_events": 0}}])

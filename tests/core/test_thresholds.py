@@ -86,3 +86,102 @@ def test_batch_statistics_equal_the_statistics_row_by_row(counts: list[int], siz
     support = np.cumsum(np.random.default_rng(seed + 1).random(len(counts)) + 0.01)
     expected = [wasserstein_distance(support, support, reference, sample) for sample in samples]
     np.testing.assert_allclose(batch_wasserstein(reference, samples, support), expected, rtol=1e-9, atol=1e-12)
+
+
+# -- statistics on the bins their conventions assume, and thresholds at the false-alert budget's rates ----------
+
+
+def _reference(values: np.ndarray) -> NumericHistogram:
+    reference = NumericHistogram(bin_edges(values))
+    reference.update(values)
+    return reference
+
+
+DRAWS = {
+    "normal": lambda rng, n: rng.normal(size=n),
+    "lognormal amount": lambda rng, n: rng.lognormal(3.0, 1.5, n),
+    "pareto amount": lambda rng, n: rng.pareto(2.5, n),
+    "poisson count": lambda rng, n: rng.poisson(2.0, n).astype(float),
+    "poisson count, 40 values": lambda rng, n: rng.poisson(20.0, n).astype(float),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(DRAWS))
+@pytest.mark.parametrize("window", [500, 2_000])
+def test_stationary_windows_read_as_no_change_by_the_rules_of_thumb(shape: str, window: int) -> None:
+    """PSI < 0.1 reads "no change" and JS < 0.1 is under Evidently's threshold: on deciles and vingtiles,
+    windows of 500 values drawn like the reference stay far under both (on 200 fine bins the median PSI
+    of such windows was 0.33 to 0.48)."""
+    from streamwatch.core.drift_report import _numeric_stats
+
+    rng = np.random.default_rng(11)
+    draw = DRAWS[shape]
+    reference = _reference(draw(rng, 20_000))
+    stats = {"psi": [], "js": [], "hellinger": []}
+    for _ in range(60):
+        current = NumericHistogram(reference.edges)
+        current.update(draw(rng, window))  # a fresh sample of the same distribution, not of the reference
+        values = _numeric_stats(reference, current, 1.0)
+        for name in stats:
+            stats[name].append(values[name])
+    assert np.median(stats["psi"]) < 0.05
+    assert np.median(stats["js"]) < 0.1 and np.median(stats["hellinger"]) < 0.1
+
+
+def test_a_shift_moves_psi_past_its_major_shift_mark() -> None:
+    from streamwatch.core.drift_report import _numeric_stats
+
+    rng = np.random.default_rng(12)
+    reference = _reference(rng.normal(size=20_000))
+    current = NumericHistogram(reference.edges)
+    current.update(rng.normal(1.0, 1.0, 2_000))  # a one-sigma shift
+    assert _numeric_stats(reference, current, 1.0)["psi"] > 0.25
+
+
+@pytest.mark.parametrize("shape", sorted(DRAWS))
+@pytest.mark.parametrize("window", [64, 512])
+def test_tail_quantiles_hold_against_a_hundred_thousand_draws(shape: str, window: int) -> None:
+    """The thresholds at a budget's small alpha come from 4,000 draws and a fitted tail; 100,000 draws
+    estimate the same quantile empirically. The fit may err on the quiet side, and not by much."""
+    from streamwatch.core.drift import bin_support
+
+    rng = np.random.default_rng(13)
+    values = DRAWS[shape](rng, 20_000)
+    reference = _reference(values)
+    counts, support, scale = reference.counts, bin_support(reference), float(values.std())
+    alpha = 2e-4
+    fitted = calibrate(counts, window, alpha=alpha, support=support, scale=scale)
+    effective = round(window * counts.sum() / (window + counts.sum()))
+    samples = np.random.default_rng(99).multinomial(effective, counts / counts.sum(), size=100_000)
+    from streamwatch.core.binning import COARSE_BINS, PSI_BINS, coarse_starts, coarsen
+    from streamwatch.core.thresholds import batch_statistic, batch_wasserstein
+
+    exact = {}
+    for name, bins in (("psi", PSI_BINS), ("js", COARSE_BINS), ("hellinger", COARSE_BINS)):
+        starts = coarse_starts(counts, bins)
+        exact[name] = batch_statistic(name, coarsen(counts, starts), coarsen(samples, starts))
+    exact["ks"] = batch_statistic("ks", counts, samples)
+    exact["wasserstein"] = batch_wasserstein(counts, samples, support) / scale
+    for name, sample in exact.items():
+        empirical = max(float(np.quantile(sample, 1 - alpha)), DEFAULT_THRESHOLDS[name])
+        # PSI's tail in small windows is lumpy (a decile left empty adds 0.69 at once), and the fits
+        # err high there, on the quiet side; PSI reports, it does not decide a feature's drift.
+        loosest = 2.0 if name == "psi" and window < 128 else 1.6
+        assert 0.9 * empirical <= fitted[name] <= loosest * empirical, (name, fitted[name], empirical)
+
+
+def test_calibration_counts_the_references_own_sampling_error() -> None:
+    """A window and the reference are two samples: thresholds at the two-sample effective size keep the
+    crossing rate at alpha when windows come from the population, not from the reference."""
+    rng = np.random.default_rng(14)
+    reference = _reference(rng.normal(size=2_000))  # a small reference: its own error matters
+    window, alpha = 1_000, 0.02
+    from streamwatch.core.drift import bin_support, wasserstein
+
+    limit = calibrate(reference.counts, window, alpha=alpha, support=bin_support(reference))["wasserstein"]
+    crossings = 0
+    for _ in range(500):
+        current = NumericHistogram(reference.edges)
+        current.update(rng.normal(size=window))
+        crossings += wasserstein(reference, current) >= limit
+    assert crossings <= 2 * alpha * 500  # one-sample calibration crossed in ~14% of windows here

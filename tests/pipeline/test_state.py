@@ -223,7 +223,7 @@ BAD = {
     "empty": b"",
     "pickle": pickle.dumps({"open": _Booby()}),
     "foreign bytes": b'{"open": {}}',
-    "newer version": framed(body(SMALL), version=2),
+    "newer version": framed(body(SMALL), version=state_codec.FORMAT_VERSION + 1),
     "version 0": framed(body(SMALL), version=0),
     "unregistered type": framed([[["os.system", ["command"]]], [11, 0, "echo owned"]]),
     "changed fields": framed([[["core.Counts", ["tp", "fp"]]], [11, 0, 1, 2]]),
@@ -240,7 +240,7 @@ REASONS = {
     "empty": "not a streamwatch state",
     "pickle": "Python object serialization, as streamwatch wrote before this format: never loaded",
     "foreign bytes": "not a streamwatch state",
-    "newer version": "format version 2, by a newer streamwatch",
+    "newer version": f"format version {state_codec.FORMAT_VERSION + 1}, by a newer streamwatch",
     "version 0": "format version 0, which this streamwatch cannot read",
     "unregistered type": "unknown state type 'os.system'",
     "changed fields": r"core.Counts was written with fields \['tp', 'fp'\]",
@@ -482,6 +482,7 @@ def test_the_v1_fixture_restores_with_its_counts() -> None:
     assert production.features["income"].n == 28 and production.features["income"].missing == 0
     assert production.features["region"].counts.tolist() == [10, 7, 11]  # north, south, then unseen (east)
     assert production.latency.n == 28 and production.sli.total == 28
+    assert production.sli.slo.min_bad_events == 5  # format 2's field, given its default by the migration
     assert sorted(start - START for _, start in stage["performance"]) == [0, 0, 60_000, 60_000]
     assert reporter["merger"].watermark == START + 150_500
     assert len(reporter["reporter"]["detectors"]) == 6

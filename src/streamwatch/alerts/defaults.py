@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from streamwatch.config.rules import RuleConfig
+from streamwatch.core.budget import DEFAULT_FOR
 
 __all__ = ["DEFAULT_RULES", "with_defaults"]
 
@@ -28,28 +29,56 @@ def _rule(name: str, kind: str, when: dict[str, Any], for_: int = 1, **fields: A
 
 
 DEFAULT_RULES: tuple[RuleConfig, ...] = (
-    # A feature or the score drifted past its calibrated threshold, two windows running.
-    _rule("feature-drift", "drift", {"finding": "drift"}, for_=2),
+    # A feature or the score drifted past its threshold, two windows running. The thresholds are calibrated
+    # on the reference for each window's size and set from the false-alert budget (core.budget).
+    _rule("feature-drift", "drift", {"finding": "drift"}, for_=DEFAULT_FOR["drift"]),
     # Half the judged features drifted at once: the model sees another population. Retrain.
     _rule("drifted-share", "drift", {"metric": "drifted_share", "op": ">="}, severity="critical", actions=["retrain"]),
-    # Missing, mistyped, out-of-range or unseen values above the reference's rate.
-    _rule("data-quality", "data_quality", {"finding": "data_quality"}, for_=2),
-    # Performance below the model's validation baseline (models[].baseline) by more than 0.05.
-    _rule("auc-drop", "performance", {"metric": "roc_auc", "drop": 0.05}, for_=3, actions=["retrain"]),
-    _rule("accuracy-drop", "performance", {"metric": "accuracy", "drop": 0.05}, for_=3),
+    # Missing, mistyped, out-of-range or unseen values above the reference's rate, beyond chance.
+    _rule("data-quality", "data_quality", {"finding": "data_quality"}, for_=DEFAULT_FOR["data_quality"]),
+    # Performance over the performance view (the last 30 minutes of predictions, as their labels arrive)
+    # significantly below the model's validation baseline (models[].baseline) minus 0.05.
+    _rule(
+        "auc-drop",
+        "performance",
+        {"metric": "roc_auc", "drop": 0.05},
+        for_=DEFAULT_FOR["performance"],
+        view="performance",
+        actions=["retrain"],
+    ),
+    _rule(
+        "accuracy-drop",
+        "performance",
+        {"metric": "accuracy", "drop": 0.05},
+        for_=DEFAULT_FOR["performance"],
+        view="performance",
+    ),
     # A slice whose selection rate (demographic parity), false positive or false negative rate (equalized
-    # odds) is 0.1 worse than the best slice's, with confidence intervals that do not overlap.
-    _rule("selection-rate-gap", "fairness", {"metric": "selection_rate", "parity": True, "threshold": 0.1}, for_=2),
-    _rule("slice-fpr-gap", "fairness", {"metric": "fpr", "parity": True, "threshold": 0.1}, for_=2),
-    _rule("slice-fnr-gap", "fairness", {"metric": "fnr", "parity": True, "threshold": 0.1}, for_=2),
-    # The Google SRE workbook's multi-window burn-rate alerts: page fast burns, ticket slow ones.
+    # odds) is 5 points worse than the best slice's over the performance view, with intervals (at the
+    # budget's confidence) that do not overlap. A minute holds too few labels per slice to see such a gap.
+    *(
+        _rule(
+            name,
+            "fairness",
+            {"metric": metric, "parity": True, "threshold": 0.05},
+            for_=DEFAULT_FOR["fairness"],
+            view="performance",
+        )
+        for name, metric in (
+            ("selection-rate-gap", "selection_rate"),
+            ("slice-fpr-gap", "fpr"),
+            ("slice-fnr-gap", "fnr"),
+        )
+    ),
+    # The Google SRE workbook's multi-window burn-rate alerts: page fast burns, ticket slow ones. Each needs
+    # evidence: bad requests in its short window, and history covering its long one (core.slo).
     _rule("slo-burn-page", "slo", {"finding": "slo", "finding_severity": "critical"}, severity="critical"),
     _rule("slo-burn-ticket", "slo", {"finding": "slo", "finding_severity": "warning"}),
     # A canary or shadow that disagrees with production, or is much slower.
     _rule("divergence-agreement", "divergence", {"metric": "agreement_rate", "op": "<", "threshold": 0.9}, for_=2),
     _rule("divergence-latency", "divergence", {"metric": "latency_p95_ratio", "threshold": 1.5}, for_=2),
     _rule("divergence-score", "divergence", {"metric": "score_abs_diff", "threshold": 0.1}, for_=2),
-    # A river detector saw the error rate or a feature's drift statistic change.
+    # A river detector saw the error rate change (windows of at least 50 requests).
     _rule("change-detected", "change", {"finding": "change"}, severity="info"),
 )
 

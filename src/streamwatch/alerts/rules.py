@@ -15,7 +15,9 @@ Which rows and findings a rule observes is the business of
 :mod:`streamwatch.alerts.observations`; this module keeps each series' state. Observations are judged in
 window order per series. A window reported again (a window's performance is
 re-reported as late labels arrive) replaces its earlier verdict instead of
-counting twice. Only tumbling windows are judged: rolling views overlap and
+counting twice. A rule judges the tumbling windows, or with ``view: performance`` the
+performance view (the predictions of a trailing span, one view per window's end:
+rules that need many labelled samples); the other rolling views overlap and
 would count one breach many times.
 
 >>> from streamwatch.config.models import RuleConfig
@@ -43,7 +45,7 @@ import orjson
 
 from streamwatch.alerts.observations import Observation, SeriesId, observe
 from streamwatch.config.rules import RuleConfig
-from streamwatch.core.records import Finding, MetricRow, Segment
+from streamwatch.core.records import PERFORMANCE_VIEW, Finding, MetricRow, Segment
 
 __all__ = ["RuleEngine", "RuleSeries", "Transition", "fingerprint"]
 
@@ -140,11 +142,12 @@ class RuleEngine:
         ids seen in that window; alerts carry a few of them as evidence.
         """
         self._remember(findings, examples or {})
-        tumbling = [r for r in rows if r.window == "tumbling"]
+        views = {view: [r for r in rows if r.window == view] for view in ("tumbling", PERFORMANCE_VIEW)}
         observed: list[tuple[RuleConfig, Observation]] = []
         for rule in self.rules:
             active = [s.id for s in self._series.values() if s.id is not None and s.id.rule == rule.name and s.status]
-            observed += [(rule, o) for o in observe(rule, tumbling, findings, active, self.baselines)]
+            judged = views[rule.view]
+            observed += [(rule, o) for o in observe(rule, judged, findings, active, self.baselines)]
         observed.sort(key=lambda pair: pair[1].start_ms)  # stable: rules keep their order within a window
         return [t for rule, o in observed if (t := self._judge(rule, o)) is not None]
 

@@ -55,6 +55,13 @@ class SLOConfig(_Strict):
     latency_ms: float = Field(300.0, gt=0)
     target: float = Field(0.999, gt=0, lt=1)
     period: Duration = timedelta(days=30)
+    min_bad_events: int = Field(
+        5,
+        ge=1,
+        description="Bad requests a burn-rate alert's short window (and so its long one) must hold before it "
+        "fires: a count of bad requests is what makes a burn rate evidence (one slow request of a canary serving "
+        "10 requests a minute is a burn rate of 100 at a 0.999 target).",
+    )
 
 
 class ModelConfig(_Strict):

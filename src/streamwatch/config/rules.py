@@ -101,6 +101,11 @@ class RuleConfig(_Strict):
         validation_alias=AliasChoices("for", "for_windows"),
         description="Consecutive windows the condition must hold before firing, or a duration such as 10m.",
     )
+    view: Literal["tumbling", "performance"] = Field(
+        "tumbling",
+        description="What the rule judges: each tumbling window, or the performance view (the predictions of "
+        "the trailing `windows.performance_view_ms`, for rules that need many labelled samples).",
+    )
     severity: Severity = "warning"
     labels: dict[Key, str] = Field(default_factory=dict)
     runbook_url: str | None = None
@@ -128,6 +133,13 @@ class AlertingConfig(_Strict):
     """How alerts are grouped, repeated, linked and acted on (the YAML file's ``alerting:`` section)."""
 
     default_rules: bool = Field(True, description="Add the built-in rules (a rule of the same name replaces one).")
+    false_alerts_per_week: float = Field(
+        1.0,
+        gt=0,
+        le=1000,
+        description="The false-alert budget per model: the default rules' thresholds are set so that stationary "
+        "traffic fires about this many alerts a week, whatever the number of features, slices and windows.",
+    )
     group_by: list[Key] = Field(default_factory=lambda: ["rule", "model", "model_version", "variant"])
     group_wait: NonNegativeDuration = Field(
         timedelta(seconds=30), description="Wait before a new group's first notification."

@@ -168,6 +168,14 @@ class WindowSettings(_Section):
         description="auto: drift thresholds calibrated on the reference for each window's size (small windows "
         "stray more by chance); off: the fixed defaults.",
     )
+    performance_view_ms: int = Field(
+        1_800_000,
+        ge=0,
+        le=_MAX_MS,
+        description="Performance and fairness are also reported over the predictions of this trailing span "
+        "(a rolling view, window label e.g. `30m`), which the default performance and fairness rules judge: one "
+        "minute holds too few labelled requests per slice to see a gap of 10 points. 0: no view.",
+    )
 
 
 class WorkerSettings(_Section):

@@ -11,7 +11,7 @@ reference's bins), ``drift`` and ``thresholds`` (statistics and when they mean
 drift), ``drift_report`` (a window against its reference), ``latency`` and
 ``slo`` (percentiles, error budgets, burn rates), ``confusion``, ``scores`` and
 ``fairness`` (performance and parity per slice), ``join`` (delayed labels),
-``windows`` (event time), ``change`` (river's detectors) and ``records`` (what
+``windows`` (event time), ``change`` (river's detectors), ``budget`` (the false-alert budget) and ``records`` (what
 the core emits), plus ``performance``, ``divergence`` and ``slo_history``
 (statistics over those aggregates).
 

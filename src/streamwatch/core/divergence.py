@@ -27,9 +27,14 @@ import numpy as np
 
 from streamwatch.core.latency import LatencySketch
 
-__all__ = ["Divergence", "Twin", "TwinJoin"]
+__all__ = ["MIN_LATENCY_PAIRS", "MIN_PAIRS", "Divergence", "Twin", "TwinJoin"]
 
 _SCORE_UNIT = 1e-9
+#: Pairs a window needs before its agreement rate and score differences are reported.
+MIN_PAIRS = 30
+#: Pairs a window needs before its p95 latency ratio is reported: the p95 of 200 requests is within ~10%
+#: of the true one, so two equal services rarely read 1.5 apart by chance.
+MIN_LATENCY_PAIRS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,18 +131,25 @@ class Divergence:
 
     def metrics(self) -> list[tuple[str, float]]:
         """``agreement_rate``, ``score_shift`` (mean challenger minus production), ``score_abs_diff`` and
-        ``latency_p95_ratio`` (challenger over production)."""
+        ``latency_p95_ratio`` (challenger over production).
+
+        Each is NaN below the pairs it needs to mean something (:data:`MIN_PAIRS`, and
+        :data:`MIN_LATENCY_PAIRS` for the p95 ratio): the p95 of a handful of requests is one of them,
+        and a canary on 5% of 10 requests a minute would read a ratio of 1.5 in a window out of three.
+        """
         nan = math.nan
         production_p95 = self.production_latency.quantile(0.95)
+        rated = self.pairs >= MIN_PAIRS
+        scored = self._scored >= MIN_PAIRS
         return [
             ("paired", float(self.pairs)),
-            ("agreement_rate", self.agreements / self.pairs if self.pairs else nan),
-            ("score_shift", self._shift_units * _SCORE_UNIT / self._scored if self._scored else nan),
-            ("score_abs_diff", self._abs_units * _SCORE_UNIT / self._scored if self._scored else nan),
+            ("agreement_rate", self.agreements / self.pairs if rated else nan),
+            ("score_shift", self._shift_units * _SCORE_UNIT / self._scored if scored else nan),
+            ("score_abs_diff", self._abs_units * _SCORE_UNIT / self._scored if scored else nan),
             (
                 "latency_p95_ratio",
                 self.challenger_latency.quantile(0.95) / production_p95
-                if production_p95 and production_p95 > 0
+                if production_p95 and production_p95 > 0 and self.pairs >= MIN_LATENCY_PAIRS
                 else nan,
             ),
         ]

@@ -116,10 +116,20 @@ def wasserstein(reference: NumericHistogram, current: NumericHistogram, *, scale
 
     Pass the reference's standard deviation as ``scale`` for the normalised
     form that Evidently reports (threshold 0.1).
+
+    Both samples stand on the reference's support (:func:`bin_support`): a window's
+    values beyond the reference's range count as if at its outer bins, i.e. the
+    window is winsorised at the reference's range. That is what the calibration
+    can resample, so a heavy-tailed amount's one extreme value (a Pareto draw 50
+    times the reference's maximum) does not move the distance past a threshold
+    that resampling could never reach; values out of range are counted apart, as
+    the ``out_of_range_rate``. A shift moves the distance until the whole window
+    lies beyond the reference's range.
     """
     if reference.n == 0 or current.n == 0:
         return float("nan")
-    distance = wasserstein_distance(bin_support(reference), bin_support(current), reference.counts, current.counts)
+    support = bin_support(reference)
+    distance = wasserstein_distance(support, support, reference.counts, current.counts)
     return float(distance / scale)
 
 

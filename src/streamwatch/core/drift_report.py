@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import cast
 
+from streamwatch.core.binning import COARSE_BINS, PSI_BINS, coarse_starts, coarsen
 from streamwatch.core.categories import CategoryCounts
 from streamwatch.core.drift import chi_square, hellinger, js_distance, ks, psi, unseen_share, wasserstein
 from streamwatch.core.histogram import NumericHistogram
@@ -28,14 +29,19 @@ class DriftSummary:
 
 
 def _numeric_stats(reference: NumericHistogram, current: NumericHistogram, scale: float) -> dict[str, float]:
+    """KS and Wasserstein on the fine bins, where they are exact; PSI on the reference's deciles, and
+    Jensen-Shannon and Hellinger on its vingtiles, as their conventions and rules of thumb assume."""
     statistic, pvalue = ks(reference, current)
+    fine_reference, fine_current = reference.counts, current.counts
+    by_psi, by_coarse = coarse_starts(fine_reference, PSI_BINS), coarse_starts(fine_reference, COARSE_BINS)
+    coarse_reference, coarse_current = coarsen(fine_reference, by_coarse), coarsen(fine_current, by_coarse)
     return {
-        "psi": psi(reference.counts, current.counts),
+        "psi": psi(coarsen(fine_reference, by_psi), coarsen(fine_current, by_psi)),
         "ks": statistic,
         "ks_pvalue": pvalue,
-        "js": js_distance(reference.counts, current.counts),
+        "js": js_distance(coarse_reference, coarse_current),
         "wasserstein": wasserstein(reference, current, scale=scale) if scale > 0 else float("nan"),
-        "hellinger": hellinger(reference.counts, current.counts),
+        "hellinger": hellinger(coarse_reference, coarse_current),
     }
 
 

@@ -14,7 +14,11 @@ from typing import Any, Literal
 
 from streamwatch.times import rfc3339
 
-__all__ = ["Finding", "FindingKind", "MetricRow", "Segment", "WindowKey"]
+__all__ = ["PERFORMANCE_VIEW", "Finding", "FindingKind", "MetricRow", "Segment", "WindowKey"]
+
+#: The ``window`` of the rows of the performance view: performance and fairness over the predictions of a
+#: trailing span (``windows.performance_view_ms``), which the default performance and fairness rules judge.
+PERFORMANCE_VIEW = "performance"
 
 #: A slice, as sorted (segment name, value) pairs; empty for the whole population.
 Segment = tuple[tuple[str, str], ...]

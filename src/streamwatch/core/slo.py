@@ -19,13 +19,32 @@ after the problem does.
 >>> [(a.severity, a.factor) for a in burn_rate_alerts({60: counts, 5: counts}, slo)]
 [('page', 14.4)]
 
-A condition also needs :data:`MIN_BURN_EVENTS` requests in its long window: one error in a
-model's only request burns the budget 1,000 times over, and is not worth a page.
+A burn rate is evidence only when enough happened behind it (the workbook's
+"low-traffic services" and "new deployments"), so a condition also needs:
+
+* :data:`MIN_BURN_EVENTS` requests in its long window: one error in a model's
+  only request burns the budget 1,000 times over, and is not worth a page;
+* ``slo.min_bad_events`` bad requests (5 by default) in its short window, and
+  so in its long one: one slow request of a canary serving 10 requests a
+  minute burns a 0.999 budget 100 times over for that minute;
+* when the caller says how long it has been watching (``observed_minutes``),
+  at least the condition's short window of it: a 3-day window holding the
+  first minute of a stream says nothing about three days. The 1-hour page can
+  fire after 5 minutes, the 1-day ticket after 2 hours, the 3-day one after 6 hours.
 
 >>> one = SLICounts(slo)
 >>> one.update(np.array([False]), np.array([120.0]))
 >>> round(burn_rate(one, slo)), burn_rate_alerts({60: one, 5: one}, slo)
 (1000, [])
+>>> few = SLICounts.from_counts(slo, good=996, total=1000)  # 4 bad: a burn rate of 4, too few to tell
+>>> round(burn_rate(few, slo)), burn_rate_alerts({w: few for w in BURN_RATE_WINDOWS_MINUTES}, slo)
+(4, [])
+>>> first_minute = SLICounts.from_counts(slo, good=490, total=500)  # 10 bad, but a minute's worth
+>>> windows = {w: first_minute for w in BURN_RATE_WINDOWS_MINUTES}
+>>> [a.factor for a in burn_rate_alerts(windows, slo, observed_minutes=1)]
+[]
+>>> [a.factor for a in burn_rate_alerts(windows, slo, observed_minutes=5)]  # a new deployment burning at 20x
+[14.4]
 """
 
 from __future__ import annotations
@@ -75,11 +94,18 @@ class SLO:
         means only the status counts.
     period_minutes
         The SLO period, 30 days by default, which the default alert windows assume.
+    min_bad_events
+        Bad requests a burn-rate condition's short window (and so its long one)
+        must hold before the condition can fire; 5 by default. A count of bad
+        requests is what makes a burn rate evidence: one slow request of a
+        canary serving 10 requests a minute is a burn rate of 100 at a 0.999
+        target. At least 1.
     """
 
     target: float
     latency_ms: float | None = None
     period_minutes: int = 43_200
+    min_bad_events: int = 5
 
     def __post_init__(self) -> None:
         if not 0 < self.target < 1:
@@ -88,6 +114,8 @@ class SLO:
             raise ValueError("latency_ms must be positive and finite, or None")
         if self.period_minutes <= 0:
             raise ValueError("period_minutes must be positive")
+        if self.min_bad_events < 1:
+            raise ValueError("min_bad_events must be at least 1")
 
     @property
     def error_budget(self) -> float:
@@ -268,19 +296,29 @@ def burn_rate_alerts(
     slo: SLO,
     conditions: Sequence[BurnRateCondition] = BURN_RATE_ALERTS,
     min_events: int = MIN_BURN_EVENTS,
+    *,
+    observed_minutes: float | None = None,
 ) -> list[BurnRateAlert]:
     """The conditions that fire, in the order given.
 
     ``counts_by_window`` maps a trailing window's length in minutes to the
     counts over it. A condition fires when the burn rate reaches its factor
-    (at it counts) in both its long and its short window; a window that is
-    missing or saw no traffic does not fire, nor does a long window of fewer
-    than ``min_events`` requests.
+    (at it counts) in both its long and its short window, and there is
+    evidence behind it. A condition does not fire when a window is missing or
+    saw no traffic, when its long window holds fewer than ``min_events``
+    requests, when either window holds fewer than ``slo.min_bad_events`` bad
+    requests, or when ``observed_minutes`` (how long the caller has been
+    counting, up to the end of the windows) is shorter than its short window.
+    ``observed_minutes=None`` means unknown: no such check.
     """
     fired = []
     for condition in conditions:
         long, short = counts_by_window.get(condition.long_minutes), counts_by_window.get(condition.short_minutes)
         if long is None or short is None or long.total < max(1, min_events) or short.total == 0:
+            continue
+        if short.bad < slo.min_bad_events or long.bad < slo.min_bad_events:
+            continue
+        if observed_minutes is not None and observed_minutes < condition.short_minutes:
             continue
         long_rate, short_rate = burn_rate(long, slo), burn_rate(short, slo)
         if _reaches(long_rate, condition.factor) and _reaches(short_rate, condition.factor):

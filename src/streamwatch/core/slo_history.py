@@ -6,6 +6,18 @@ the burn rates, the error budget used and left, and the Google SRE
 workbook's multi-window, multi-burn-rate alerts (see ``core.slo``). Memory is
 two integers per window over the SLO period: 43,200 windows of one minute
 for a 30-day SLO.
+
+An alert needs evidence: ``slo.min_bad_events`` bad requests in its short
+window, and a history at least as long as that short window (from the start
+of the oldest window held to the end of the report), so that a stream's first
+minute cannot stand for a day or three.
+
+>>> slo = SLO(target=0.999, latency_ms=300.0)
+>>> history = SLOHistory(slo, window_ms=60_000)
+>>> history.add(0, SLICounts.from_counts(slo, good=499, total=500))  # a first minute with one error
+>>> rows, alerts = history.report(60_000)
+>>> round(dict(rows)["burn_rate_3d"], 6), alerts, history.observed_minutes(60_000)
+(2.0, [], 1.0)
 """
 
 from __future__ import annotations
@@ -56,8 +68,15 @@ class SLOHistory:
         first = int(np.searchsorted(starts, end_ms - minutes * _MINUTE_MS, side="left"))
         return SLICounts.from_counts(self.slo, int(good[first:].sum()), int(total[first:].sum()))
 
+    def observed_minutes(self, end_ms: int) -> float:
+        """Minutes from the start of the oldest window held to ``end_ms`` (0 with none held)."""
+        return max(0, end_ms - self._starts[0]) / _MINUTE_MS if self._starts else 0.0
+
     def report(self, end_ms: int) -> tuple[list[tuple[str, float]], list[BurnRateAlert]]:
-        """``(metric, value)`` rows and the burn-rate alerts firing as of ``end_ms``."""
+        """``(metric, value)`` rows and the burn-rate alerts firing as of ``end_ms``.
+
+        A condition fires only once the history spans its short window (see :meth:`observed_minutes`).
+        """
         starts = np.fromiter(self._starts, np.int64, len(self._starts))
         good = np.fromiter(self._good, np.int64, len(self._good))
         total = np.fromiter(self._total, np.int64, len(self._total))
@@ -71,7 +90,7 @@ class SLOHistory:
         if period.total:
             consumed = budget_consumed(period, self.slo)
             rows += [("error_budget_consumed", consumed), ("error_budget_remaining", 1 - consumed)]
-        return rows, burn_rate_alerts(trailing, self.slo)
+        return rows, burn_rate_alerts(trailing, self.slo, observed_minutes=self.observed_minutes(end_ms))
 
 
 def _label(minutes: int) -> str:

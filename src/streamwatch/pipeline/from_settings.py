@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from streamwatch.config.settings import Settings
+from streamwatch.core.budget import AlertBudget
 from streamwatch.core.slo import SLO
 from streamwatch.errors import ConfigError, describe_validation_error
 from streamwatch.pipeline.pipeline import Pipeline
@@ -91,7 +92,12 @@ def pipeline_from_settings(settings: Settings, profiles: Mapping[tuple[str, str]
             minutes = int(model.slo.period.total_seconds() // 60)
             if minutes < 1:
                 raise ConfigError(f"invalid setting models[{model.name!r}].slo.period: must be at least 1m")
-            slos[model.name] = SLO(target=model.slo.target, latency_ms=model.slo.latency_ms, period_minutes=minutes)
+            slos[model.name] = SLO(
+                target=model.slo.target,
+                latency_ms=model.slo.latency_ms,
+                period_minutes=minutes,
+                min_bad_events=model.slo.min_bad_events,
+            )
         features = {name: dict(f.thresholds) for name, f in model.features.items() if f.thresholds}
         if features:
             thresholds[model.name] = features
@@ -111,6 +117,8 @@ def pipeline_from_settings(settings: Settings, profiles: Mapping[tuple[str, str]
         calibrate_for="auto" if windows.drift_calibration == "auto" else None,
         max_lead_ms=settings.worker.max_future_ms,
         admit=admission(settings),
+        budget=AlertBudget(settings.alerting.false_alerts_per_week),
+        performance_view_ms=windows.performance_view_ms,
     )
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from streamwatch.contract.decode import DeadLetter
+from streamwatch.core.budget import AlertBudget
 from streamwatch.core.performance import PerformanceAggregates, RegressionAggregates
 from streamwatch.core.records import Finding, MetricRow
 from streamwatch.core.slo import SLO
@@ -87,6 +88,11 @@ class Pipeline:
         What a stage screens (see :class:`~streamwatch.pipeline.stage.PartitionStage`):
         how far one event may move event time on its own, which model versions are
         monitored, and how many predictions may share a request id.
+    budget
+        The false-alert budget (``core.budget``) the drift and quality thresholds are set from.
+    performance_view_ms
+        Also report performance and fairness over the predictions of this trailing span
+        (rows with ``window="performance"``); 0 for none.
     """
 
     def __init__(
@@ -107,6 +113,8 @@ class Pipeline:
         max_lead_ms: int | None = None,
         admit: Callable[[str, str | None], bool] | None = None,
         max_per_request: int = 16,
+        budget: AlertBudget | None = None,
+        performance_view_ms: int = 0,
     ) -> None:
         self.profiles = dict(profiles or {})
         self.window_ms = window_ms
@@ -134,6 +142,8 @@ class Pipeline:
             rolling_windows=rolling_windows,
             thresholds=self.thresholds,
             calibrate_for=calibrate_for,
+            budget=budget,
+            performance_view_ms=performance_view_ms,
         )
 
     def new_stage(self) -> PartitionStage:

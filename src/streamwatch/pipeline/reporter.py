@@ -14,16 +14,21 @@ per key and small, and depends only on the sequence of windows it was fed.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
 from collections import deque
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from streamwatch.core.categories import CategoryCounts
+from scipy.stats import norm
+
+from streamwatch.core.budget import VARIANTS, AlertBudget
 from streamwatch.core.change import ChangeDetector
 from streamwatch.core.fairness import FOUR_FIFTHS
 from streamwatch.core.performance import PerformanceAggregates, RegressionAggregates
-from streamwatch.core.records import Finding, MetricRow, WindowKey
+from streamwatch.core.records import PERFORMANCE_VIEW, Finding, MetricRow, WindowKey
+from streamwatch.core.slo import MIN_BURN_EVENTS
 from streamwatch.core.slo_history import SLOHistory
 from streamwatch.core.windows import merged
 from streamwatch.pipeline.aggregates import WindowAggregates
@@ -31,7 +36,11 @@ from streamwatch.pipeline.stage import Partial
 from streamwatch.pipeline.window_report import ReferenceCache, drift_of, operational_rows, quality_rows
 from streamwatch.profiles.model import ReferenceProfile
 
-__all__ = ["Reporter"]
+__all__ = ["VIEW_MIN_GAP", "Reporter"]
+
+#: The smallest gap between slices the performance view looks for when it picks its span (see
+#: ``Reporter._performance_view``); the default parity rules breach at the same gap.
+VIEW_MIN_GAP = 0.05
 
 
 class Reporter:
@@ -50,6 +59,8 @@ class Reporter:
         rolling_windows: int = 60,
         thresholds: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
         calibrate_for: int | Literal["auto"] | None = None,
+        budget: AlertBudget | None = None,
+        performance_view_ms: int = 0,
     ) -> None:
         self.profiles = profiles
         self.window_ms = window_ms
@@ -57,11 +68,15 @@ class Reporter:
         self.detector = detector
         self.rolling_windows = rolling_windows
         self.thresholds = dict(thresholds or {})
+        self.budget = budget or AlertBudget()
+        self.performance_view_ms = performance_view_ms
         self._references = ReferenceCache(calibrate_for)
         self._slo_history: dict[Any, SLOHistory] = {}
         self._detectors: dict[Any, ChangeDetector] = {}
         self._recent: dict[Any, deque[tuple[int, WindowAggregates]]] = {}
         self._last_seen: dict[Any, int] = {}  # (model, version, variant) -> start of its latest window
+        # Per (model, version, variant), the latest performance of each recent prediction window, oldest first.
+        self._performance_recent: dict[Any, list[tuple[int, PerformanceAggregates | RegressionAggregates]]] = {}
 
     def state(self) -> dict[str, Any]:
         """What the reporter remembers between windows, for a checkpoint (see :meth:`restore`)."""
@@ -70,13 +85,16 @@ class Reporter:
             "detectors": self._detectors,
             "recent": self._recent,
             "last_seen": self._last_seen,
+            "performance_recent": self._performance_recent,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
         self._slo_history = state["slo"]
-        self._detectors = state["detectors"]
+        # Only the error rate's detectors run now (see _window); older checkpoints also hold drift series'.
+        self._detectors = {k: v for k, v in state["detectors"].items() if k[1] == "error_rate"}
         self._recent = state["recent"]
         self._last_seen = state.get("last_seen", {})  # (checkpoints from before versions retired have none)
+        self._performance_recent = state.get("performance_recent", {})
 
     def retire(self, before_ms: int) -> list[Any]:
         """Forget the model versions (and variants) with no window starting at or after ``before_ms``.
@@ -93,6 +111,7 @@ class Reporter:
             del self._last_seen[key]
             self._slo_history.pop(key, None)
             self._recent.pop(key, None)
+            self._performance_recent.pop(key, None)
         self._detectors = {k: v for k, v in self._detectors.items() if k[0] not in retired}
         return gone
 
@@ -135,7 +154,12 @@ class Reporter:
         for metric, value, segment, interval in aggregates.metrics(self.min_samples):
             low, high = interval if interval else (None, None)
             rows.append(window.row(metric, value, segment=segment, reference=reference_id, lower=low, upper=high))
-        for names, ratio, evidence in aggregates.fairness_breaches(self.min_samples):
+        self._performance_view(key, start, aggregates, reference_id, rows)
+        alpha = 0.05
+        if isinstance(aggregates, PerformanceAggregates):
+            slices = sum(len(aggregates.confusion.by_slice(list(n))) for n in aggregates.confusion.slices)
+            alpha = self.budget.alpha("fairness", max(2, slices) * VARIANTS, self.window_ms, 1)
+        for names, ratio, evidence in aggregates.fairness_breaches(self.min_samples, alpha):
             low = evidence["lowest_slice"]
             findings.append(
                 window.finding(
@@ -150,6 +174,85 @@ class Reporter:
                 )
             )
 
+    def _performance_view(
+        self,
+        key: Any,
+        start: int,
+        aggregates: PerformanceAggregates | RegressionAggregates,
+        reference_id: str | None,
+        rows: list[MetricRow],
+    ) -> None:
+        """Performance over the predictions of a trailing span up to this window's end: the performance view.
+
+        A minute holds too few labelled requests per slice to see a small gap: ~60 labelled negatives give
+        an FPR interval of +-0.12, half an hour of them +-0.02. A long span dilutes a sudden large gap,
+        though. So the view scans spans of 1, 2, 4, ... windows up to ``performance_view_ms`` and reports
+        the shortest in which a slice is :data:`VIEW_MIN_GAP` worse than the best with intervals apart, or
+        the longest: a multi-scale test whose false-positive rate is split between its spans (see
+        :meth:`_confidence`). The default performance and fairness rules judge this view (rows with
+        ``window="performance"``). Windows are kept for four spans, so labels up to three spans late still
+        reach the views; later ones reach only their window's rows.
+        """
+        cap = self.performance_view_ms // self.window_ms
+        if cap < 1:
+            return
+        recent = [(s, a) for s, a in self._performance_recent.get(key, []) if s != start]
+        recent.append((start, copy.deepcopy(aggregates)))  # the stage goes on adding labels to its own
+        recent.sort(key=lambda pair: pair[0])
+        newest = recent[-1][0]
+        recent = [(s, a) for s, a in recent if s > newest - 4 * cap * self.window_ms]
+        self._performance_recent[key] = recent
+        end = start + self.window_ms
+        by_start = dict(recent)
+        spans = [1 << k for k in range(cap.bit_length()) if 1 << k < cap] + [cap]
+        view: PerformanceAggregates | RegressionAggregates | None = None
+        covered = 0
+        for span in spans:
+            for back in range(covered, span):  # widen the view one window at a time, newest first
+                member = by_start.get(start - back * self.window_ms)
+                if member is not None:
+                    view = copy.deepcopy(member) if view is None else _merged_into(view, member)
+            covered = span
+            assert view is not None  # the window itself is always a member
+            confidence = self._confidence(view, span * self.window_ms, len(spans))
+            if span == cap or (
+                isinstance(view, PerformanceAggregates)
+                and view.parity_gap_seen(self.min_samples, confidence, VIEW_MIN_GAP)
+            ):
+                break
+        assert view is not None
+        model, version, variant = key
+        window = WindowKey(model, version, variant, end - covered * self.window_ms, end)
+        for metric, value, segment, interval in view.metrics(self.min_samples, confidence):
+            low, high = interval if interval else (None, None)
+            rows.append(
+                window.row(
+                    metric,
+                    value,
+                    segment=segment,
+                    reference=reference_id,
+                    lower=low,
+                    upper=high,
+                    window=PERFORMANCE_VIEW,
+                )
+            )
+
+    def _confidence(self, view: PerformanceAggregates | RegressionAggregates, span_ms: int, spans: int = 1) -> float:
+        """The confidence of the intervals fairness is judged by, from the false-alert budget.
+
+        Two slices differ significantly when their intervals do not overlap; for two intervals of equal
+        width at ``z`` that is a two-sided test at ``z * sqrt(2)``. The test's rate is the budget's
+        fairness share over the series (slices x three rates x variants x the ``spans`` a view scans)
+        and the independent spans a week holds (one per span: a view's, or a window), so each interval
+        takes ``z = z_test / sqrt(2)``: 99.8% for six slices and a 30-minute span at one false alert a week.
+        """
+        if not isinstance(view, PerformanceAggregates):
+            return 0.95
+        slices = sum(len(view.confusion.by_slice(list(names))) for names in view.confusion.slices)
+        alpha = self.budget.alpha("fairness", max(2, slices) * 3 * VARIANTS * spans, span_ms, 1)
+        z = float(norm.isf(alpha / 2)) / math.sqrt(2)
+        return max(0.95, float(1 - 2 * norm.sf(z)))
+
     def _window(
         self, slot_key: Any, start: int, aggregates: WindowAggregates, rows: list[MetricRow], findings: list[Finding]
     ) -> None:
@@ -162,23 +265,29 @@ class Reporter:
         rows += operational_rows(key, aggregates, "tumbling", reference_id)
         if aggregates.requests:
             self._slo(slot_key, key, aggregates, rows, findings)
-            self._watch((slot_key, "error_rate"), key, aggregates.errors / aggregates.requests, findings)
+            if aggregates.requests >= MIN_BURN_EVENTS:
+                # River's detector watches the error rate only, and only windows with enough requests for a
+                # rate: a drift statistic's series is judged per window against thresholds calibrated under
+                # the false-alert budget, and Page-Hinkley on those noisy series raised 10 false alerts a day.
+                self._watch((slot_key, "error_rate"), key, aggregates.errors / aggregates.requests, findings)
         if profile is not None:
-            summary = drift_of(key, aggregates, self._references, "tumbling", self.thresholds.get(key.model))
-            for drift_row in summary.rows:
-                # Each feature's deciding statistic: Wasserstein for numbers, Jensen-Shannon for categories.
-                deciding = (
-                    "js"
-                    if isinstance(aggregates.features.get(drift_row.feature or ""), CategoryCounts)
-                    else "wasserstein"
-                )
-                if drift_row.feature is not None and drift_row.metric == deciding:
-                    self._watch((slot_key, drift_row.feature), key, drift_row.value, findings, drift_row.feature)
-            quality, issues = quality_rows(key, aggregates, reference_id)
+            alpha = self._drift_alpha(profile)
+            summary = drift_of(key, aggregates, self._references, "tumbling", self.thresholds.get(key.model), alpha)
+            quality, issues = quality_rows(key, aggregates, reference_id, alpha=self._quality_alpha(profile))
             rows += summary.rows + quality
             examples = {"example_request_ids": aggregates.examples}
             findings += [dataclasses.replace(f, evidence=f.evidence | examples) for f in issues + summary.findings]
         self._rolling(slot_key, key, aggregates, rows)
+
+    def _drift_alpha(self, profile: ReferenceProfile) -> float:
+        """Each feature's (and the score's) false-positive rate per window, under the budget's drift share."""
+        series = (len(profile.features) + (profile.score is not None)) * VARIANTS
+        return self.budget.alpha("drift", series, self.window_ms)
+
+    def _quality_alpha(self, profile: ReferenceProfile) -> float:
+        """Each quality rate's false-positive rate per window: three rates per feature (missing, type,
+        range or unseen)."""
+        return self.budget.alpha("data_quality", 3 * len(profile.features) * VARIANTS, self.window_ms)
 
     def _watch(
         self, series: Any, key: WindowKey, value: float, findings: list[Finding], feature: str | None = None
@@ -245,7 +354,8 @@ class Reporter:
         reference_id = view.profile.lineage.content_sha256 if view.profile else None
         rows += operational_rows(rolling_key, view, label, reference_id)
         if view.profile is not None:
-            rows += drift_of(rolling_key, view, self._references, label, self.thresholds.get(key.model)).rows
+            alpha = self._drift_alpha(view.profile)
+            rows += drift_of(rolling_key, view, self._references, label, self.thresholds.get(key.model), alpha).rows
 
 
 def duration_label(ms: int) -> str:
@@ -258,3 +368,10 @@ def duration_label(ms: int) -> str:
         if ms % size == 0:
             return f"{ms // size}{unit}"
     return f"{ms}ms"
+
+
+def _merged_into(
+    into: PerformanceAggregates | RegressionAggregates, other: PerformanceAggregates | RegressionAggregates
+) -> PerformanceAggregates | RegressionAggregates:
+    into.merge(other)  # type: ignore[arg-type]  # one model's windows are all of its task's kind
+    return into

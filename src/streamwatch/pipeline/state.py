@@ -8,7 +8,7 @@ code that the blob chooses.
 The format
 ----------
 Header
-    ``b"SWS"``, one byte for the format version (:data:`FORMAT_VERSION`, now 1)
+    ``b"SWS"``, one byte for the format version (:data:`FORMAT_VERSION`, now 2)
     and the CRC-32 of the body (4 bytes, big-endian): a truncated or altered
     blob is refused before it is read. The header keeps this layout in every version.
 Body
@@ -71,7 +71,7 @@ Changing a type or the layout
 >>> profile = build_profile({"f": np.array([1.0, 2.0, 3.0])}, lineage=lineage)
 >>> blob = dumps({"profile": profile, "n": 1, ("a", 2): {3.5, None}})
 >>> blob[:4]
-b'SWS\\x01'
+b'SWS\\x02'
 >>> state = loads(blob, {("m", "1"): profile})
 >>> state["profile"] is profile, state[("a", 2)] == {3.5, None}
 (True, True)
@@ -138,7 +138,7 @@ __all__ = [
 MAGIC: Final = b"SWS"
 _HEADER: Final = 8  # magic, version, CRC-32 of the body
 #: The version :func:`dumps` writes; :func:`loads` reads it and every older one ``_MIGRATIONS`` upgrades.
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 
 
 class StateFormatError(StreamwatchError, ValueError):
@@ -635,6 +635,31 @@ def _encode(state: object, plain: frozenset[type]) -> bytes:
 
 #: Format version -> a function that turns a body of that version into one of the next.
 _MIGRATIONS: dict[int, Callable[[object], object]] = {}
+
+
+def _v1_to_v2(body: object) -> object:
+    """Version 2 gave ``core.SLO`` its ``min_bad_events`` (the evidence a burn-rate alert needs): version 1's
+    SLOs get the default, 5."""
+    if type(body) is not list or len(body) != 2 or type(body[0]) is not list:
+        return body  # not a body this can upgrade; the decoder says what is wrong with it
+    types = body[0]
+    index = next((i for i, t in enumerate(types) if type(t) is list and t[:1] == ["core.SLO"]), None)
+    if index is None:
+        return body
+    types[index] = ["core.SLO", [*types[index][1], "min_bad_events"]]
+    pending: list[object] = [body[1]]
+    while pending:
+        node = pending.pop()
+        if type(node) is list:
+            if len(node) >= 2 and node[0] == _OBJECT and node[1] == index:
+                node.append(5)
+            pending.extend(node[1:])
+        elif type(node) is dict:
+            pending.extend(node.values())
+    return body
+
+
+_MIGRATIONS[1] = _v1_to_v2
 
 
 class _Decoder:

@@ -6,6 +6,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Literal
 
+from scipy.stats import binom
+
 from streamwatch.core.categories import CategoryCounts
 from streamwatch.core.drift import bin_support
 from streamwatch.core.drift_report import DriftSummary, WindowKey, evaluate_drift
@@ -35,10 +37,13 @@ class ReferenceCache:
     def __init__(self, calibrate_for: int | Literal["auto"] | None = None) -> None:
         self.calibrate_for = calibrate_for
         self._built: dict[int, tuple[ReferenceProfile, _References, dict[str, float]]] = {}
-        self._calibrated: dict[tuple[int, str, int], tuple[ReferenceProfile, dict[str, float]]] = {}
+        self._calibrated: dict[tuple[int, str, int, float], tuple[ReferenceProfile, dict[str, float]]] = {}
 
-    def thresholds(self, profile: ReferenceProfile, sizes: dict[str, int] | None = None) -> dict[str, dict[str, float]]:
-        """Calibrated thresholds per feature (none if not calibrating); ``sizes`` are the window's value counts."""
+    def thresholds(
+        self, profile: ReferenceProfile, sizes: dict[str, int] | None = None, alpha: float = 0.01
+    ) -> dict[str, dict[str, float]]:
+        """Calibrated thresholds per feature (none if not calibrating); ``sizes`` are the window's value counts,
+        ``alpha`` the chance a stationary window may cross one (see ``core.budget``)."""
         if self.calibrate_for is None:
             return {}
         references, scales = self.get(profile)
@@ -52,11 +57,11 @@ class ReferenceCache:
                 size = max(32, 1 << (n.bit_length() - 1))  # a few sizes per feature, each computed once
             else:
                 size = self.calibrate_for
-            key = (id(profile), name, size)
+            key = (id(profile), name, size, alpha)
             cached = self._calibrated.get(key)
             if cached is None or cached[0] is not profile:
                 support = bin_support(reference) if isinstance(reference, NumericHistogram) else None
-                values = calibrate(reference.counts, size, support=support, scale=scales.get(name, 1.0), draws=500)
+                values = calibrate(reference.counts, size, support=support, scale=scales.get(name, 1.0), alpha=alpha)
                 cached = self._calibrated[key] = (profile, values)
             out[name] = cached[1]
         return out
@@ -96,11 +101,13 @@ def drift_of(
     cache: ReferenceCache,
     window: str,
     overrides: Mapping[str, Mapping[str, float]] | None = None,
+    alpha: float = 0.01,
 ) -> DriftSummary:
     """Drift of every feature and of the score against the window's reference profile.
 
     Thresholds: the defaults, then those calibrated on the reference (when the
-    cache calibrates), then ``overrides`` from the config, each over the last.
+    cache calibrates) for a false-positive rate of ``alpha`` per window and
+    feature, then ``overrides`` from the config, each over the last.
     """
     profile = aggregates.profile
     assert profile is not None
@@ -109,7 +116,7 @@ def drift_of(
     if aggregates.score is not None:
         current[SCORE] = aggregates.score
     sizes = {name: values.n for name, values in current.items()}
-    thresholds = {name: dict(values) for name, values in cache.thresholds(profile, sizes).items()}
+    thresholds = {name: dict(values) for name, values in cache.thresholds(profile, sizes, alpha).items()}
     for name, values in (overrides or {}).items():
         thresholds.setdefault(name, {}).update(values)
     summary = evaluate_drift(
@@ -151,10 +158,15 @@ TYPE_MISMATCH_LIMIT = 0.01
 
 
 def quality_rows(
-    key: WindowKey, aggregates: WindowAggregates, reference: str | None, min_count: int = 30
+    key: WindowKey, aggregates: WindowAggregates, reference: str | None, min_count: int = 30, alpha: float = 0.01
 ) -> tuple[list[MetricRow], list[Finding]]:
     """Missing, type-mismatch, out-of-range and unseen rates per feature, each against its reference-based
-    threshold, and a ``data_quality`` finding for each crossed with at least ``min_count`` values."""
+    threshold, and a ``data_quality`` finding for each crossed with at least ``min_count`` values.
+
+    A crossing is a finding only when the reference's own rate could not have given that many by chance
+    (a binomial test at ``alpha``, the false-alert budget's rate per window): two missing values among
+    thirty cross "1% + 5 points", and do so in 4% of windows of a feature missing 1% of the time.
+    """
     rows: list[MetricRow] = []
     findings: list[Finding] = []
     profile = aggregates.profile
@@ -169,22 +181,26 @@ def quality_rows(
             if expected and (expected.count + expected.missing)
             else 0.0
         )
+        # (metric, count, limit, the rate the reference itself gives)
         checks = [
-            ("missing_rate", aggregate.missing / total, reference_missing + QUALITY_MARGIN),
-            ("type_mismatch_rate", mismatched / total, TYPE_MISMATCH_LIMIT),
+            ("missing_rate", aggregate.missing, reference_missing + QUALITY_MARGIN, reference_missing),
+            ("type_mismatch_rate", mismatched, TYPE_MISMATCH_LIMIT, 0.0),
         ]
         if isinstance(aggregate, NumericHistogram):
-            checks.append(("out_of_range_rate", aggregates.out_of_range.get(name, 0) / total, OUT_OF_RANGE_LIMIT))
+            # A value beyond the range of N reference values: 2 / (N + 1) of a continuous feature's values are.
+            base = 2 / (expected.count + 1) if expected is not None else 0.0
+            checks.append(("out_of_range_rate", aggregates.out_of_range.get(name, 0), OUT_OF_RANGE_LIMIT, base))
         else:
             other = (
                 expected.counts[-1] / expected.count
                 if isinstance(expected, CategoricalProfile) and expected.count
                 else 0.0
             )
-            checks.append(("unseen_rate", aggregate.unseen / total, other + QUALITY_MARGIN))
-        for metric, value, limit in checks:
+            checks.append(("unseen_rate", aggregate.unseen, other + QUALITY_MARGIN, other))
+        for metric, count, limit, base in checks:
+            value = count / total
             rows.append(key.row(metric, value, feature=name, threshold=limit, reference=reference))
-            if total >= min_count and value > limit:
+            if total >= min_count and value > limit and float(binom.sf(count - 1, total, base)) < alpha:
                 findings.append(
                     key.finding(
                         "data_quality",
@@ -194,12 +210,7 @@ def quality_rows(
                         limit,
                         feature=name,
                         reference=reference,
-                        evidence={
-                            "values": total,
-                            "reference_rate": round(limit - QUALITY_MARGIN, 6)
-                            if metric in ("missing_rate", "unseen_rate")
-                            else 0.0,
-                        },
+                        evidence={"values": total, "count": count, "reference_rate": round(base, 6)},
                     )
                 )
     unknown = sum(aggregates.unknown_features.values())

@@ -312,6 +312,7 @@ class Incident:
     fpr_points: float = 0.0  # share of gender=F's true negatives predicted positive
     latency_factor: float = 1.0  # the canary's latencies multiplied
     also: tuple[str, ...] = ()  # other rules whose delay is reported
+    label_delay: tuple[float, float] = LABEL_DELAY_MINUTES  # minutes, uniform
 
 
 @dataclass
@@ -427,7 +428,10 @@ def run(
             scored = dict(columns, score=np.where(columns["ok"], columns["score"], np.nan))
             windows.append(Partial("window", (MODEL, VERSION, variant), start, fill_window(profile, slo, scored)))
             labelled = take(columns, np.flatnonzero(columns["ok"]))
-            delay = rng.uniform(*LABEL_DELAY_MINUTES, labelled["ok"].size) * MINUTE_MS
+            delay = (
+                rng.uniform(*(incident.label_delay if incident else LABEL_DELAY_MINUTES), labelled["ok"].size)
+                * MINUTE_MS
+            )
             arrival = labelled["offset_ms"] + delay  # from the window's start
             # Report k (1..12) is made when window start + 5k minutes closes: it has the labels come by then.
             due = np.floor((arrival - window_ms) / (REPORT_EVERY * MINUTE_MS)).astype(np.int64) + 1
@@ -491,9 +495,12 @@ def incidents(before: int = 120) -> list[tuple[str, int, int, Incident, float | 
             out.append((name, 20, rpm, Incident(name, "feature-drift", before, shift_sigma=sigma), None))
     # ~60 labelled negatives per gender slice a minute: rpm * 0.5 (F) * ~0.7 (negatives) = 60.
     fpr_rpm = 172
-    for points in (0.05, 0.10, 0.20, 0.30):
-        name = f"FPR(gender=F) +{points * 100:.0f} pts @ {fpr_rpm} rpm"
-        out.append((name, 20, fpr_rpm, Incident(name, "slice-fpr-gap", before, fpr_points=points), None))
+    # Labels 5 to 30 minutes late (the trial that filed the issue), and 1 to 60 (the stationary runs').
+    for delay in ((5.0, 30.0), LABEL_DELAY_MINUTES):
+        for points in (0.05, 0.10, 0.20, 0.30):
+            name = f"FPR(gender=F) +{points * 100:.0f} pts @ {fpr_rpm} rpm, labels {delay[0]:g}-{delay[1]:g} min late"
+            incident = Incident(name, "slice-fpr-gap", before, fpr_points=points, label_delay=delay)
+            out.append((name, 20, fpr_rpm, incident, None))
     for canary in (10, 100):
         for factor in (1.5, 3.0, 6.0):
             name = f"canary latency x{factor:g} @ {canary} canary rpm"

@@ -107,5 +107,6 @@ def test_demo_runs_the_whole_path_and_catches_every_injected_incident(tmp_path: 
     for caught in ("feature-drift", "slice-fpr-gap", "slo-burn"):
         assert caught in result.stdout
     assert "rejected: 0" in result.stdout
+    assert "alerts that fired outside every incident: 0" in result.stdout
     report = (tmp_path / "demo" / "report.html").read_text()
     assert "<h2>Drift per feature</h2>" in report and "slice-fpr-gap" in report

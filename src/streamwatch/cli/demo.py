@@ -62,6 +62,7 @@ def demo(
     console.print(f"retrain requests consumed by examples/retrain_consumer.py: {len(summary.retrain_requests)}")
     if summary.false_alarms:
         console.print("also fired, as consequences of the incidents unless marked: " + "; ".join(summary.false_alarms))
+    console.print(f"alerts that fired outside every incident: {summary.outside_incidents}")
     console.print(f"report: {summary.report}  (worker log: {out / 'worker.log'})")
     if not summary.ok:
         raise StreamwatchError("demo: an injected incident was not detected (see the table above)")

@@ -56,10 +56,12 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.stats import poisson
 
 __all__ = [
     "BURN_RATE_ALERTS",
     "BURN_RATE_WINDOWS_MINUTES",
+    "BURN_SIGNIFICANCE",
     "MIN_BURN_EVENTS",
     "SLO",
     "BurnRateAlert",
@@ -287,6 +289,11 @@ BURN_RATE_WINDOWS_MINUTES = (5, 30, 60, 120, 360, 1440, 4320)
 MIN_BURN_EVENTS = 50
 
 
+#: How unlikely the long window's bad requests must be for a service exactly on its SLO before a condition
+#: fires: evidence that the SLO is being missed, not sampling noise of a quiet service.
+BURN_SIGNIFICANCE = 1e-3
+
+
 def _reaches(rate: float, factor: float) -> bool:
     return rate >= factor or math.isclose(rate, factor, rel_tol=_RELATIVE_TOLERANCE)
 
@@ -309,7 +316,12 @@ def burn_rate_alerts(
     requests, when either window holds fewer than ``slo.min_bad_events`` bad
     requests, or when ``observed_minutes`` (how long the caller has been
     counting, up to the end of the windows) is shorter than its short window.
-    ``observed_minutes=None`` means unknown: no such check.
+    ``observed_minutes=None`` means unknown: no such check. Nor does it fire
+    when the long window's bad requests are ones a service exactly on its SLO
+    gives by chance in more than :data:`BURN_SIGNIFICANCE` of windows (a
+    one-sided Poisson test against ``total * (1 - target)``): at 10 requests a
+    minute, a day holds 14 bad requests on average at the SLO, and a service at
+    half its budget reads a 1x burn over it in 1% of days.
     """
     fired = []
     for condition in conditions:
@@ -319,6 +331,8 @@ def burn_rate_alerts(
         if short.bad < slo.min_bad_events or long.bad < slo.min_bad_events:
             continue
         if observed_minutes is not None and observed_minutes < condition.short_minutes:
+            continue
+        if float(poisson.sf(long.bad - 1, long.total * slo.error_budget)) >= BURN_SIGNIFICANCE:
             continue
         long_rate, short_rate = burn_rate(long, slo), burn_rate(short, slo)
         if _reaches(long_rate, condition.factor) and _reaches(short_rate, condition.factor):

@@ -143,6 +143,11 @@ class DemoSummary:
     false_alarms: list[str] = field(default_factory=list)
 
     @property
+    def outside_incidents(self) -> int:
+        """Alerts that fired outside every incident (and the minutes its effects last): false alerts."""
+        return sum(label.endswith("(outside every incident)") for label in self.false_alarms)
+
+    @property
     def ok(self) -> bool:
         return all(d.rule is not None for d in self.detections) and self.rejected_notifications == 0
 
@@ -189,14 +194,20 @@ def _metric(text: str, name: str) -> float:
     return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.M))
 
 
+def _last_minute(alert: dict[str, Any], scenario: DemoScenario) -> int:
+    """The minute of the last window an alert judged: a tumbling window's own, a performance view's
+    newest (a view spans the minutes before it too)."""
+    return (to_ms(parse_rfc3339(alert["window"]["end"])) - scenario.start_ms) // 60_000 - 1
+
+
 def _detections(scenario: DemoScenario, alerts: list[dict[str, Any]]) -> tuple[list[Detection], list[str]]:
     """The first firing alert that matches each incident (kind, variant, and feature or slice)."""
     out = []
     matched: set[str] = set()
     for incident in scenario.incidents:
         detection = Detection(incident)
-        for alert in sorted(alerts, key=lambda a: a["window"]["start"]):
-            minute = (to_ms(parse_rfc3339(alert["window"]["start"])) - scenario.start_ms) // 60_000
+        for alert in sorted(alerts, key=lambda a: a["window"]["end"]):
+            minute = _last_minute(alert, scenario)
             where = alert.get("feature") or ",".join(f"{k}={v}" for k, v in (alert.get("segment") or {}).items())
             # A drift is caught by the drift rules or, often a window earlier, by the river change detector.
             kinds = {incident.kind, "change"} if incident.kind == "drift" else {incident.kind}
@@ -211,9 +222,13 @@ def _detections(scenario: DemoScenario, alerts: list[dict[str, Any]]) -> tuple[l
     for a in alerts:
         if a["status"] != "firing" or a["fingerprint"] in matched:
             continue
-        minute = (to_ms(parse_rfc3339(a["window"]["start"])) - scenario.start_ms) // 60_000
-        # An incident's effects outlast it a little: labels come late and burn-rate windows are long.
-        during = any(i.start <= minute <= i.end + 2 for i in scenario.incidents)
+        first, last = (
+            (to_ms(parse_rfc3339(a["window"]["start"])) - scenario.start_ms) // 60_000,
+            _last_minute(a, scenario),
+        )
+        # An incident's effects outlast it a little: labels come late and burn-rate windows are long; a
+        # performance view that spans an incident's minutes sees it.
+        during = any(first <= i.end + 2 and last >= i.start for i in scenario.incidents)
         label = f"{a['rule']} {a['variant']} {a.get('feature') or ''}".strip()
         others.add(label if during else f"{label} (outside every incident)")
     return out, sorted(others)

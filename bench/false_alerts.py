@@ -454,10 +454,11 @@ def run(
         rows: list[MetricRow] = []
         findings: list[Finding] = []
         examples: dict[tuple[str, str, str, int], list[str]] = {}
+        view: list[MetricRow] = []  # the performance view, which the rules judge and nothing stores
         for partial in partials:
-            reporter.report(partial, rows, findings, examples)
+            reporter.report(partial, rows, findings, examples, view)
         result.findings.update(f.kind for f in findings)
-        out = alerting.report(rows, findings, examples, None)
+        out = alerting.report(rows + view, findings, examples, None)
         for alert in out.alerts:
             if alert.status != "firing":
                 continue

@@ -12,7 +12,7 @@ is its bulk.
 
 "pickle" is what ``streamwatch.pipeline.state`` wrote before: a pickle with each
 reference profile written as a reference (reimplemented here: the product no
-longer imports pickle). "SWS v1" is the format it writes now. Times are the
+longer imports pickle). "SWS" is the format it writes now. Times are the
 median of several rounds, in µs per encode or decode of the whole state, with
 the garbage collector as a worker runs it (the new format pauses it while it
 works; the old one did not).
@@ -74,7 +74,7 @@ def pickle_loads(data: bytes, profiles: Mapping[tuple[str, str], ReferenceProfil
 
 
 FORMATS: dict[str, tuple[Callable[[Any], bytes], Callable[[bytes, Mapping[tuple[str, str], ReferenceProfile]], Any]]]
-FORMATS = {"pickle": (pickle_dumps, pickle_loads), "SWS v1": (state_codec.dumps, state_codec.loads)}
+FORMATS = {"pickle": (pickle_dumps, pickle_loads), "SWS": (state_codec.dumps, state_codec.loads)}
 
 
 # -- the states --------------------------------------------------------------------------------------
@@ -144,10 +144,8 @@ def main() -> None:
             print(f"{name if label == 'pickle' else '':22}{label:>8}{len(blob):>12,}{encode:>13,.0f}{decode:>13,.0f}")
     print()
     for name in made:
-        (size0, enc0, dec0), (size1, enc1, dec1) = figures[name, "pickle"], figures[name, "SWS v1"]
-        print(
-            f"{name}, SWS v1 / pickle: size {size1 / size0:.2f}x, encode {enc1 / enc0:.2f}x, decode {dec1 / dec0:.2f}x"
-        )
+        (size0, enc0, dec0), (size1, enc1, dec1) = figures[name, "pickle"], figures[name, "SWS"]
+        print(f"{name}, SWS / pickle: size {size1 / size0:.2f}x, encode {enc1 / enc0:.2f}x, decode {dec1 / dec0:.2f}x")
 
 
 if __name__ == "__main__":

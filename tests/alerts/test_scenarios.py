@@ -28,9 +28,9 @@ def judge(raws: list[bytes], batch: int = 1000) -> list[AlertEvent]:
     alerts = []
     for start in range(0, len(raws), batch):
         out = pipeline.process(raws[start : start + batch])
-        alerts += alerting.report(out.rows, out.findings, out.examples, None).alerts
+        alerts += alerting.report(out.rows + out.view, out.findings, out.examples, None).alerts
     out = pipeline.flush()
-    return alerts + alerting.report(out.rows, out.findings, out.examples, None).alerts
+    return alerts + alerting.report(out.rows + out.view, out.findings, out.examples, None).alerts
 
 
 def minute(alert: AlertEvent) -> int:

@@ -79,14 +79,15 @@ def test_the_performance_view_merges_the_trailing_windows_and_its_rules_judge_it
     for minute in range(12):
         rates = {"M": 0.3, "F": 0.3 if minute < 4 else 0.45}  # F's FPR rises 15 points at minute 4
         aggregate = performance(minute * MINUTE, rng, rates, n=200)
-        out_rows: list = []
-        reporter.report(
-            Partial("performance", ("credit", "3", "production"), minute * MINUTE, aggregate), out_rows, findings
-        )
-        rows += out_rows
+        stored: list = []
+        out_view: list = []
+        partial = Partial("performance", ("credit", "3", "production"), minute * MINUTE, aggregate)
+        reporter.report(partial, stored, findings, None, out_view)
+        assert not [r for r in stored if r.window == PERFORMANCE_VIEW]  # the view is judged, never stored
+        rows += out_view
         fired += [
             (a.rule, minute, a.segment)
-            for a in alerting.report(out_rows, [], None, None).alerts
+            for a in alerting.report(stored + out_view, [], None, None).alerts
             if a.status == "firing"
         ]
     view = [r for r in rows if r.window == PERFORMANCE_VIEW]

@@ -60,7 +60,7 @@ def test_retiring_keeps_firing_series_and_forgets_the_others() -> None:
     pipeline = Pipeline()
     out = pipeline.process(events("1", START))
     out.rows += pipeline.process(events("1", START + 120_000, 3)).rows
-    alerting.report(out.rows, out.findings, None, None)
+    alerting.report(out.rows + out.view, out.findings, None, None)
     statuses = sorted((s.id.rule, s.status) for s in alerting.engine.state()["series"].values())
     assert statuses == [("errors-now", "firing"), ("errors-slow", "pending")]
     assert alerting.retire(START + DAY) == 1

@@ -375,7 +375,7 @@ class Run:
         self.merger.add(0, partials)
         out = PipelineOutput()
         self.pipeline.report_partials(self.merger.release(), out)
-        judged = self.alerting.report(out.rows, out.findings, out.examples, START + self.batches * 10_000)
+        judged = self.alerting.report(out.rows + out.view, out.findings, out.examples, START + self.batches * 10_000)
         self.alerts += [(a.fingerprint, a.status, self.batches) for a in judged.alerts]
         self.outputs.append(out)
         self.batches += 1
@@ -606,5 +606,5 @@ def test_the_state_bench_runs_and_compares_both_formats() -> None:
     bench = Path(__file__).parent.parent.parent / "bench" / "state.py"
     result = subprocess.run([sys.executable, str(bench), "--quick"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    for line in ("stage checkpoint", "pickle", "SWS v1", "stage checkpoint, SWS v1 / pickle: size"):
+    for line in ("stage checkpoint", "pickle", "SWS", "stage checkpoint, SWS / pickle: size"):
         assert line in result.stdout

@@ -133,7 +133,7 @@ class Divergence:
         """``agreement_rate``, ``score_shift`` (mean challenger minus production), ``score_abs_diff`` and
         ``latency_p95_ratio`` (challenger over production).
 
-        Each is NaN below the pairs it needs to mean something (:data:`MIN_PAIRS`, and
+        Each is NaN (and the reporter reports no row) below the pairs it needs to mean something (:data:`MIN_PAIRS`, and
         :data:`MIN_LATENCY_PAIRS` for the p95 ratio): the p95 of a handful of requests is one of them,
         and a canary on 5% of 10 requests a minute would read a ratio of 1.5 in a window out of three.
         """

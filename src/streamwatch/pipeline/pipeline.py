@@ -47,6 +47,9 @@ class PipelineOutput:
     screened: dict[str, int] = field(default_factory=dict)
     #: (model, version, variant, window start) -> a few request ids of that window, as alert evidence.
     examples: dict[tuple[str, str, str, int], list[str]] = field(default_factory=dict)
+    #: The performance view's rows, for the alert rules: judged, never stored (unlike ``rows``, their values
+    #: depend on when labels came, not only on the stream; see ``Reporter._performance_view``).
+    view: list[MetricRow] = field(default_factory=list)
 
 
 class Pipeline:
@@ -212,7 +215,7 @@ class Pipeline:
 
     def report_partials(self, partials: Sequence[Partial], out: PipelineOutput) -> None:
         for partial in partials:
-            self.reporter.report(partial, out.rows, out.findings, out.examples)
+            self.reporter.report(partial, out.rows, out.findings, out.examples, out.view)
 
     def open_windows(self) -> dict[tuple[Any, int], WindowAggregates]:
         """The windows still open, by (key, start): the partials a runtime merges across partitions."""

@@ -121,8 +121,10 @@ class Reporter:
         rows: list[MetricRow],
         findings: list[Finding],
         examples: dict[tuple[str, str, str, int], list[str]] | None = None,
+        view: list[MetricRow] | None = None,
     ) -> None:
-        """Append what one complete partial says to ``rows`` and ``findings`` (and its request ids to ``examples``)."""
+        """Append what one complete partial says to ``rows`` and ``findings`` (and its request ids to ``examples``,
+        and the performance view's rows to ``view``: without it, no view is computed)."""
         slot = tuple(partial.key[:3])
         self._last_seen[slot] = max(self._last_seen.get(slot, partial.start), partial.start)
         if partial.kind == "window":
@@ -131,12 +133,13 @@ class Reporter:
                 model, version, variant = partial.key
                 examples[(model, version or "*", variant, partial.start)] = list(partial.aggregate.examples)
         elif partial.kind == "performance":
-            self._performance(partial.key, partial.start, partial.aggregate, rows, findings)
+            self._performance(partial.key, partial.start, partial.aggregate, rows, findings, view)
         else:
             model, version, variant, production_version = partial.key
             window = WindowKey(model, version, variant, partial.start, partial.start + self.window_ms)
             compared = (("production_version", production_version),)
-            rows += [window.row(m, v, segment=compared) for m, v in partial.aggregate.metrics()]
+            # A rate without the pairs it needs is NaN (core.divergence): not reported, as a slice too small is not.
+            rows += [window.row(m, v, segment=compared) for m, v in partial.aggregate.metrics() if not math.isnan(v)]
 
     def _performance(
         self,
@@ -145,8 +148,9 @@ class Reporter:
         aggregates: PerformanceAggregates | RegressionAggregates,
         rows: list[MetricRow],
         findings: list[Finding],
+        view: list[MetricRow] | None = None,
     ) -> None:
-        """The current performance and fairness of a prediction window."""
+        """The current performance and fairness of a prediction window (and of its performance view)."""
         profile = self.profiles.get(key[:2])
         reference_id = profile.lineage.content_sha256 if profile else None
         model, version, variant = key
@@ -154,7 +158,8 @@ class Reporter:
         for metric, value, segment, interval in aggregates.metrics(self.min_samples):
             low, high = interval if interval else (None, None)
             rows.append(window.row(metric, value, segment=segment, reference=reference_id, lower=low, upper=high))
-        self._performance_view(key, start, aggregates, reference_id, rows)
+        if view is not None:
+            self._performance_view(key, start, aggregates, reference_id, view)
         alpha = 0.05
         if isinstance(aggregates, PerformanceAggregates):
             slices = sum(len(aggregates.confusion.by_slice(list(n))) for n in aggregates.confusion.slices)
@@ -192,6 +197,10 @@ class Reporter:
         :meth:`_confidence`). The default performance and fairness rules judge this view (rows with
         ``window="performance"``). Windows are kept for four spans, so labels up to three spans late still
         reach the views; later ones reach only their window's rows.
+
+        The view's rows go to the alert rules, and are not stored: a view's value depends on which labels
+        had come when it was computed, so unlike every stored row it would differ between two runs of one
+        stream batched or partitioned differently. Alerts carry its values as their evidence.
         """
         cap = self.performance_view_ms // self.window_ms
         if cap < 1:

@@ -153,7 +153,7 @@ def _emit(
     summary.metric_rows += len(out.rows)
     summary.findings.update(f.kind for f in out.findings)
     summary.models.update((r.model, r.model_version) for r in out.rows)
-    judged = alerting.report(out.rows, out.findings, out.examples, None) if alerting is not None else None
+    judged = alerting.report(out.rows + out.view, out.findings, out.examples, None) if alerting is not None else None
     alerts = judged.alerts if judged else []
     retrain = judged.retrain if judged else []
     summary.alerts.update(a.status for a in alerts)

@@ -302,7 +302,7 @@ class ReportRunner:
             writes.append(partial(self._insert, partial(self.store.insert_findings, version=version), out.findings))
         if self.alerting is not None:
             now = self.clock_ms()
-            judged = self.alerting.report(out.rows, out.findings, out.examples, now, self._silenced(now))
+            judged = self.alerting.report(out.rows + out.view, out.findings, out.examples, now, self._silenced(now))
             writes += self._alerting_writes(judged, version)
         writes.append(self._checkpoint_write(version))
         if self.on_report is not None and (out.rows or out.findings):

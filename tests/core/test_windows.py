@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamwatch.core import NumericHistogram
-from streamwatch.core.windows import TumblingWindows, merged
+from streamwatch.core.windows import SlidingMerge, TumblingWindows, merged
 
 SIZE, LATENESS = 1000, 300
 times = st.lists(st.integers(0, 20_000), max_size=200)
@@ -124,3 +124,19 @@ def test_one_event_hours_ahead_does_not_make_the_rest_late_but_a_real_jump_moves
     assert windows.watermark == 12 * 3_600_000 + minute - 10_000
     plain = TumblingWindows(60_000, 10_000, factory=lambda key: [])
     assert plain.route(np.array(stream)).late.sum() == 200  # without the rule, every event after it is late
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 4)), max_size=60))
+def test_sliding_merge_equals_merging_the_items_kept(steps: list[tuple[int, int]]) -> None:
+    """Each step adds an item a few positions on and drops the items more than ``keep`` behind it."""
+    window: SlidingMerge[list[int]] = SlidingMerge(list.extend, list.copy)
+    kept: list[tuple[int, list[int]]] = []
+    at = 0
+    for gap, keep in steps:
+        at += gap
+        window.push(at, [at])
+        kept.append((at, [at]))
+        window.drop_before(at - keep)
+        kept = [(a, item) for a, item in kept if a >= at - keep]
+        assert len(window) == len(kept)
+        assert sorted(window.value()) == sorted(merged([item for _, item in kept], list.extend, list.copy))

@@ -227,6 +227,14 @@ class ConfusionCounts:
         for values in sorted(tracked)[self.max_slices_per_key :]:
             self._overflow[names] += tracked.pop(values)
 
+    def copy(self) -> ConfusionCounts:
+        """An independent copy (``Counts`` are immutable, so copying the dicts suffices)."""
+        new = ConfusionCounts.__new__(ConfusionCounts)
+        new.slices, new.max_slices_per_key, new._overall = self.slices, self.max_slices_per_key, self._overall
+        new._slices = {names: dict(tracked) for names, tracked in self._slices.items()}
+        new._overflow = dict(self._overflow)
+        return new
+
     def merge(self, other: ConfusionCounts) -> None:
         """Add ``other``'s counts (same slices and cap) to these."""
         if (self.slices, self.max_slices_per_key) != (other.slices, other.max_slices_per_key):

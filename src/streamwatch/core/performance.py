@@ -16,7 +16,6 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
 
 from streamwatch.core.confusion import ConfusionCounts
 from streamwatch.core.fairness import (
@@ -25,6 +24,7 @@ from streamwatch.core.fairness import (
     demographic_parity_ratio,
     equal_opportunity_difference,
     equalized_odds_difference,
+    normal_quantile,
     slice_reports,
     wilson_interval,
 )
@@ -82,6 +82,13 @@ class PerformanceAggregates:
             self._log_loss_units += int(np.rint(-np.log(clipped) / _LOG_LOSS_UNIT).sum())
             self._scored += len(scored)
 
+    def copy(self) -> PerformanceAggregates:
+        """An independent copy (what ``copy.deepcopy`` gives, much faster)."""
+        new = PerformanceAggregates.__new__(PerformanceAggregates)
+        new.positive_label, new.confusion, new.scores = self.positive_label, self.confusion.copy(), self.scores.copy()
+        new._log_loss_units, new._scored = self._log_loss_units, self._scored
+        return new
+
     def merge(self, other: PerformanceAggregates) -> None:
         self.confusion.merge(other.confusion)
         self.scores.merge(other.scores)
@@ -115,7 +122,7 @@ class PerformanceAggregates:
             rates = {key: c.selection_rate for key, c in counts.items()}
             lowest, highest = min(rates, key=rates.__getitem__), max(rates, key=rates.__getitem__)
             z = _log_ratio_z(counts[lowest], counts[highest], FOUR_FIFTHS)
-            if not z < -float(norm.isf(alpha)):
+            if not z < normal_quantile(alpha):  # norm.isf(alpha) == -norm.ppf(alpha)
                 continue
             breaches.append(
                 (
@@ -224,7 +231,7 @@ def auc_interval(auc: float, positives: int, negatives: int, confidence: float =
     variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)) / (
         positives * negatives
     )
-    half = float(norm.ppf(0.5 + confidence / 2)) * math.sqrt(max(variance, 0.0))
+    half = normal_quantile(0.5 + confidence / 2) * math.sqrt(max(variance, 0.0))
     return max(0.0, auc - half), min(1.0, auc + half)
 
 
@@ -261,6 +268,11 @@ class RegressionAggregates:
             self._absolute += abs(error)
             self._squared += error * error
         self.n += len(pairs)
+
+    def copy(self) -> RegressionAggregates:
+        new = RegressionAggregates()
+        new.n, new._error, new._absolute, new._squared = self.n, self._error, self._absolute, self._squared
+        return new
 
     def merge(self, other: RegressionAggregates) -> None:
         self.n += other.n

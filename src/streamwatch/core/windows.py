@@ -47,13 +47,14 @@ A partition that goes quiet would hold its windows open forever; the caller
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import numpy as np
 
-__all__ = ["ClosedWindow", "RoutedBatch", "TumblingWindows", "merged"]
+__all__ = ["ClosedWindow", "RoutedBatch", "SlidingMerge", "TumblingWindows", "merged"]
 
 A = TypeVar("A")
 NO_EVENT = np.iinfo(np.int64).min // 2
@@ -200,3 +201,80 @@ def merged(partials: Sequence[A], merge: Callable[[A, A], None], copy: Callable[
     for partial in partials[1:]:
         merge(total, partial)
     return total
+
+
+class SlidingMerge(Generic[A]):
+    """The merge of the items of a sliding window, in amortised O(1) merges per step.
+
+    A rolling view over the last K windows re-merged at every window costs K merges; this keeps
+    two stacks instead (the "two-stacks" sliding-window aggregation): the newest items merged into
+    one running aggregate, and, for the oldest ones, the merge of each with everything after it
+    among them. Adding an item is one merge, dropping the oldest is a pop, and every K steps the
+    running items are turned into suffix merges (K copies and merges): about three merges per
+    step, whatever K. ``merge`` must be associative and commutative, as every aggregate's is (they
+    merge exactly across partitions), so the result equals :func:`merged` of the items.
+
+    The aggregate returned is shared with the structure: read it, do not change it.
+
+    >>> window = SlidingMerge(list.extend, list.copy)
+    >>> for at in range(5):
+    ...     window.push(at, [at])
+    >>> window.drop_before(2)
+    >>> sorted(window.value())
+    [2, 3, 4]
+    >>> window.push(5, [5]); window.drop_before(4); sorted(window.value())
+    [4, 5]
+    """
+
+    def __init__(self, merge: Callable[[A, A], None], copy: Callable[[A], A]) -> None:
+        self._merge = merge
+        self._copy = copy
+        self._items: deque[tuple[int, A]] = deque()
+        self._front: list[A] = []  # _front[-1] merges the oldest item and every later one of the front part
+        self._back: A | None = None  # the items after the front part, merged
+        self._nback = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def push(self, at: int, item: A) -> None:
+        """Add the newest item (``at`` orders items, e.g. a window's start)."""
+        self._items.append((at, item))
+        if self._back is None:
+            self._back = self._copy(item)
+        else:
+            self._merge(self._back, item)
+        self._nback += 1
+
+    def drop_before(self, at: int) -> None:
+        """Drop the items older than ``at``."""
+        while self._items and self._items[0][0] < at:
+            if not self._front:
+                self._flip()
+            self._items.popleft()
+            self._front.pop()
+
+    def _flip(self) -> None:
+        """Turn the running items into suffix merges, newest first."""
+        running = [item for _, item in list(self._items)[len(self._items) - self._nback :]]
+        suffix: A | None = None
+        for item in reversed(running):
+            merged_item = self._copy(item)
+            if suffix is not None:
+                self._merge(merged_item, suffix)
+            self._front.append(merged_item)
+            suffix = merged_item
+        self._back, self._nback = None, 0
+
+    def value(self) -> A:
+        """The merge of every item kept (shared: do not change it)."""
+        if not self._items:
+            raise ValueError("nothing to merge")
+        if not self._front:
+            assert self._back is not None
+            return self._back
+        if self._back is None:
+            return self._front[-1]
+        total = self._copy(self._front[-1])
+        self._merge(total, self._back)
+        return total

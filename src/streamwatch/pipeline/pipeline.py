@@ -214,8 +214,7 @@ class Pipeline:
         return out
 
     def report_partials(self, partials: Sequence[Partial], out: PipelineOutput) -> None:
-        for partial in partials:
-            self.reporter.report(partial, out.rows, out.findings, out.examples, out.view)
+        self.reporter.report_many(partials, out.rows, out.findings, out.examples, out.view)
 
     def open_windows(self) -> dict[tuple[Any, int], WindowAggregates]:
         """The windows still open, by (key, start): the partials a runtime merges across partitions."""

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamwatch.core import NumericHistogram, bin_edges
+from streamwatch.core.histogram import update_columns
 
 EDGES = np.array([-1.0, 0.0, 0.5, 2.0, 10.0])
 values = st.one_of(st.floats(-20, 20), st.just(float("nan")), st.sampled_from(EDGES.tolist()))
@@ -79,3 +80,18 @@ def test_bin_edges_follow_numpy() -> None:
     assert np.max(np.diff(hybrid)) <= (data.max() - data.min()) / 100 + 1e-12  # no wide tail bins
     with pytest.raises(ValueError, match="no values"):
         bin_edges([np.nan])
+
+
+@given(
+    st.lists(
+        st.lists(st.one_of(st.floats(-50, 50), st.just(float("nan"))), min_size=7, max_size=7), min_size=1, max_size=4
+    )
+)
+def test_update_columns_counts_as_one_update_per_histogram(columns: list[list[float]]) -> None:
+    edges = [[0.0], [-1.0, 0.0, 1.0], [-10.0, 5.0, 20.0, 30.0], [2.5, 3.5]]
+    together = [NumericHistogram(e) for e in edges[: len(columns)]]
+    apart = [NumericHistogram(e) for e in edges[: len(columns)]]
+    update_columns(together, np.array(columns))
+    for histogram, column in zip(apart, columns, strict=True):
+        histogram.update(np.array(column))
+    assert together == apart

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["NumericHistogram"]
+__all__ = ["NumericHistogram", "update_columns"]
 
 
 class NumericHistogram:
@@ -110,3 +112,38 @@ class NumericHistogram:
 
     def __repr__(self) -> str:
         return f"NumericHistogram(bins={self._counts.size}, n={self.n}, missing={self._missing})"
+
+
+def update_columns(histograms: Sequence[NumericHistogram], columns: np.ndarray) -> None:
+    """Count a batch for several histograms at once: ``columns[i]`` (NaN for missing) goes to ``histograms[i]``.
+
+    The same counts as ``histograms[i].update(columns[i])`` for each, with one NaN mask, one min, one
+    max and one ``bincount`` over every column: only the ``searchsorted`` is per histogram, since each
+    has its own edges.
+
+    >>> a, b = NumericHistogram([0.0, 1.0]), NumericHistogram([10.0])
+    >>> update_columns([a, b], np.array([[0.5, 2.0, np.nan], [5.0, 20.0, 30.0]]))
+    >>> a.counts.tolist(), a.missing, b.counts.tolist(), b.max
+    ([0, 1, 1], 1, [1, 2], 30.0)
+    """
+    if columns.shape[0] != len(histograms):
+        raise ValueError(f"need one column per histogram, got {columns.shape[0]} for {len(histograms)}")
+    if columns.shape[1] == 0 or not histograms:
+        return
+    missing = np.isnan(columns)
+    offsets = np.cumsum([0] + [h._counts.size for h in histograms])
+    codes = np.empty(columns.shape, dtype=np.intp)
+    for i, histogram in enumerate(histograms):
+        np.add(np.searchsorted(histogram.edges, columns[i], side="right"), offsets[i], out=codes[i])
+    codes[missing] = offsets[-1]  # one slot past every histogram's bins
+    counts = np.bincount(codes.ravel(), minlength=int(offsets[-1]) + 1)
+    absent = missing.sum(axis=1).tolist()
+    lows = np.fmin.reduce(columns, axis=1).tolist()  # fmin and fmax skip NaN
+    highs = np.fmax.reduce(columns, axis=1).tolist()
+    size = columns.shape[1]
+    for i, histogram in enumerate(histograms):
+        histogram._counts += counts[offsets[i] : offsets[i + 1]]
+        histogram._missing += absent[i]
+        if absent[i] < size:
+            histogram._min = min(histogram._min, lows[i])
+            histogram._max = max(histogram._max, highs[i])

@@ -16,12 +16,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from itertools import chain
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from streamwatch.core.categories import CategoryCounts
-from streamwatch.core.histogram import NumericHistogram
+from streamwatch.core.histogram import NumericHistogram, update_columns
 from streamwatch.core.latency import LatencySketch
 from streamwatch.core.slo import SLO, SLICounts
 from streamwatch.profiles.model import NumericProfile, ReferenceProfile
@@ -69,12 +69,12 @@ class WindowAggregates:
         """Add a batch of decoded prediction or feature events (all of this window; see ``decode``)."""
         rows = [event.features for event in events]
         numeric = [name for name, a in self.features.items() if isinstance(a, NumericHistogram)]
-        matrix = self._numeric_matrix(rows, numeric)
+        columns = self._numeric_columns(rows, numeric)
+        if columns is not None:
+            self._numeric_columns_counted(numeric, columns)
         for name, aggregate in self.features.items():
             if isinstance(aggregate, NumericHistogram):
-                if matrix is not None:
-                    self._numeric_values(name, aggregate, matrix[:, numeric.index(name)])
-                else:
+                if columns is None:
                     self._numeric(name, aggregate, [row.get(name) for row in rows])
             else:
                 self._categorical(name, aggregate, [row.get(name) for row in rows])
@@ -104,20 +104,37 @@ class WindowAggregates:
         )
 
     @staticmethod
-    def _numeric_matrix(rows: list[dict[str, Any]], names: list[str]) -> np.ndarray | None:
-        """All numeric features of the batch at once, or None when a row lacks one or holds a string."""
+    def _numeric_columns(rows: list[dict[str, Any]], names: list[str]) -> np.ndarray | None:
+        """All numeric features of the batch at once, a row per feature, or None when an event lacks one or
+        holds a string."""
         if not names:
             return None
         pick = itemgetter(*names)
         try:
             picked = [pick(row) for row in rows]  # one C call per row, not one Python step per feature
-            if len(names) == 1:
-                picked = [(value,) for value in picked]
-            if str in set(map(type, chain.from_iterable(picked))):
-                return None  # strings would be parsed as numbers by numpy; the slow path counts them
-            return np.array(picked, dtype=float).reshape(len(rows), len(names))
         except KeyError:
             return None
+        values = chain.from_iterable(picked) if len(names) > 1 else picked
+        if str in set(map(type, values)):
+            return None  # strings would be parsed as numbers by numpy; the slow path counts them
+        matrix = np.array(picked, dtype=float)  # None becomes NaN (missing), True 1.0
+        return np.ascontiguousarray(matrix.reshape(len(rows), len(names)).T)
+
+    def _numeric_columns_counted(self, names: list[str], columns: np.ndarray) -> None:
+        """Histograms and out-of-range counts of every numeric feature from the batch's columns."""
+        update_columns([cast(NumericHistogram, self.features[name]) for name in names], columns)
+        if self.profile is None:
+            return
+        references = [self.profile.features[name] for name in names]
+        bounded = [i for i, r in enumerate(references) if isinstance(r, NumericProfile) and r.min is not None]
+        if not bounded:
+            return
+        lows = np.array([[cast(NumericProfile, references[i]).min] for i in bounded], dtype=float)
+        highs = np.array([[cast(NumericProfile, references[i]).max] for i in bounded], dtype=float)
+        picked = columns[bounded]
+        outside = ((picked < lows) | (picked > highs)).sum(axis=1).tolist()
+        for i, count in zip(bounded, outside, strict=True):
+            self.out_of_range[names[i]] += count
 
     def _numeric(self, name: str, histogram: NumericHistogram, column: list[Any]) -> None:
         if str in set(map(type, column)):

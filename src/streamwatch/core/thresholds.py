@@ -95,6 +95,11 @@ _STATISTICS: Mapping[str, Callable[[np.ndarray, np.ndarray], float]] = {
 }
 
 
+#: The statistics each kind of feature reports (``core.drift_report``), so the only ones worth calibrating.
+_NUMERIC_STATISTICS = frozenset({"psi", "js", "hellinger", "ks"})
+_CATEGORICAL_STATISTICS = frozenset({"psi", "js", "chi2"})
+
+
 def calibrate(
     reference_counts: np.ndarray,
     window_size: int,
@@ -155,15 +160,21 @@ def calibrate(
     samples = rng.multinomial(effective, counts / counts.sum(), size=draws)
     numeric = support is not None
     thresholds = {}
+    # The samples' CDFs on the fine bins, shared by KS and Wasserstein (the same floats either computes).
+    cdfs = np.cumsum(samples / samples.sum(axis=1, keepdims=True), axis=1) if numeric else None
     for name in statistics:
+        if name not in (_NUMERIC_STATISTICS if numeric else _CATEGORICAL_STATISTICS):
+            continue  # a statistic that kind of feature does not report (its threshold would go unread)
         if numeric and name in _COARSE:
             starts = coarse_starts(counts, _COARSE[name])
             values = batch_statistic(name, coarsen(counts, starts), coarsen(samples, starts))
+        elif name == "ks" and cdfs is not None:
+            values = np.abs(np.cumsum(counts / counts.sum()) - cdfs).max(axis=1)
         else:
             values = batch_statistic(name, counts, samples)
         thresholds[name] = max(tail_quantile(values, alpha, squared=name != "psi"), DEFAULT_THRESHOLDS[name])
     if support is not None and scale > 0:
-        values = batch_wasserstein(counts, samples, np.asarray(support, dtype=float)) / scale
+        values = _wasserstein_from_cdfs(counts, cdfs, np.asarray(support, dtype=float)) / scale
         thresholds["wasserstein"] = max(tail_quantile(values, alpha), DEFAULT_THRESHOLDS["wasserstein"])
     return thresholds
 
@@ -244,7 +255,11 @@ def _batch_cramers_v(reference: np.ndarray, samples: np.ndarray) -> np.ndarray:
 def batch_wasserstein(reference: np.ndarray, samples: np.ndarray, support: np.ndarray) -> np.ndarray:
     """First Wasserstein distance between ``reference`` and each row of ``samples``, all on one sorted support:
     the area between the two CDFs (what scipy's ``wasserstein_distance`` computes for shared support points)."""
+    return _wasserstein_from_cdfs(reference, np.cumsum(samples / samples.sum(axis=1, keepdims=True), axis=1), support)
+
+
+def _wasserstein_from_cdfs(reference: np.ndarray, cdfs: np.ndarray | None, support: np.ndarray) -> np.ndarray:
+    assert cdfs is not None  # (a numeric feature's, which calibrate computes)
     p = np.cumsum(reference / reference.sum())[:-1]
-    q = np.cumsum(samples / samples.sum(axis=1, keepdims=True), axis=1)[:, :-1]
-    areas: np.ndarray = np.abs(q - p) @ np.diff(support)
+    areas: np.ndarray = np.abs(cdfs[:, :-1] - p) @ np.diff(support)
     return areas

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Mapping
 from typing import Literal
 
+import numpy as np
 from scipy.stats import binom
 
 from streamwatch.core.categories import CategoryCounts
@@ -37,7 +39,8 @@ class ReferenceCache:
     def __init__(self, calibrate_for: int | Literal["auto"] | None = None) -> None:
         self.calibrate_for = calibrate_for
         self._built: dict[int, tuple[ReferenceProfile, _References, dict[str, float]]] = {}
-        self._calibrated: dict[tuple[int, str, int, float], tuple[ReferenceProfile, dict[str, float]]] = {}
+        self._calibrated: dict[tuple[bytes, int, float], dict[str, float]] = {}
+        self._fingerprints: dict[tuple[int, str], tuple[ReferenceProfile, bytes]] = {}
 
     def thresholds(
         self, profile: ReferenceProfile, sizes: dict[str, int] | None = None, alpha: float = 0.01
@@ -57,14 +60,30 @@ class ReferenceCache:
                 size = max(32, 1 << (n.bit_length() - 1))  # a few sizes per feature, each computed once
             else:
                 size = self.calibrate_for
-            key = (id(profile), name, size, alpha)
-            cached = self._calibrated.get(key)
-            if cached is None or cached[0] is not profile:
+            key = (self._fingerprint(profile, name, reference, scales.get(name, 1.0)), size, alpha)
+            values = self._calibrated.get(key)
+            if values is None:
                 support = bin_support(reference) if isinstance(reference, NumericHistogram) else None
                 values = calibrate(reference.counts, size, support=support, scale=scales.get(name, 1.0), alpha=alpha)
-                cached = self._calibrated[key] = (profile, values)
-            out[name] = cached[1]
+                self._calibrated[key] = values
+            out[name] = values
         return out
+
+    def _fingerprint(
+        self, profile: ReferenceProfile, name: str, reference: NumericHistogram | CategoryCounts, scale: float
+    ) -> bytes:
+        """What a feature's calibration depends on, as a digest: two versions trained on the same data (a
+        canary's profile, often) or a profile read again share their calibrations, which cost ~50 ms each."""
+        cached = self._fingerprints.get((id(profile), name))
+        if cached is not None and cached[0] is profile:
+            return cached[1]
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(np.asarray(reference.counts, dtype=np.int64).tobytes())
+        if isinstance(reference, NumericHistogram):
+            digest.update(np.asarray(bin_support(reference), dtype=float).tobytes())
+        digest.update(repr((type(reference).__name__, float(scale))).encode())
+        self._fingerprints[(id(profile), name)] = (profile, digest.digest())
+        return digest.digest()
 
     def get(self, profile: ReferenceProfile) -> tuple[dict[str, NumericHistogram | CategoryCounts], dict[str, float]]:
         cached = self._built.get(id(profile))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from streamwatch.alerts.rules import RuleEngine, fingerprint
 from streamwatch.config.models import RuleConfig
-from streamwatch.core.records import Finding, MetricRow
+from streamwatch.core.records import PERFORMANCE_VIEW, Finding, MetricRow
 from streamwatch.pipeline.pipeline import Pipeline
 from tests.pipeline.test_pipeline import START, events, profile
 
@@ -161,3 +162,17 @@ def test_bad_rules_get_one_line_errors_naming_them() -> None:
     ]:
         with pytest.raises(ValidationError, match=words):
             RuleConfig(name="r", kind="drift", when=when)
+
+
+def test_performance_views_are_ordered_by_their_end_since_their_span_changes() -> None:
+    """A view ending later may start earlier (a wider span): it is newer, not a window judged already."""
+
+    def view(start: int, end: int, value: float) -> MetricRow:
+        row = fpr(start, value)
+        return dataclasses.replace(row, window_end_ms=end * 60_000, window=PERFORMANCE_VIEW)
+
+    engine = RuleEngine([rule(for_windows=2, view="performance")])
+    assert statuses(engine, [view(10, 11, 0.9)]) == [("pending", "F")]
+    assert statuses(engine, [view(8, 12, 0.8)]) == [("firing", "F")]  # starts earlier, ends later: newer
+    assert statuses(engine, [view(11, 12, 0.85)]) == []  # the same end again: judged anew, still firing
+    assert statuses(engine, [view(9, 11, 0.1)]) == []  # ends earlier: older, ignored

@@ -98,7 +98,7 @@ class Transition:
 class RuleSeries:
     streak: int = 0  # consecutive breaching windows up to the last one judged
     streak_before: int = 0  # the same, before the last window (to judge it again)
-    last_start: int | None = None
+    last_start: int | None = None  # where the last window judged stands: its start, or a view's end (see _position)
     status: Status | None = None  # None: inactive
     starts_at: int = 0
     id: SeriesId | None = None
@@ -148,7 +148,7 @@ class RuleEngine:
             active = [s.id for s in self._series.values() if s.id is not None and s.id.rule == rule.name and s.status]
             judged = views[rule.view]
             observed += [(rule, o) for o in observe(rule, judged, findings, active, self.baselines)]
-        observed.sort(key=lambda pair: pair[1].start_ms)  # stable: rules keep their order within a window
+        observed.sort(key=lambda pair: _position(*pair))  # stable: rules keep their order within a window
         return [t for rule, o in observed if (t := self._judge(rule, o)) is not None]
 
     def _remember(self, findings: Sequence[Finding], examples: Mapping[Any, Sequence[str]]) -> None:
@@ -172,12 +172,13 @@ class RuleEngine:
             if not o.breach:
                 return None  # nothing to remember about a series that never breached
             series = self._series[key] = RuleSeries(id=sid)
-        if series.last_start is not None and o.start_ms < series.last_start:
+        position = _position(rule, o)
+        if series.last_start is not None and position < series.last_start:
             return None  # an older window, judged already
-        if o.start_ms == series.last_start:
+        if position == series.last_start:
             series.streak = series.streak_before  # the last window again: judge it anew
         else:
-            series.streak_before, series.last_start = series.streak, o.start_ms
+            series.streak_before, series.last_start = series.streak, position
         series.streak = series.streak + 1 if o.breach else 0
         series.metric = o.metric or series.metric
         previous = series.status
@@ -247,3 +248,12 @@ class RuleEngine:
     def restore(self, state: dict[str, Any]) -> None:
         self._series = state["series"]
         self._examples = state.get("examples", {})
+
+
+def _position(rule: RuleConfig, observation: Observation) -> int:
+    """Where an observation stands in its series' order: a window's start, or a performance view's end.
+
+    A view's span changes from one report to the next (see ``Reporter._performance_view``), so its start
+    may move back while its end moves on: ordered by start, a newer view would be taken for one judged.
+    """
+    return observation.end_ms if rule.view == PERFORMANCE_VIEW else observation.start_ms

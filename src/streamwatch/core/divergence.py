@@ -89,10 +89,12 @@ class TwinJoin:
         Requests are kept in order of their latest prediction, so the scan stops at the first live one.
         """
         pending = self._pending
-        while pending:
-            key, answers = next(iter(pending.items()))
+        stale = []  # found in one pass, then deleted (a dict cannot change while it is iterated)
+        for key, answers in pending.items():
             if answers[-1][5] >= before_ms:
                 break
+            stale.append(key)
+        for key in stale:
             del pending[key]
 
 

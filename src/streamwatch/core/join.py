@@ -110,16 +110,20 @@ class LabelJoin:
 
     def add_prediction(self, model: str, request_id: str, prediction: Prediction) -> list[tuple[Prediction, Any]]:
         """Keep a prediction until its label comes; return it with its label if the label is already here."""
+        return self.add_packed(model, request_id, _pack(prediction))
+
+    def add_packed(self, model: str, request_id: str, packed: tuple[Any, ...]) -> list[tuple[Prediction, Any]]:
+        """:meth:`add_prediction` for a prediction given as the tuple of its fields (the hot path makes no object)."""
         key = (model, request_id)
         waiting = self._labels.get(key)
-        if waiting is not None and self._within(prediction.timestamp_ms, waiting.timestamp_ms):
+        if waiting is not None and self._within(packed[0], waiting.timestamp_ms):
             self.matched_predictions += 1
             if not waiting.matched:
                 waiting.matched = True
                 self.matched_labels += 1
                 self.early_labels += 1
-            return [(prediction, waiting.label)]
-        self._predictions[key] = (*self._predictions.get(key, ()), _pack(prediction))
+            return [(Prediction(*packed), waiting.label)]
+        self._predictions[key] = (*self._predictions.get(key, ()), packed)
         self._npredictions += 1
         while self._npredictions > self.max_pending:
             _, evicted = self._predictions.popitem(last=False)
@@ -163,10 +167,12 @@ class LabelJoin:
         """
         expired: list[Prediction] = []
         horizon = watermark_ms - self.horizon_ms
-        while self._predictions:
-            key, packed = next(iter(self._predictions.items()))
-            if min(p[0] for p in packed) >= horizon:
+        stale = []  # the keys before the first live one, found in one pass
+        for key, packed in self._predictions.items():
+            if (packed[0][0] if len(packed) == 1 else min(p[0] for p in packed)) >= horizon:
                 break
+            stale.append((key, packed))
+        for key, packed in stale:
             keep = tuple(p for p in packed if p[0] >= horizon)
             expired += [Prediction(*p) for p in packed if p[0] < horizon]
             if keep:
@@ -176,10 +182,12 @@ class LabelJoin:
                 del self._predictions[key]
         self._npredictions -= len(expired)
         self.unlabelled += len(expired)
-        while self._labels:
-            key, label = next(iter(self._labels.items()))
+        old = []
+        for key, label in self._labels.items():
             if label.timestamp_ms >= horizon:
                 break
+            old.append((key, label))
+        for key, label in old:
             del self._labels[key]
             if not label.matched:
                 self.orphan_labels += 1

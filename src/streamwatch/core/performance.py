@@ -65,10 +65,15 @@ class PerformanceAggregates:
     def update(self, matches: Sequence[tuple[Any, Any]]) -> None:
         """Add (prediction record, label) pairs from the label join."""
         positive = self.positive_label
-        y_true = np.array([is_positive(label, positive) for _, label in matches], dtype=bool)
-        y_pred = np.array([is_positive(p.prediction, positive) for p, _ in matches], dtype=bool)
-        names = {name for p, _ in matches for name, _ in p.segments}
-        segments = {n: np.array([dict(p.segments).get(n) for p, _ in matches], dtype=object) for n in names}
+        labels = [label for _, label in matches]
+        predicted = [p.prediction for p, _ in matches]
+        # A batch holds a few distinct classes: judge each once, then look them up in C.
+        verdict = {value: is_positive(value, positive) for value in {*labels, *predicted}}
+        y_true = np.fromiter(map(verdict.__getitem__, labels), dtype=bool, count=len(labels))
+        y_pred = np.fromiter(map(verdict.__getitem__, predicted), dtype=bool, count=len(predicted))
+        kept = [dict(p.segments) for p, _ in matches]
+        names = set().union(*kept)
+        segments = {n: np.array([d.get(n) for d in kept], dtype=object) for n in names}
         self.confusion.update(y_true, y_pred, segments)
         scored = [
             (p.score, truth) for (p, _), truth in zip(matches, y_true.tolist(), strict=True) if p.score is not None

@@ -153,31 +153,12 @@ class PartitionStage:
         events = batch.predictions + batch.features
         matches: list[tuple[str, Prediction, Any]] = []
         if events:
-            routed = self.windows.route(np.fromiter((e.timestamp for e in events), np.int64, len(events)))
+            routed = self.windows.route(np.fromiter([e.timestamp for e in events], np.int64, len(events)))
             out.late_events = int(routed.late.sum())
-            groups: dict[tuple[tuple[str, str | None, str], int], list[Any]] = defaultdict(list)
-            for event, start, late in zip(events, routed.starts.tolist(), routed.late.tolist(), strict=True):
-                if not late:
-                    groups[(event.model, event.model_version, event.variant), start].append(event)
-            for (key, start), members in groups.items():
+            late = routed.late.tolist()
+            for (key, start), members in _groups(events, routed.starts, routed.late).items():
                 self.windows.window(key, start).update(members)
-            for event, late in zip(events, routed.late.tolist(), strict=True):
-                if late or not isinstance(event, PredictionIn):
-                    continue
-                self._pair(event)
-                if event.prediction is not None:
-                    record = Prediction(
-                        event.timestamp,
-                        event.model_version,
-                        event.variant,
-                        event.prediction,
-                        event.score,
-                        tuple(sorted(event.segments.items())),
-                    )
-                    model = event.model
-                    matches += [
-                        (model, p, label) for p, label in self.join.add_prediction(model, event.request_id, record)
-                    ]
+            self._predictions(batch.predictions, late, matches)
         for label in batch.labels:
             joined = self.join.add_label(label.model, label.request_id, label.label, label.timestamp)
             matches += [(label.model, prediction, value) for prediction, value in joined]
@@ -234,22 +215,40 @@ class PartitionStage:
         out.partials += [Partial("window", cast(tuple[Any, ...], w.key), w.start, w.aggregate) for w in closed]
         out.watermark = watermark
 
-    def _pair(self, event: Any) -> None:
-        """Pair canary and shadow predictions with production's for the same request.
+    def _predictions(self, predictions: list[PredictionIn], late: list[bool], matches: list[Any]) -> None:
+        """Pair each prediction in time with its twins, and hand it to the label join (``matches`` gets what
+        it completes).
 
         Every production prediction waits (a window at most) for a twin, even of models
         that never had a canary: skipping them until a model's first canary shows would
         miss pairs depending on when that canary reached each partition, and results
-        must not depend on partitioning.
+        must not depend on partitioning. The loop is the stage's one per-event step: two
+        dict operations per prediction (the twin's and the label's), with no object made.
         """
-        answer = (event.variant, event.model_version, event.prediction, event.score, event.latency_ms, event.timestamp)
-        for production, challenger in self.twins.add_answer(event.model, event.request_id, answer):
-            start = production.timestamp_ms - production.timestamp_ms % self.window_ms
-            slot = ((event.model, challenger.version, challenger.variant, production.version), start)
-            divergence = self._divergence.get(slot)
-            if divergence is None:
-                divergence = self._divergence[slot] = Divergence()
-            divergence.update([(production, challenger)])
+        add_answer, add_prediction = self.twins.add_answer, self.join.add_packed
+        window_ms, divergence = self.window_ms, self._divergence
+        for event, is_late in zip(predictions, late, strict=False):  # predictions come first in ``late``
+            if is_late:
+                continue
+            model, request_id, timestamp = event.model, event.request_id, event.timestamp
+            answer = (event.variant, event.model_version, event.prediction, event.score, event.latency_ms, timestamp)
+            for production, challenger in add_answer(model, request_id, answer):
+                start = production.timestamp_ms - production.timestamp_ms % window_ms
+                slot = ((model, challenger.version, challenger.variant, production.version), start)
+                aggregate = divergence.get(slot)
+                if aggregate is None:
+                    aggregate = divergence[slot] = Divergence()
+                aggregate.update([(production, challenger)])
+            if event.prediction is not None:
+                packed = (
+                    timestamp,
+                    event.model_version,
+                    event.variant,
+                    event.prediction,
+                    event.score,
+                    tuple(sorted(event.segments.items())) if event.segments else (),
+                )
+                matches += [(model, p, label) for p, label in add_prediction(model, request_id, packed)]
 
     def _score(self, matches: list[tuple[Any, Prediction, Any]]) -> None:
         """Add joined labels to their prediction windows."""
@@ -370,6 +369,29 @@ def _screen_reused(batch: DecodedBatch, join: LabelJoin, cap: int) -> int:
         return f"request_id: {cap} predictions of this model already wait under the same request_id"
 
     return _screen(batch, refuse, ("prediction",))
+
+
+def _groups(events: list[Any], starts: np.ndarray, late: np.ndarray) -> dict[tuple[Any, int], list[Any]]:
+    """The events in time, by ``((model, version, variant), window start)``, each group in arrival order.
+
+    Keys are coded once per event, then grouped with a stable sort on the codes: no Python step
+    per event and group.
+    """
+    codes: dict[tuple[Any, ...], int] = {}
+    keyed = [codes.setdefault((e.model, e.model_version, e.variant), len(codes)) for e in events]
+    keys = list(codes)
+    if len(keys) == 1 and not late.any() and starts[0] == starts[-1] and (starts == starts[0]).all():
+        return {(keys[0], int(starts[0])): events}  # the usual batch: one model version, one window
+    kept = np.flatnonzero(~late)
+    order = kept[np.lexsort((starts[kept], np.asarray(keyed, dtype=np.int64)[kept]))]
+    key_codes, ordered_starts = np.asarray(keyed, dtype=np.int64)[order], starts[order]
+    cuts = np.flatnonzero((np.diff(key_codes) != 0) | (np.diff(ordered_starts) != 0)) + 1
+    groups: dict[tuple[Any, int], list[Any]] = {}
+    for chunk in np.split(order, cuts):
+        if chunk.size:
+            first = int(chunk[0])
+            groups[keys[keyed[first]], int(starts[first])] = [events[i] for i in chunk.tolist()]
+    return groups
 
 
 def _order(slot: tuple[Any, int]) -> tuple[int, str]:

@@ -6,10 +6,20 @@ import math
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
-from streamwatch.adapters.clickhouse import DeadLetterRecord, Source, StorageError, Store, connect, migrations_directory
+from streamwatch.adapters.clickhouse import (
+    DeadLetterRecord,
+    Source,
+    StorageError,
+    Store,
+    connect,
+    migrations,
+    migrations_directory,
+)
 from streamwatch.clock import now_ms
 from streamwatch.config.settings import ClickHouseSettings
 from streamwatch.contract.decode import decode_batch
@@ -119,9 +129,182 @@ def test_raw_events_round_trip_to_the_millisecond_and_retries_are_not_double_cou
         store.insert_labels(batch.labels, [Source("l", 0, 8)])
     assert store.count("predictions") == 1 and store.count("labels") == 1
     [(ts, features, segments)] = store.query(
-        "SELECT toUnixTimestamp64Milli(timestamp), features, segments FROM {db}.predictions FINAL"
+        "SELECT toUnixTimestamp64Milli(timestamp), feature_map, segments FROM {db}.predictions FINAL"
     )
-    assert ts == NOW_MS + 1 and features == '{"income":1.5,"k\'ey":"v;"}' and segments == {"gender": "F"}
+    assert ts == NOW_MS + 1 and features == {"income": "1.5", "k'ey": '"v;"'} and segments == {"gender": "F"}
+    [back] = store.raw_features("predictions")
+    assert back.features == {"income": 1.5, "k'ey": "v;"} and back.request_id == "r1"
+
+
+#: Feature objects as hostile as the contract lets through: nulls, bools, strings that look like other
+#: JSON values, quotes, non-ASCII names and values, control characters in values, big integers.
+ODD_FEATURES: list[dict[str, Any]] = [
+    {"income": 1.5, "age": 42, "employed": True, "retired": False, "city": None},
+    {"quote'\"": 'it\'s "quoted"; DROP', "ü名": "Zürich ✓ 東京", "nul": "a\u0000b\n\t", "empty": ""},
+    {"looks_true": "true", "looks_null": "null", "looks_number": "3", "looks_object": '{"a": 1}'},
+    {"big": 2**63 + 5, "negative": -(2**63), "tiny": 1.5e-300, "huge": 1e300, "zero": -0.0, "whole": 2.0},
+    {"one": 1},
+]
+
+
+def odd_batch(encoder: Encoder) -> list[bytes]:
+    raws = []
+    for n, features in enumerate(ODD_FEATURES):
+        raws.append(
+            encoder.prediction(
+                "credit",
+                "3",
+                f"r{n}",
+                1.0 + n,
+                features,
+                n % 2 == 0,
+                None,
+                "production",
+                "ok",
+                None,
+                None,
+                None,
+                NOW_MS + n,
+                None,
+            )
+        )
+        raws.append(encoder.features(model="credit", features=features, timestamp=NOW_MS + n))
+    return raws
+
+
+def test_the_columnar_features_round_trip_every_kind_of_value(store: Store) -> None:
+    batch = decode_batch(odd_batch(Encoder(clock_ms=now_ms)))
+    assert not batch.dead_letters and len(batch.predictions) == len(batch.features) == len(ODD_FEATURES)
+    for _ in range(2):  # a retry replaces
+        store.insert_predictions(batch.predictions, [Source("p", 0, n) for n in range(len(batch.predictions))])
+        store.insert_feature_events(batch.features, [Source("f", 0, n) for n in range(len(batch.features))])
+    for table in ("predictions", "feature_events"):
+        back = store.raw_features(table, model="credit")
+        assert [r.features for r in back] == ODD_FEATURES  # equal as Python values (2.0 == 2, -0.0 == 0)
+        for got, sent in zip(back, ODD_FEATURES, strict=True):
+            for name, value in sent.items():  # bools stay bools, None None, strings strings, integers exact
+                assert type(got.features[name]) in ((int, float) if type(value) is float else (type(value),))
+    assert store.raw_features("feature_events")[0].request_id == ""
+    # Nothing of the feature object is stored as JSON text any more, and one feature reads as a column.
+    assert store.query("SELECT countIf(features != '') FROM {db}.predictions") == [(0,)]
+    assert store.query(
+        "SELECT toFloat64OrNull(feature_map['income']), JSONExtractString(feature_map['ü名']) "
+        "FROM {db}.predictions FINAL WHERE request_id IN ('r0', 'r1') ORDER BY request_id"
+    ) == [(1.5, ""), (None, "Zürich ✓ 東京")]
+    assert store.raw_features(model="other") == []
+    with pytest.raises(StorageError, match="no raw features"):
+        store.raw_features("labels")
+
+
+def test_the_raw_tables_use_the_chosen_codecs(store: Store) -> None:
+    codecs = dict(
+        store.query(
+            "SELECT name, compression_codec FROM system.columns WHERE database = {d:String} AND table = 'predictions'",
+            {"d": store.database},
+        )
+    )
+    assert codecs["feature_map"] == "CODEC(ZSTD(1))" and codecs["timestamp"] == "CODEC(Delta(8), ZSTD(1))"
+    comments = dict(
+        store.query(
+            "SELECT name, comment FROM system.columns WHERE database = {d:String} AND table = 'labels'",
+            {"d": store.database},
+        )
+    )
+    assert comments["label"] == "the label as JSON"  # a codec change keeps what the column says
+
+
+OLD_COLUMNS = {
+    "predictions": [
+        "event_id",
+        "request_id",
+        "timestamp",
+        "model",
+        "model_version",
+        "variant",
+        "latency_ms",
+        "status",
+        "error",
+        "prediction",
+        "score",
+        "features",
+        "segments",
+        "metadata",
+        "topic",
+        "partition",
+        "offset",
+    ],
+    "feature_events": [
+        "event_id",
+        "request_id",
+        "timestamp",
+        "model",
+        "model_version",
+        "features",
+        "topic",
+        "partition",
+        "offset",
+    ],
+}
+
+
+def old_rows(table: str, n: int) -> list[list[Any]]:
+    """``n`` rows as writers before schema version 3 stored them: the feature object as JSON text."""
+    rows = []
+    for i in range(n):
+        features = orjson.dumps(ODD_FEATURES[i % len(ODD_FEATURES)]).decode()
+        if table == "predictions":
+            rows.append(
+                [
+                    f"e{i}",
+                    f"r{i}",
+                    NOW_MS + i,
+                    "credit",
+                    "3",
+                    "production",
+                    1.0,
+                    "ok",
+                    None,
+                    "1",
+                    0.5,
+                    features,
+                    {"gender": "F"},
+                    {},
+                    "p",
+                    0,
+                    i,
+                ]
+            )
+        else:
+            rows.append([f"e{i}", "", NOW_MS + i, "credit", "3", features, "f", 0, i])
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def test_the_migration_to_columnar_features_keeps_every_stored_row(chdb_client: Any, tmp_path: Path) -> None:
+    from uuid import uuid4
+
+    before = tmp_path / "before"
+    before.mkdir()
+    for path in sorted(migrations_directory().glob("*.sql")):
+        if int(path.name[:4]) < 3:
+            shutil.copy(path, before)
+    store = Store(chdb_client, database=f"t_{uuid4().hex[:12]}")
+    assert store.migrate(raw_ttl_days=0, directory=before) == ["0001_init.sql", "0002_worker_state.sql"]
+    for table, names in OLD_COLUMNS.items():
+        store.insert(table, names, old_rows(table, 12))
+    assert "0003_columnar_raw_events.sql" in store.migrate(raw_ttl_days=0)
+    expected = [ODD_FEATURES[i % len(ODD_FEATURES)] for i in range(12)]
+    for table in OLD_COLUMNS:
+        assert [r.features for r in store.raw_features(table)] == expected
+        assert store.query(f"SELECT countIf(features != ''), count() FROM {{db}}.{table}") == [(0, 12)]
+    # A statement of the file run again (as after a failure part way) changes nothing.
+    text = (migrations_directory() / "0003_columnar_raw_events.sql").read_text()
+    for statement in migrations.statements(text):
+        store.command(statement.replace("{database}", store.database))
+    assert [r.features for r in store.raw_features("predictions")] == expected
+    # A worker from before version 3 (a rolling upgrade) still writes the JSON text: it is split as well.
+    late = old_rows("predictions", 13)
+    store.insert("predictions", OLD_COLUMNS["predictions"], [c[12:] for c in late])
+    assert store.raw_features("predictions")[-1].features == ODD_FEATURES[12 % len(ODD_FEATURES)]
 
 
 def test_dead_letters_keep_their_exact_bytes(store: Store) -> None:

@@ -136,3 +136,28 @@ def test_durations() -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(Exception, match="frozen"):
         Settings().topics = None  # type: ignore[misc,assignment]
+
+
+def test_raw_events_are_all_stored_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    clickhouse = load_settings().clickhouse
+    assert clickhouse.raw_events == "all" and 0 < clickhouse.raw_sample_rate <= 1
+    monkeypatch.setenv("STREAMWATCH_CLICKHOUSE__RAW_EVENTS", "sample")
+    monkeypatch.setenv("STREAMWATCH_CLICKHOUSE__RAW_SAMPLE_RATE", "0.25")
+    chosen = load_settings().clickhouse
+    assert (chosen.raw_events, chosen.raw_sample_rate) == ("sample", 0.25)
+    assert load_settings(clickhouse={"raw_events": "none"}).clickhouse.raw_events == "none"
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"raw_events": "some"}, "clickhouse.raw_events"),
+        ({"raw_sample_rate": 0}, "clickhouse.raw_sample_rate"),
+        ({"raw_sample_rate": 1.5}, "clickhouse.raw_sample_rate"),
+        ({"raw_sample_rate": "often"}, "clickhouse.raw_sample_rate"),
+    ],
+)
+def test_a_bad_raw_events_setting_is_one_line_naming_it(section: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(clickhouse=section)
+    assert message in str(caught.value) and "\n" not in str(caught.value)

@@ -26,6 +26,12 @@ class WorkerMetrics:
         self.late_events = Counter("streamwatch_late_events", "Events after their window closed.", registry=r)
         self.labels_matched = Counter("streamwatch_labels_matched", "Labels joined to predictions.", registry=r)
         self.storage_errors = Counter("streamwatch_storage_errors", "Failed ClickHouse writes (retried).", registry=r)
+        self.raw_events_skipped = Counter(
+            "streamwatch_raw_events_skipped",
+            "Raw events not stored because of clickhouse.raw_events (sample or none), by kind.",
+            ["kind"],
+            registry=r,
+        )
         self.screened = Counter(
             "streamwatch_screened",
             "Events dead-lettered by a screen (unknown_model, request_id_reused, implausible_time) or held back "

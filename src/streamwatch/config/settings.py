@@ -150,6 +150,19 @@ class ClickHouseSettings(_Section):
     verify: bool = True
     ca_cert: Path | None = None
     raw_ttl_days: int = Field(30, ge=0, le=_MAX_DAYS, description="Days raw events are kept; 0 keeps them forever.")
+    raw_events: Literal["all", "sample", "none"] = Field(
+        "all",
+        description="Which raw events (predictions, feature events, labels) are stored: all; a sample of requests "
+        "(raw_sample_rate), every event of a request kept or dropped together; or none. Metrics and dead letters "
+        "are stored whatever this says.",
+    )
+    raw_sample_rate: float = Field(
+        0.01,
+        gt=0,
+        le=1,
+        description="With raw_events: sample, the share of requests whose raw events are stored, chosen by a hash "
+        "of the request id (the event id when there is none), so a retry stores the same events.",
+    )
     connect_timeout_s: float = Field(10.0, gt=0, le=3600)
 
 

@@ -24,6 +24,7 @@ exponential backoff and jitter (tenacity), polling Kafka so the group keeps it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -31,7 +32,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import tenacity
 
@@ -45,7 +46,7 @@ from streamwatch.pipeline.pipeline import Pipeline
 from streamwatch.pipeline.stage import PartitionStage, StageOutput
 from streamwatch.runtime.ports import ConsumerFactory, DeadLetterTopic, Headers, WorkerStore
 
-__all__ = ["DEAD_LETTER_MAX_BYTES", "RuntimeSettings", "WorkerRuntime"]
+__all__ = ["DEAD_LETTER_MAX_BYTES", "RuntimeSettings", "WorkerRuntime", "raw_event_kept"]
 
 _log = logging.getLogger("streamwatch.worker")
 _MIN_REPORT_GAP_MS = 50  # between two reports that closed windows called for
@@ -54,6 +55,18 @@ _JOIN_COUNTS = ("evicted_predictions", "evicted_labels", "orphan_labels", "dupli
 #: The most of a dead letter's value its topic gets (librdkafka's producer refuses messages over
 #: ~1 MB, which a broker's default limit still lets a producer write); the rest is in ClickHouse.
 DEAD_LETTER_MAX_BYTES = 512 * 1024
+_RAW_KINDS = ("prediction", "feature", "label")
+
+
+def _raw_hash(event: Any) -> int:
+    """64 bits of BLAKE2b of the event's request id (its event id when it has none): the same in every process."""
+    key = getattr(event, "request_id", None) or event.event_id
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+
+
+def raw_event_kept(event: Any, rate: float) -> bool:
+    """Whether ``raw_events: sample`` at ``rate`` stores ``event``: all events of one request alike, every time."""
+    return _raw_hash(event) < int(rate * 2**64)
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,8 @@ class RuntimeSettings:
     report_interval_ms: int
     max_future_ms: int
     max_age_ms: int
+    raw_events: Literal["all", "sample", "none"]  # ClickHouseSettings.raw_events
+    raw_sample_rate: float
     # Not user settings: how long a poll waits, and how often worker metrics are stored.
     poll_timeout_s: float = 0.2
     metrics_interval_s: float = 10.0
@@ -81,7 +96,7 @@ class RuntimeSettings:
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> RuntimeSettings:
         """The loop's settings from the worker's, with ``overrides`` (tests and benchmarks) on top."""
-        topics, worker = settings.topics, settings.worker
+        topics, worker, clickhouse = settings.topics, settings.worker, settings.clickhouse
         chosen: dict[str, Any] = {
             "group": worker.group,
             "predictions": topics.predictions,
@@ -94,6 +109,8 @@ class RuntimeSettings:
             "report_interval_ms": worker.report_interval_ms,
             "max_future_ms": worker.max_future_ms,
             "max_age_ms": worker.max_age_ms,
+            "raw_events": clickhouse.raw_events,
+            "raw_sample_rate": clickhouse.raw_sample_rate,
         }
         return cls(**(chosen | overrides))
 
@@ -161,6 +178,9 @@ class WorkerRuntime:
         self._reported_at = 0.0
         self._wrote_partials = False
         self.failed = False
+        #: Raw events not stored because of ``raw_events`` (sample or none), by kind.
+        self.raw_events_skipped = dict.fromkeys(_RAW_KINDS, 0)
+        self._raw_threshold = int(settings.raw_sample_rate * 2**64)
         self.worker_id = f"{settings.group}-{os.getpid()}"
         self.consumer = consumer_factory(self._assigned, self._revoked)
 
@@ -315,7 +335,7 @@ class WorkerRuntime:
     def _write(self, writes: list[tuple[int, _Stream, list[Message], StageOutput]]) -> None:
         """Store what the batches produced, each table's insert retried on its own (never recomputed)."""
         started = time.perf_counter()
-        raw: dict[str, tuple[list[Any], list[Source]]] = {k: ([], []) for k in ("prediction", "feature", "label")}
+        raw: dict[str, tuple[list[Any], list[Source]]] = {k: ([], []) for k in _RAW_KINDS}
         letters: list[DeadLetterRecord] = []
         received = now_ms()
         values: dict[Source, bytes] = {}
@@ -327,8 +347,9 @@ class WorkerRuntime:
                     ("feature", decoded.features),
                     ("label", decoded.labels),
                 ):
-                    raw[kind][0].extend(events)
-                    for i in decoded.positions[kind]:
+                    kept, positions = self._raw_share(kind, events, decoded.positions[kind])
+                    raw[kind][0].extend(kept)
+                    for i in positions:
                         source = Source(batch[i].topic, number, batch[i].offset)
                         raw[kind][1].append(source)
                         values[source] = batch[i].value
@@ -359,6 +380,23 @@ class WorkerRuntime:
             self._publish_dead_letters(letters)
         self._write_partials([(number, stream, output) for number, stream, _, output in writes])
         self.metrics.inserted(time.perf_counter() - started)
+
+    def _raw_share(self, kind: str, events: list[Any], positions: list[int]) -> tuple[list[Any], list[int]]:
+        """The events of a batch that ``raw_events`` stores, with their positions; the others are counted."""
+        mode = self.settings.raw_events
+        if mode == "all" or not events:
+            return events, positions
+        kept_events: list[Any] = []
+        kept_positions: list[int] = []
+        if mode == "sample":
+            threshold = self._raw_threshold
+            for event, position in zip(events, positions, strict=True):
+                if _raw_hash(event) < threshold:
+                    kept_events.append(event)
+                    kept_positions.append(position)
+        self.raw_events_skipped[kind] += len(events) - len(kept_events)
+        self.metrics.raw_events_skipped.labels(kind).inc(len(events) - len(kept_events))
+        return kept_events, kept_positions
 
     def _publish_dead_letters(self, letters: list[DeadLetterRecord]) -> None:
         for record in letters:

@@ -11,10 +11,12 @@ __all__ = [
     "CHECKPOINT",
     "CHECKPOINT_WATERMARKS",
     "DEAD_LETTERS",
+    "FEATURE_OBJECT",
     "FINDINGS",
     "METRICS",
     "MIGRATION_CHECKSUMS",
     "PARTIALS_SINCE",
+    "RAW_FEATURES",
     "count",
 ]
 
@@ -25,6 +27,24 @@ DEAD_LETTERS = (
     "SELECT topic, partition, offset, reason, raw, toUnixTimestamp64Milli(received_at) "
     "FROM {db}.dead_letters FINAL ORDER BY topic, partition, offset"
 )
+
+#: A raw event's feature object as JSON text, rebuilt from ``feature_map`` (name -> the value as a
+#: JSON literal; schema version 3): ``orjson.loads`` of it gives the object the event carried, its
+#: numbers as JSON wrote them (``1.0`` comes back as ``1``). In SQL, one feature's number is
+#: ``toFloat64OrNull(feature_map['income'])``, its string ``JSONExtractString(feature_map['city'])``.
+FEATURE_OBJECT = (
+    "concat('{', arrayStringConcat(arrayMap((k, v) -> concat(toJSONString(k), ':', v), "
+    "feature_map.keys, feature_map.values), ','), '}')"
+)
+
+#: The raw events of one table (``predictions`` or ``feature_events``; see ``Store.raw_features``).
+_RAW_FEATURES = (
+    "SELECT event_id, request_id, toUnixTimestamp64Milli(timestamp), model, model_version, "
+    f"{FEATURE_OBJECT} FROM {{db}}.{{table}} FINAL WHERE {{model:String}} = '' OR model = {{model:String}} "
+    "ORDER BY model, timestamp, event_id"
+)
+#: Each stored raw event's feature object, by table: (event id, request id, time in ms, model, version, JSON).
+RAW_FEATURES = {table: _RAW_FEATURES.replace("{table}", table) for table in ("predictions", "feature_events")}
 
 #: Every metric row (its latest version) of one model, or of all when ``model`` is ''.
 METRICS = (

@@ -187,6 +187,12 @@ class Store:
     def insert_labels(self, events: Sequence[Any], sources: Sequence[Source]) -> None:
         self._write("labels", rows.label_columns(events, sources))
 
+    def raw_features(self, table: str = "predictions", model: str | None = None) -> list[rows.RawFeatures]:
+        """The feature object of every stored raw event of ``predictions`` or ``feature_events``, in time order."""
+        if table not in queries.RAW_FEATURES:
+            raise StorageError(f"no raw features in table {table!r}")
+        return [rows.raw_features_from_row(r) for r in self.query(queries.RAW_FEATURES[table], {"model": model or ""})]
+
     def insert_dead_letters(self, records: Sequence[DeadLetterRecord]) -> None:
         self._write("dead_letters", rows.dead_letter_columns(records))
 

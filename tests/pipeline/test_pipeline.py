@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import zlib
 
 import numpy as np
@@ -296,3 +297,35 @@ def test_quality_is_judged_against_the_reference() -> None:
     assert quality == [("income", "type_mismatch_rate", minute) for minute in range(3)]
     missing = next(r for r in rows if r.metric == "missing_rate" and r.feature == "income")
     assert missing.threshold == pytest.approx(0.05)
+
+
+def test_a_window_whose_labels_trickle_in_is_reported_again_at_most_once_per_interval() -> None:
+    """One window's predictions, then a label for one of them in each later minute: with an interval of
+    five minutes the window goes out when it first has labels, then every five minutes, then at the end."""
+    encoder = Encoder(clock_ms=now_ms)
+    raws = [
+        encoder.prediction("credit", "3", f"p{i}", 10.0, {}, 1, 0.5, "production", "ok", None, None, None, START + i)
+        for i in range(30)
+    ]
+    for minute in range(1, 21):  # a label and an unrelated prediction (which moves event time) per minute
+        at = START + minute * 60_000
+        raws.append(encoder.label(model="credit", request_id=f"p{minute}", label=1, timestamp=at))
+        raws.append(
+            encoder.prediction("credit", "3", f"q{minute}", 10.0, {}, 1, 0.5, "production", "ok", None, None, None, at)
+        )
+
+    def handed_out(interval_ms: int) -> list[int]:
+        pipeline = Pipeline({}, performance_interval_ms=interval_ms)
+        minutes = []
+        for raw in raws:  # one event at a time: the watermark moves as in a stream
+            for partial in pipeline.stage.process([raw]).partials:
+                if partial.kind == "performance" and partial.start == START:
+                    minutes.append((pipeline.stage.watermark - START) // 60_000)
+        minutes += [-1 for p in pipeline.stage.flush().partials if p.kind == "performance" and p.start == START]
+        return minutes
+
+    every_window = handed_out(0)
+    throttled = handed_out(300_000)
+    assert len(every_window) >= 18  # each minute's label, once event time left the window
+    assert throttled[-1] == -1 and len(throttled) <= 6  # first, then every 5 minutes, then the flush
+    assert all(b - a >= 5 for a, b in itertools.pairwise(throttled[:-1]))

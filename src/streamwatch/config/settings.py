@@ -189,6 +189,14 @@ class WindowSettings(_Section):
         "(a rolling view, window label e.g. `30m`), which the default performance and fairness rules judge: one "
         "minute holds too few labelled requests per slice to see a gap of 10 points. 0: no view.",
     )
+    performance_interval_ms: int = Field(
+        300_000,
+        ge=0,
+        le=_MAX_MS,
+        description="How often, in event time, a window whose labels keep coming is reported again: its "
+        "performance goes out once it closes, then at most once per interval, however labels trickle in "
+        "(every report re-computes its figures and fairness). 0: whenever a window closes.",
+    )
 
 
 class WorkerSettings(_Section):

@@ -119,6 +119,7 @@ def pipeline_from_settings(settings: Settings, profiles: Mapping[tuple[str, str]
         admit=admission(settings),
         budget=AlertBudget(settings.alerting.false_alerts_per_week),
         performance_view_ms=windows.performance_view_ms,
+        performance_interval_ms=windows.performance_interval_ms,
     )
 
 

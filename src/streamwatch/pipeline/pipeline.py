@@ -96,6 +96,9 @@ class Pipeline:
     performance_view_ms
         Also report performance and fairness over the predictions of this trailing span
         (rows with ``window="performance"``); 0 for none.
+    performance_interval_ms
+        How often, in event time, a window whose labels keep coming is reported again (see
+        :class:`~streamwatch.pipeline.stage.PartitionStage`); 0: whenever a window closes.
     """
 
     def __init__(
@@ -118,6 +121,7 @@ class Pipeline:
         max_per_request: int = 16,
         budget: AlertBudget | None = None,
         performance_view_ms: int = 0,
+        performance_interval_ms: int = 0,
     ) -> None:
         self.profiles = dict(profiles or {})
         self.window_ms = window_ms
@@ -136,6 +140,7 @@ class Pipeline:
         self.max_lead_ms = max_lead_ms
         self.admit = admit
         self.max_per_request = max_per_request
+        self.performance_interval_ms = performance_interval_ms
         self.stage = self.new_stage()
         self.reporter = Reporter(
             self.profiles,
@@ -160,6 +165,7 @@ class Pipeline:
             max_lead_ms=self.max_lead_ms,
             admit=self.admit,
             max_per_request=self.max_per_request,
+            performance_interval_ms=self.performance_interval_ms,
         )
 
     def new_window(self, key: Any) -> WindowAggregates:

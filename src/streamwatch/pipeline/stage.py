@@ -97,6 +97,10 @@ class PartitionStage:
     admit
         ``admit(model, version)`` (``version`` is ``None`` for a label): whether events of that
         model version are monitored; the others are dead letters. ``None`` admits all.
+    performance_interval_ms
+        How often, in event time, a prediction window's performance is handed out again while its
+        labels keep coming: at once the first time (once the window has closed), then at most once
+        per interval, so that labels trickling in for an hour cost a few reports, not sixty.
     max_per_request
         How many predictions of one model may share a ``request_id`` while they wait for their
         label (production, canary, shadow and a few retries); past it, a prediction is a dead
@@ -114,8 +118,10 @@ class PartitionStage:
         max_lead_ms: int | None = None,
         admit: Callable[[str, str | None], bool] | None = None,
         max_per_request: int = 16,
+        performance_interval_ms: int = 0,
     ) -> None:
         self.window_ms = window_ms
+        self.performance_interval_ms = performance_interval_ms
         self.label_horizon_ms = label_horizon_ms
         self.performance_factory = performance_factory
         self.admit = admit
@@ -128,6 +134,8 @@ class PartitionStage:
         self._divergence: dict[tuple[Any, int], Divergence] = {}
         self._performance: dict[tuple[Any, int], PerformanceAggregates | RegressionAggregates] = {}
         self._unreported: set[tuple[Any, int]] = set()
+        # Per prediction window handed out, the watermark it was last handed out at (see performance_interval_ms).
+        self._handed: dict[tuple[Any, int], int] = {}
 
     @property
     def watermark(self) -> int:
@@ -204,13 +212,22 @@ class PartitionStage:
             # batch: the fairness figures of every touched window are too costly to recompute
             # per batch, and labels keep coming for a day anyway.
             # Only windows event time has left: a window still filling would be judged on a few labels.
-            done = [s for s in self._unreported if flushing or s[1] + self.window_ms <= watermark]
+            # A window labels keep reaching goes out again at most every performance_interval_ms of event time.
+            interval, handed = self.performance_interval_ms, self._handed
+            done = [
+                s
+                for s in self._unreported
+                if flushing
+                or (s[1] + self.window_ms <= watermark and (s not in handed or watermark - handed[s] >= interval))
+            ]
             for key, start in sorted(done, key=_order):
                 out.partials.append(Partial("performance", key, start, self._performance[key, start]))
+                handed[key, start] = watermark
             self._unreported.difference_update(done)
         horizon = self.window_ms + self.label_horizon_ms
         for slot in [s for s in self._performance if s[1] + horizon < watermark]:
             del self._performance[slot]
+            self._handed.pop(slot, None)
         # The windows are keyed by the (model, version, variant) tuples process() routes by.
         out.partials += [Partial("window", cast(tuple[Any, ...], w.key), w.start, w.aggregate) for w in closed]
         out.watermark = watermark
@@ -280,6 +297,7 @@ class PartitionStage:
             "divergence": self._divergence,
             "performance": self._performance,
             "unreported": self._unreported,
+            "handed": self._handed,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -293,6 +311,7 @@ class PartitionStage:
         self._divergence = state["divergence"]
         self._performance = state["performance"]
         self._unreported = state["unreported"]
+        self._handed = state.get("handed", {})  # (checkpoints before the re-report interval have none)
 
 
 def _screen(

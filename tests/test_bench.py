@@ -37,6 +37,39 @@ def test_worker_bench_runs_and_stores_every_prediction() -> None:
     assert "predictions stored: 3,360" in result.stdout  # 3,000 plus the delay probe's 300 and 60
 
 
+def test_replay_bench_runs_and_prints_its_ratio() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "replay.py"), "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for line in (
+        "bare pass: read + orjson.loads",
+        "replay, chdb store + --out export",
+        "replay --no-store, no export",
+        "goal: replay >= 20% of the bare pass:",
+        "15 minutes of credit 3",
+    ):
+        assert line in result.stdout
+
+
+def test_replay_bench_profiles_where_the_time_goes() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "replay.py"), "--quick", "--profile"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for line in ("Top 30 by cumulative time", "where the profiled replay's", "decode (contract)", "chdb inserts"):
+        assert line in result.stdout
+
+
+def test_state_bench_runs_and_prices_a_checkpoint_at_full_rate() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "state.py"), "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for line in ("stage checkpoint", "SWS / pickle", "checkpoint at full rate", "caps full: extrap.", "of one core"):
+        assert line in result.stdout
+
+
 def test_alerts_bench_runs_and_every_webhook_verifies() -> None:
     result = subprocess.run(
         [sys.executable, str(BENCH / "alerts.py"), "--quick"], capture_output=True, text=True, timeout=300

@@ -30,11 +30,13 @@ encoding, next to the checkpoint interval.
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import pickle
 import statistics
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -250,11 +252,14 @@ def checkpoint_at_full_rate(sizes: tuple[int, int], rounds: int) -> None:
             stage.process(raws[start : start + settings.worker.batch_size])
         day_of_performance(stage, profiles)
         join, twins = stage.join, stage.twins
+        # The join's two halves apart (each has its own cap), written as a checkpoint writes the join.
+        predictions_only, labels_only = copy.copy(join), copy.copy(join)
+        predictions_only._labels, labels_only._predictions = OrderedDict(), OrderedDict()
         # (part, entries now, entries at full rate): the parts that grow with the stream, up to their caps.
         parts: dict[str, tuple[Any, int, int]] = {
-            "join: predictions": (join._predictions, join.pending_predictions, join.max_pending),
-            "join: labels": (join._labels, len(join._labels), join.max_pending),
-            "twins (canary pairing)": (twins._pending, len(twins._pending), twins.max_pending),
+            "join: predictions": (predictions_only, join.pending_predictions, join.max_pending),
+            "join: labels": (labels_only, len(join._labels), join.max_pending),
+            "twins (canary pairing)": (twins, len(twins._pending), twins.max_pending),
             "performance, 1 day": (stage._performance, len(stage._performance), len(stage._performance)),
         }
         figures = {}
@@ -270,7 +275,7 @@ def checkpoint_at_full_rate(sizes: tuple[int, int], rounds: int) -> None:
             median_cpu_ms(lambda s=state: state_codec.dumps(s), rounds),
         )
         built.append((events, figures, len(stage.open_windows())))
-        del pipeline, stage, join, twins, parts, state, raws, blob
+        del pipeline, stage, join, twins, parts, state, raws, blob, predictions_only, labels_only
 
     (n1, small, _), (n2, large, windows) = built
     horizon_h = settings.windows.label_horizon_ms / 3_600_000

@@ -285,3 +285,26 @@ def test_name_cache_is_bounded() -> None:
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ContractError, match="^timestamp: datetime must be timezone-aware"):
         encoder().label(model="m", request_id="r", label=1, timestamp=datetime(2026, 1, 1))
+
+
+def test_unhashable_variants_and_statuses_are_refused_not_raised() -> None:
+    # They raised TypeError (from a frozenset lookup) into the caller, which the SDK promises never to do.
+    with pytest.raises(ContractError, match="^variant: must be 'production', 'canary' or 'shadow'$"):
+        encoder().prediction(model="m", model_version="1", request_id="r", latency_ms=1, prediction=1, variant=[])  # type: ignore[arg-type]
+    with pytest.raises(ContractError, match="^status: must be 'ok' or 'error'$"):
+        encoder().prediction(model="m", model_version="1", request_id="r", latency_ms=1, prediction=1, status={})  # type: ignore[arg-type]
+
+
+@given(model=any_names, model_version=any_names)
+def test_prediction_heads_hold_what_the_encoder_writes(model: Any, model_version: Any) -> None:
+    enc = encoder()
+    heads = enc.prediction_heads(model, model_version)
+    try:
+        expected = orjson.loads(enc.prediction(model, model_version, "r", 1, prediction=1, variant="shadow"))
+    except ContractError:
+        assert heads == {}
+        return
+    assert sorted(heads) == ["canary", "production", "shadow"]
+    body = orjson.loads(orjson.dumps({"type": heads["shadow"]}))
+    assert body == {k: expected[k] for k in ("type", "schema_version", "model", "model_version", "variant", "status")}
+    assert enc.prediction_heads(model, model_version) is heads  # made once

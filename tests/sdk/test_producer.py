@@ -236,6 +236,9 @@ def test_a_producer_made_before_fork_works_in_the_child(settings: Settings) -> N
     assert os.waitstatus_to_exitcode(done[1]) == 0
     messages = read_topics(settings.kafka, [settings.topics.predictions], expect=2)
     assert sorted(m.key for m in messages) == [b"child", b"parent"]
+    # The child counts its event ids from a prefix of its own: it would otherwise repeat the parent's.
+    prefixes = {orjson.loads(m.value)["event_id"].rsplit("-", 1)[0] for m in messages}
+    assert len(prefixes) == 2
     monitor.log_prediction(prediction=1, latency_ms=1, request_id="parent-again")  # the parent is unaffected
     assert monitor.close(10) == 0 and monitor.stats().delivered == 2
 

@@ -7,10 +7,13 @@ under a microsecond for a typical event, and a property test keeps the two in
 agreement: whatever the encoder emits, the contract accepts, and whatever it
 refuses, the contract refuses too.
 
-Two things make it cheap:
+Three things make it cheap:
 
 * names (feature, segment and metadata keys, model names) repeat on every
   call, so each distinct name is checked once and remembered in a bounded set;
+* what a model's predictions have in common (type, model, version, variant,
+  status) is serialised once per model and variant (:meth:`Encoder.prediction_heads`),
+  for the SDK's fast path to splice in;
 * when the whole payload is shorter than the string limit, no string in it can
   be too long, so string lengths are only measured for large events.
 
@@ -64,6 +67,8 @@ _VARIANTS = frozenset({"production", "canary", "shadow"})
 _STATUSES = frozenset({"ok", "error"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+_HEADS_CACHE_SIZE = 1024
+_NO_HEADS: Mapping[str, orjson.Fragment] = {}  # shared and never written to
 
 
 def _short(name: object) -> str:
@@ -87,6 +92,53 @@ class Encoder:
         self.event_ids = event_ids or event_id_factory()
         self.clock_ms = clock_ms
         self._names: set[str] = set()
+        self._heads: dict[tuple[str, str], Mapping[str, orjson.Fragment]] = {}
+
+    @property
+    def names(self) -> set[str]:
+        """The names (model names, feature, segment and metadata keys) already checked: valid, whatever their use.
+
+        Callers with a fast path of their own (the SDK) may skip checking a name found here.
+        """
+        return self._names
+
+    def prediction_heads(self, model: Any, model_version: Any) -> Mapping[str, orjson.Fragment]:
+        """The constant part of a prediction with ``status="ok"`` for ``model`` and ``model_version``, by variant.
+
+        Each is a ready-made ``orjson.Fragment`` meant as the value of ``"type"``: it holds
+        ``"prediction"`` and the members ``schema_version``, ``model``, ``model_version``,
+        ``variant`` and ``status`` that follow it, serialised once. Empty when the names break
+        the contract (the caller then takes :meth:`prediction`, which says why). Never raises.
+
+        >>> enc = Encoder(clock_ms=lambda: 0)
+        >>> orjson.dumps({"type": enc.prediction_heads("credit", "3.1")["canary"], "score": 0.5})
+        b'{"type":"prediction","schema_version":1,"model":"credit","model_version":"3.1","variant":"canary","status":"ok","score":0.5}'
+        >>> enc.prediction_heads("credit", None)
+        {}
+        """
+        if type(model) is not str or type(model_version) is not str:
+            return _NO_HEADS
+        key = (model, model_version)
+        heads = self._heads.get(key)
+        if heads is not None:
+            return heads
+        try:
+            self._name(model, "model")
+            self._name(model_version, "model_version")
+            names = b'"model":%b,"model_version":%b' % (orjson.dumps(model), orjson.dumps(model_version))
+        except (ContractError, orjson.JSONEncodeError):
+            return _NO_HEADS
+        # A plain dict, not read-only: a mappingproxy's get() costs several times a dict's.
+        heads = {
+            variant: orjson.Fragment(
+                b'"prediction","schema_version":%d,%b,"variant":"%b","status":"ok"'
+                % (SCHEMA_VERSION, names, variant.encode())
+            )
+            for variant in sorted(_VARIANTS)
+        }
+        if len(self._heads) < _HEADS_CACHE_SIZE:
+            self._heads[key] = heads
+        return heads
 
     # -- events -----------------------------------------------------------------
 
@@ -120,9 +172,9 @@ class Encoder:
             self._name(model_version, "model_version")
         if not (type(request_id) is str and 0 < len(request_id) <= MAX_ID_LENGTH and request_id.isprintable()):
             _id(request_id, "request_id")
-        if variant not in _VARIANTS:
+        if not _member(variant, _VARIANTS):
             raise ContractError("variant", "must be 'production', 'canary' or 'shadow'")
-        if status not in _STATUSES:
+        if not _member(status, _STATUSES):
             raise ContractError("status", "must be 'ok' or 'error'")
         if prediction is None:
             if status == "ok":
@@ -299,6 +351,22 @@ class Encoder:
                 raise ContractError("event", f"{size} bytes exceeds the {MAX_EVENT_BYTES}-byte limit")
             _check_string_lengths(body)
         return payload
+
+
+def _member(value: Any, allowed: frozenset[str]) -> bool:
+    try:
+        return value in allowed
+    except TypeError:  # unhashable: certainly not one of them
+        return False
+
+
+def strings_fit(features: Mapping[str, Any], segments: Mapping[str, Any], prediction: Any) -> bool:
+    """Whether every string value is within the limit: only a payload longer than the limit needs asking."""
+    try:
+        _check_string_lengths({"features": features, "segments": segments, "prediction": prediction})
+    except ContractError:
+        return False
+    return True
 
 
 def _bounded_string(value: Any, field: str, limit: int) -> str:

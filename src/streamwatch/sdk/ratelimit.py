@@ -33,24 +33,39 @@ class RateLimitedLog:
         self.interval = interval
         self.clock = clock
         self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
+        self._suppressed: dict[str, Counter] = {}  # by kind, since the logger was made
+        self._reported: dict[str, int] = {}  # by kind: how many of those a line has already reported
         self._lock = threading.Lock()
 
     def warning(self, kind: str, message: str, *args: object) -> bool:
         """Log ``message % args`` unless ``kind`` was logged recently; return whether it was."""
         now = self.clock()
+        # Suppressing is what a broker outage does on every event: it takes no lock. A line
+        # being written meanwhile may or may not count this one; the next line then does.
+        last = self._last.get(kind)
+        if last is not None and now - last < self.interval:
+            self._tally(kind).incr()
+            return False
         with self._lock:
             last = self._last.get(kind)
-            if last is not None and now - last < self.interval:
-                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            if last is not None and now - last < self.interval:  # another thread logged it meanwhile
+                self._tally(kind).incr()
                 return False
             self._last[kind] = now
-            suppressed = self._suppressed.pop(kind, 0)
+            total = self._tally(kind).value()
+            suppressed = total - self._reported.get(kind, 0)
+            self._reported[kind] = total
         if suppressed:
             message += " (%d similar messages suppressed)"
             args = (*args, suppressed)
         self.logger.warning(message, *args)
         return True
+
+    def _tally(self, kind: str) -> Counter:
+        tally = self._suppressed.get(kind)
+        if tally is None:
+            tally = self._suppressed.setdefault(kind, Counter())  # atomic: two threads get the same one
+        return tally
 
 
 class Counter:

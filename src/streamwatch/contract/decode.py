@@ -29,7 +29,7 @@ spares the collector from rescanning every event of every batch.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, cast
@@ -256,12 +256,16 @@ def _whole_batch_checked(events: list[Any]) -> bool:
     predictions = [event for event in events if event.type == "prediction"]
     if any(event.prediction is None and event.status == "ok" for event in predictions):
         return False
-    names: set[str] = {event.model for event in events}
-    names.update([event.model_version for event in events if event.type != "label"])
-    names.discard(None)  # a feature event may name no version
-    names.update(chain.from_iterable([event.features for event in events if event.type != "label"]))
-    names.update(chain.from_iterable([event.segments for event in predictions]))
-    names.update(chain.from_iterable([event.metadata for event in predictions]))
+    def all_names() -> Iterator[Any]:
+        yield from (event.model for event in events)
+        yield from (e.model_version for e in events if e.type != "label" and e.model_version is not None)
+        yield from chain.from_iterable([event.features for event in events if event.type != "label"])
+        yield from chain.from_iterable([event.segments for event in predictions])
+        yield from chain.from_iterable([event.metadata for event in predictions])
+
+    if _KNOWN_NAMES.issuperset(all_names()):  # names seen before, the usual case: one pass, no set built
+        return True
+    names = set(all_names())
     try:
         _printable(names)
     except _Refused:

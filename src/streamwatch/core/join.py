@@ -103,6 +103,10 @@ class LabelJoin:
         """How many predictions of ``model`` wait for the label of ``request_id``."""
         return len(self._predictions.get((model, request_id), ()))
 
+    def waiting_for(self, key: tuple[str, str]) -> int:
+        """:meth:`waiting` for a ``(model, request_id)`` key."""
+        return len(self._predictions.get(key, ()))
+
     @property
     def pending_labels(self) -> int:
         """Labels kept that have not matched yet."""

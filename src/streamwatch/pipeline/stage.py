@@ -31,7 +31,7 @@ copies it.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
@@ -375,6 +375,10 @@ def _screen_reused(batch: DecodedBatch, join: LabelJoin, cap: int) -> int:
     """Predictions past ``cap`` for one (model, request_id) still waiting for a label are dead letters."""
     if len(batch.predictions) == 0:
         return 0
+    keys = [(event.model, event.request_id) for event in batch.predictions]
+    most_in_batch = Counter(keys).most_common(1)[0][1]
+    if most_in_batch + max(map(join.waiting_for, keys)) <= cap:
+        return 0  # no id can pass the cap in this batch (the usual case): no step per event
     counts: dict[tuple[str, str], int] = {}
 
     def refuse(kind: str, event: Any, at: int) -> str | None:

@@ -96,6 +96,21 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
 
 
+def _json_column(values: list[Any]) -> list[str]:
+    """:func:`_json` of each value, in C for the plain values decoded events hold (one step per batch)."""
+    try:
+        return list(map(bytes.decode, map(orjson.dumps, values)))
+    except TypeError:  # something orjson does not take as it is (a numpy value): one at a time
+        return [_json(value) for value in values]
+
+
+def _nullable_json(values: list[Any]) -> list[str | None]:
+    """:func:`_json_column`, with ``None`` kept as NULL."""
+    if None not in values:
+        return [*_json_column(values)]
+    return [None if value is None else _json(value) for value in values]
+
+
 def _source_columns(sources: Sequence[Source]) -> list[list[Any]]:
     return [[s.topic for s in sources], [s.partition for s in sources], [s.offset for s in sources]]
 
@@ -132,9 +147,9 @@ def prediction_columns(events: Sequence[Any], sources: Sequence[Source]) -> Colu
             [e.latency_ms for e in events],
             [e.status for e in events],
             [e.error for e in events],
-            [None if e.prediction is None else _json(e.prediction) for e in events],
+            _nullable_json([e.prediction for e in events]),
             [e.score for e in events],
-            [_json(e.features) for e in events],
+            _json_column([e.features for e in events]),
             [e.segments for e in events],
             [e.metadata for e in events],
             *_source_columns(sources),
@@ -162,7 +177,7 @@ def feature_event_columns(events: Sequence[Any], sources: Sequence[Source]) -> C
             [e.timestamp for e in events],
             [e.model for e in events],
             [e.model_version or "" for e in events],
-            [_json(e.features) for e in events],
+            _json_column([e.features for e in events]),
             *_source_columns(sources),
         ],
     )
@@ -177,7 +192,7 @@ def label_columns(events: Sequence[Any], sources: Sequence[Source]) -> Columns:
             [e.request_id for e in events],
             [e.timestamp for e in events],
             [e.model for e in events],
-            [_json(e.label) for e in events],
+            _json_column([e.label for e in events]),
             *_source_columns(sources),
         ],
     )

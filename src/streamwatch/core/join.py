@@ -159,8 +159,8 @@ class LabelJoin:
                 self.evicted_labels += 1
         return matches
 
-    def expire(self, watermark_ms: int) -> list[Prediction]:
-        """Forget what can no longer match; return the predictions that will never get a label.
+    def expire(self, watermark_ms: int, *, collect: bool = True) -> list[Prediction]:
+        """Forget what can no longer match; return the predictions that will never get a label (with ``collect``).
 
         A prediction expires once the watermark is past its time plus the
         horizon, and so does a kept label (a prediction later than the label
@@ -176,16 +176,19 @@ class LabelJoin:
             if (packed[0][0] if len(packed) == 1 else min(p[0] for p in packed)) >= horizon:
                 break
             stale.append((key, packed))
+        gone = 0
         for key, packed in stale:
             keep = tuple(p for p in packed if p[0] >= horizon)
-            expired += [Prediction(*p) for p in packed if p[0] < horizon]
+            gone += len(packed) - len(keep)
+            if collect:  # (a caller that only moves time on does not need them made)
+                expired += [Prediction(*p) for p in packed if p[0] < horizon]
             if keep:
                 self._predictions[key] = keep
                 self._predictions.move_to_end(key)
             else:
                 del self._predictions[key]
-        self._npredictions -= len(expired)
-        self.unlabelled += len(expired)
+        self._npredictions -= gone
+        self.unlabelled += gone
         old = []
         for key, label in self._labels.items():
             if label.timestamp_ms >= horizon:

@@ -205,7 +205,7 @@ class PartitionStage:
         for slot in sorted((s for s in self._divergence if s[1] + self.window_ms <= watermark), key=_order):
             out.partials.append(Partial("divergence", slot[0], slot[1], self._divergence.pop(slot)))
         self.twins.expire(watermark - self.window_ms)
-        self.join.expire(watermark)
+        self.join.expire(watermark, collect=False)
         closed = self.windows.close_ready()
         if closed or flushing:
             # Performance is handed out when event time moves past a window, not after every

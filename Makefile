@@ -45,10 +45,12 @@ pythons:
 schemas: $(STAMP)
 	$(BIN)/streamwatch schemas --out schemas
 
+# The four throughput ratios against their floors in one run (each benchmark's output follows), then the rest.
 bench: $(STAMP)
-	$(BIN)/python bench/producer.py
-	$(BIN)/python bench/core.py
-	$(BIN)/python bench/worker.py
+	$(BIN)/python bench/ratios.py
+	$(BIN)/python bench/reports.py
+	$(BIN)/python bench/state.py
+	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/alerts.py
 
 # Evidently needs pandas < 3, so its comparison runs in an environment of its own.

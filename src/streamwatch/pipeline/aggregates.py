@@ -42,6 +42,23 @@ def _trim_unknown(counts: dict[str, int]) -> None:
         counts[""] += counts.pop(name)
 
 
+def _feature_columns(rows: list[dict[str, Any]], names: list[str]) -> dict[str, Sequence[Any]] | None:
+    """Each feature's values across the batch (one C call per event picks them all), or None when an
+    event lacks one of them."""
+    if not names:
+        return {}
+    pick = itemgetter(*names)
+    try:
+        picked = [pick(row) for row in rows]
+    except KeyError:
+        return None
+    if len(names) == 1:
+        return {names[0]: picked}
+    if not picked:
+        return {name: [] for name in names}
+    return dict(zip(names, zip(*picked, strict=True), strict=True))
+
+
 class WindowAggregates:
     """Everything one window of one model version and variant accumulates; all of it merges exactly."""
 
@@ -68,19 +85,26 @@ class WindowAggregates:
     def update(self, events: Sequence[Any]) -> None:
         """Add a batch of decoded prediction or feature events (all of this window; see ``decode``)."""
         rows = [event.features for event in events]
-        numeric = [name for name, a in self.features.items() if isinstance(a, NumericHistogram)]
-        columns = self._numeric_columns(rows, numeric)
-        if columns is not None:
-            self._numeric_columns_counted(numeric, columns)
+        names = list(self.features)
+        found = _feature_columns(rows, names)
+        # (if some event lacks a feature: feature by feature, a missing one counted as such)
+        by_name = found if found is not None else {name: [row.get(name) for row in rows] for name in names}
+        numeric = [name for name in names if isinstance(self.features[name], NumericHistogram)]
+        picked = [by_name[name] for name in numeric]
+        if numeric and str not in set(map(type, chain.from_iterable(picked))):
+            # Every numeric feature of the batch at once, a row per feature (None becomes NaN, True 1.0).
+            self._numeric_columns_counted(numeric, np.array(picked, dtype=float).reshape(len(numeric), len(rows)))
+        else:  # a string where the reference had numbers: the slow path counts the type mismatches
+            for name in numeric:
+                self._numeric(name, cast(NumericHistogram, self.features[name]), list(by_name[name]))
         for name, aggregate in self.features.items():
-            if isinstance(aggregate, NumericHistogram):
-                if columns is None:
-                    self._numeric(name, aggregate, [row.get(name) for row in rows])
-            else:
-                self._categorical(name, aggregate, [row.get(name) for row in rows])
+            if isinstance(aggregate, CategoryCounts):
+                self._categorical(name, aggregate, list(by_name[name]))
         known = self.features.keys()
         unknown = self.unknown_features
-        for row in rows:
+        # Each event holds exactly the known features (the usual case) when all were found and the counts add up.
+        exact = found is not None and sum(map(len, rows)) == len(rows) * len(names)
+        for row in () if exact else rows:
             if not known >= row.keys():
                 for name in row.keys() - known:
                     unknown[name] += 1
@@ -102,23 +126,6 @@ class WindowAggregates:
         self.examples = heapq.nsmallest(
             EXAMPLES_PER_WINDOW, {*self.examples, *(event.request_id for event in predictions)}
         )
-
-    @staticmethod
-    def _numeric_columns(rows: list[dict[str, Any]], names: list[str]) -> np.ndarray | None:
-        """All numeric features of the batch at once, a row per feature, or None when an event lacks one or
-        holds a string."""
-        if not names:
-            return None
-        pick = itemgetter(*names)
-        try:
-            picked = [pick(row) for row in rows]  # one C call per row, not one Python step per feature
-        except KeyError:
-            return None
-        values = chain.from_iterable(picked) if len(names) > 1 else picked
-        if str in set(map(type, values)):
-            return None  # strings would be parsed as numbers by numpy; the slow path counts them
-        matrix = np.array(picked, dtype=float)  # None becomes NaN (missing), True 1.0
-        return np.ascontiguousarray(matrix.reshape(len(rows), len(names)).T)
 
     def _numeric_columns_counted(self, names: list[str], columns: np.ndarray) -> None:
         """Histograms and out-of-range counts of every numeric feature from the batch's columns."""

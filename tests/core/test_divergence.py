@@ -6,6 +6,8 @@ import copy
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streamwatch.clock import now_ms
 from streamwatch.contract.encode import Encoder
@@ -124,3 +126,23 @@ def test_too_few_pairs_report_no_rates() -> None:
     divergence = Divergence()
     divergence.update(pairs(MIN_LATENCY_PAIRS))
     assert dict(divergence.metrics())["latency_p95_ratio"] == pytest.approx(45.0 / 20.0, rel=0.01)
+
+
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(st.sampled_from("abcdef"), st.sampled_from(["production", "canary", "shadow"])), max_size=10
+        ),
+        max_size=5,
+    ),
+    st.integers(1, 5),
+)
+def test_answers_added_at_once_pair_and_keep_what_adding_one_by_one_does(steps: list, cap: int) -> None:
+    bulk, one = TwinJoin(max_pending=cap), TwinJoin(max_pending=cap)
+    for number, batch in enumerate(steps):
+        keys = [("m", rid) for rid, _ in batch]
+        answers = [(variant, "v", 1, 0.5, 10.0, number) for _, variant in batch]
+        got = bulk.add_answers(keys, answers)
+        want = [("m", p, c) for (m, r), a in zip(keys, answers, strict=True) for p, c in one.add_answer(m, r, a)]
+        assert got == want
+        assert vars(bulk) == vars(one)

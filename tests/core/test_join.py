@@ -108,3 +108,25 @@ def test_models_do_not_share_request_ids() -> None:
     join = LabelJoin(horizon_ms=H)
     join.add_prediction("a", "r", prediction(0))
     assert join.add_label("b", "r", 1, 10) == [] and join.pending_predictions == 1
+
+
+batches = st.lists(
+    st.lists(st.tuples(st.sampled_from(["m", "n"]), st.sampled_from("abcdefgh"), st.integers(0, 3)), max_size=12),
+    max_size=5,
+)
+
+
+@given(batches, st.integers(1, 6))
+def test_a_batch_added_at_once_leaves_what_adding_one_by_one_does(steps: list, cap: int) -> None:
+    """Keys repeat within and across batches, labels come between them, and the cap evicts: the bulk path
+    (runs of new keys stored at once) must leave the very state, counters and matches of the sequential one."""
+    bulk, one = LabelJoin(horizon_ms=100, max_pending=cap), LabelJoin(horizon_ms=100, max_pending=cap)
+    for number, batch in enumerate(steps):
+        keys = [(model, rid) for model, rid, _ in batch]
+        packed = [(t, "v", "production", 1, 0.5, ()) for _, _, t in batch]
+        got = bulk.add_packed_many(keys, packed)
+        want = [(m, p, label) for (m, r), q in zip(keys, packed, strict=True) for p, label in one.add_packed(m, r, q)]
+        assert got == want
+        label = "abcdefgh"[number]
+        assert bulk.add_label("m", label, 1, 2) == one.add_label("m", label, 1, 2)
+        assert vars(bulk) == vars(one)  # OrderedDicts compare in order: the same entries, the same order

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from streamwatch.core.join import clean_runs
 from streamwatch.core.latency import LatencySketch
 
 __all__ = ["MIN_LATENCY_PAIRS", "MIN_PAIRS", "Divergence", "Twin", "TwinJoin"]
@@ -82,6 +83,26 @@ class TwinJoin:
         if answer[0] == "production":
             return [(Twin(*answer), Twin(*other)) for other in others if other[0] != "production"]
         return [(Twin(*other), Twin(*answer)) for other in others if other[0] == "production"]
+
+    def add_answers(self, keys: list[tuple[str, str]], answers: list[tuple[Any, ...]]) -> list[tuple[str, Twin, Twin]]:
+        """:meth:`add_answer` for a batch, in order: ``(model, production, challenger)`` for each pair made.
+
+        The runs of requests new to the join and to the rest of the batch (most of it: twins are rare)
+        are stored by one ``update`` each, in C, which leaves the same entries in the same order as
+        adding them one by one; the others go one by one.
+        """
+        pairs: list[tuple[str, Twin, Twin]] = []
+        pending = self._pending
+        for clean, first, last in clean_runs(keys, pending):
+            if clean:
+                pending.update(zip(keys[first:last], [(answer,) for answer in answers[first:last]], strict=True))
+                while len(pending) > self.max_pending:
+                    _, dropped = pending.popitem(last=False)
+                    self.evicted += len(dropped)
+                continue
+            for (model, request_id), answer in zip(keys[first:last], answers[first:last], strict=True):
+                pairs += [(model, p, c) for p, c in self.add_answer(model, request_id, answer)]
+        return pairs
 
     def expire(self, before_ms: int) -> None:
         """Forget requests whose latest prediction is older than ``before_ms``: no twin will come now.

@@ -29,7 +29,7 @@ Time comes from events: :meth:`LabelJoin.expire` takes the watermark.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +37,35 @@ from typing import Any
 __all__ = ["LabelJoin", "Prediction"]
 
 DAY_MS = 86_400_000
+
+
+def clean_runs(keys: list[Any], *known: Any) -> list[tuple[bool, int, int]]:
+    """``keys`` cut into runs ``(clean, first, last)``: clean ones hold keys that are in none of the ``known``
+    containers nor elsewhere in ``keys`` (a dict may take them all at once); the others go one by one.
+    Costs what the batch holds, whatever the size of ``known``.
+
+    >>> clean_runs(["a", "b", "c", "b", "d"], {"d"})
+    [(True, 0, 1), (False, 1, 2), (True, 2, 3), (False, 3, 5)]
+    """
+    distinct = set(keys)
+    dirty = {key for key, n in Counter(keys).items() if n > 1} if len(distinct) < len(keys) else set()
+    for container in known:
+        dirty.update(filter(container.__contains__, distinct))
+    if not dirty:
+        return [(True, 0, len(keys))] if keys else []
+    runs: list[tuple[bool, int, int]] = []
+    first = 0
+    for i in [i for i, key in enumerate(keys) if key in dirty]:
+        if i > first:
+            runs.append((True, first, i))
+        if runs and not runs[-1][0] and runs[-1][2] == i:
+            runs[-1] = (False, runs[-1][1], i + 1)
+        else:
+            runs.append((False, i, i + 1))
+        first = i + 1
+    if first < len(keys):
+        runs.append((True, first, len(keys)))
+    return runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +163,31 @@ class LabelJoin:
             self._npredictions -= len(evicted)
             self.evicted_predictions += len(evicted)
         return []
+
+    def add_packed_many(
+        self, keys: list[tuple[str, str]], packed: list[tuple[Any, ...]]
+    ) -> list[tuple[str, Prediction, Any]]:
+        """:meth:`add_packed` for a batch of ``(model, request_id)`` keys, in order: ``(model, prediction, label)``
+        for each prediction whose label is already here.
+
+        The runs of keys new to the join (no label, no prediction waiting under them) and to the rest
+        of the batch, most of it, are stored by one ``update`` each, in C, which leaves the same entries
+        in the same order, and evicts the same ones, as adding them one by one; the others go one by one.
+        """
+        matches: list[tuple[str, Prediction, Any]] = []
+        waiting = self._predictions
+        for clean, first, last in clean_runs(keys, waiting, self._labels):
+            if clean:
+                waiting.update(zip(keys[first:last], [(p,) for p in packed[first:last]], strict=True))
+                self._npredictions += last - first
+                while self._npredictions > self.max_pending:
+                    _, evicted = waiting.popitem(last=False)
+                    self._npredictions -= len(evicted)
+                    self.evicted_predictions += len(evicted)
+                continue
+            for (model, request_id), p in zip(keys[first:last], packed[first:last], strict=True):
+                matches += [(model, prediction, label) for prediction, label in self.add_packed(model, request_id, p)]
+        return matches
 
     def add_label(self, model: str, request_id: str, label: Any, timestamp_ms: int) -> list[tuple[Prediction, Any]]:
         """Match a label with its waiting predictions, and keep it for twins still to come."""

@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -239,33 +240,27 @@ class PartitionStage:
         Every production prediction waits (a window at most) for a twin, even of models
         that never had a canary: skipping them until a model's first canary shows would
         miss pairs depending on when that canary reached each partition, and results
-        must not depend on partitioning. The loop is the stage's one per-event step: two
-        dict operations per prediction (the twin's and the label's), with no object made.
+        must not depend on partitioning. Both joins take the batch whole: the fields they
+        keep are picked in C (``attrgetter``), and a batch whose request ids are new to
+        a join (the usual case) is stored by one ``dict.update``.
         """
-        add_answer, add_prediction = self.twins.add_answer, self.join.add_packed
+        live = [event for event, is_late in zip(predictions, late, strict=False) if not is_late]
+        if not live:
+            return
+        keys = list(zip(map(_MODEL, live), map(_REQUEST_ID, live), strict=True))
         window_ms, divergence = self.window_ms, self._divergence
-        for event, is_late in zip(predictions, late, strict=False):  # predictions come first in ``late``
-            if is_late:
-                continue
-            model, request_id, timestamp = event.model, event.request_id, event.timestamp
-            answer = (event.variant, event.model_version, event.prediction, event.score, event.latency_ms, timestamp)
-            for production, challenger in add_answer(model, request_id, answer):
-                start = production.timestamp_ms - production.timestamp_ms % window_ms
-                slot = ((model, challenger.version, challenger.variant, production.version), start)
-                aggregate = divergence.get(slot)
-                if aggregate is None:
-                    aggregate = divergence[slot] = Divergence()
-                aggregate.update([(production, challenger)])
-            if event.prediction is not None:
-                packed = (
-                    timestamp,
-                    event.model_version,
-                    event.variant,
-                    event.prediction,
-                    event.score,
-                    tuple(sorted(event.segments.items())) if event.segments else (),
-                )
-                matches += [(model, p, label) for p, label in add_prediction(model, request_id, packed)]
+        for model, production, challenger in self.twins.add_answers(keys, list(map(_ANSWER, live))):
+            start = production.timestamp_ms - production.timestamp_ms % window_ms
+            slot = ((model, challenger.version, challenger.variant, production.version), start)
+            aggregate = divergence.get(slot)
+            if aggregate is None:
+                aggregate = divergence[slot] = Divergence()
+            aggregate.update([(production, challenger)])
+        scored = [i for i, event in enumerate(live) if event.prediction is not None]
+        if len(scored) < len(live):
+            keys, live = [keys[i] for i in scored], [live[i] for i in scored]
+        packed = [(*head, _segments(event.segments)) for head, event in zip(map(_PACKED, live), live, strict=True)]
+        matches += self.join.add_packed_many(keys, packed)
 
     def _score(self, matches: list[tuple[Any, Prediction, Any]]) -> None:
         """Add joined labels to their prediction windows."""
@@ -415,6 +410,17 @@ def _groups(events: list[Any], starts: np.ndarray, late: np.ndarray) -> dict[tup
             first = int(chunk[0])
             groups[keys[keyed[first]], int(starts[first])] = [events[i] for i in chunk.tolist()]
     return groups
+
+
+_MODEL, _REQUEST_ID = attrgetter("model"), attrgetter("request_id")
+#: What the twin join keeps of a prediction (``core.divergence.Twin``'s fields) and the label join
+#: (``core.join.Prediction``'s, but the segments), picked in C.
+_ANSWER = attrgetter("variant", "model_version", "prediction", "score", "latency_ms", "timestamp")
+_PACKED = attrgetter("timestamp", "model_version", "variant", "prediction", "score")
+
+
+def _segments(segments: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(segments.items())) if segments else ()
 
 
 def _order(slot: tuple[Any, int]) -> tuple[int, str]:

@@ -38,7 +38,6 @@ import threading
 import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from time import time_ns as _time_ns
 from typing import Any, Protocol
 
 import orjson
@@ -382,7 +381,7 @@ class Producer:
                     head = heads[variant]
                 sure = True
                 if timestamp is None:
-                    timestamp = _time_ns() // 1_000_000  # clock.now_ms(), inlined
+                    timestamp = now_ms()
                 elif not (type(timestamp) is int and _MIN_TIMESTAMP_MS <= timestamp <= _MAX_TIMESTAMP_MS):
                     sure = False  # a datetime, or a time out of range
                 kind = type(prediction)

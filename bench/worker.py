@@ -80,7 +80,9 @@ def bare_consume(kafka: KafkaSettings, topics: list[str], expect: int) -> float:
     return seen / elapsed
 
 
-def runtime_for(kafka: KafkaSettings, prefix: str, group: str, store, checkpoint_ms: int) -> WorkerRuntime:  # type: ignore[no-untyped-def]
+def runtime_for(  # type: ignore[no-untyped-def]
+    kafka: KafkaSettings, prefix: str, group: str, store, checkpoint_ms: int, raw_events: str = "all"
+) -> WorkerRuntime:
     pipeline = Pipeline({("credit", "3"): reference_profile()})
     settings = load_settings(kafka=kafka.model_dump())
     rts = RuntimeSettings.from_settings(
@@ -94,6 +96,7 @@ def runtime_for(kafka: KafkaSettings, prefix: str, group: str, store, checkpoint
         checkpoint_interval_ms=checkpoint_ms,
         idle_timeout_ms=2_000,
         max_age_ms=3650 * 86_400_000,  # the synthetic events are dated November 2026
+        raw_events=raw_events,
     )
     transport = ConfirmedPublisher(kafka)
 
@@ -262,6 +265,10 @@ def main() -> None:
         delay = window_delay(kafka, prefix, runtime, store, end_ms)
         stored = store.count("predictions")
         runtime.close()
+        # The same worker storing no raw events (clickhouse.raw_events: none): what their inserts cost.
+        unstored = runtime_for(kafka, prefix, "bench-worker-no-raw", store, 5_000, raw_events="none")
+        no_raw = worker_throughput(unstored, total)
+        unstored.close()
         agent = faust_agent(broker.bootstrap_servers, names[0], min(args.faust_sample, args.events))
         quiet = 3.0 if args.quick else 5.0
         one = scaling(kafka, raws, 1, quiet)
@@ -274,6 +281,7 @@ def main() -> None:
     for name, rate in (
         ("bare consume(1000) + orjson.loads", bare),
         ("streamwatch worker, Kafka to ClickHouse", worker),
+        ("  the same, raw_events: none", no_raw),
         ("Faust agent, event by event", agent),
     ):
         print(f"{name:44}{rate:>12,.0f}{rate / bare:>9.2f}")

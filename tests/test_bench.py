@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 BENCH = Path(__file__).parent.parent / "bench"
+sys.path.insert(0, str(BENCH))
+
+from ratios import RATIOS  # noqa: E402  # (bench/ is not a package)
+
+
+def _ratio_found(script: str, output: str) -> bool:
+    """bench/ratios.py finds this benchmark's ratio in its output (so ``make bench``'s table cannot go blank)."""
+    pattern = next(pattern for name, _, pattern, _, _ in RATIOS if name == script)
+    return re.search(pattern, output) is not None
 
 
 def test_producer_bench_runs_and_prints_its_ratio() -> None:
@@ -16,6 +26,7 @@ def test_producer_bench_runs_and_prints_its_ratio() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     for line in ("bare produce()", "streamwatch log_prediction()", "ratio SDK / bare produce():", "dropped 0"):
         assert line in result.stdout
+    assert _ratio_found("producer.py", result.stdout)
 
 
 def test_core_bench_runs_and_prints_its_ratio() -> None:
@@ -25,6 +36,7 @@ def test_core_bench_runs_and_prints_its_ratio() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     for line in ("orjson.loads", "streamwatch pipeline", "ratio pipeline / orjson.loads:", "peak MiB"):
         assert line in result.stdout
+    assert _ratio_found("core.py", result.stdout)
 
 
 def test_worker_bench_runs_and_stores_every_prediction() -> None:
@@ -35,6 +47,7 @@ def test_worker_bench_runs_and_stores_every_prediction() -> None:
     for line in ("bare consume(1000)", "Kafka to ClickHouse", "Faust agent", "worker / bare consumer:", "queryable"):
         assert line in result.stdout
     assert "predictions stored: 3,360" in result.stdout  # 3,000 plus the delay probe's 300 and 60
+    assert _ratio_found("worker.py", result.stdout)
 
 
 def test_replay_bench_runs_and_prints_its_ratio() -> None:
@@ -50,6 +63,7 @@ def test_replay_bench_runs_and_prints_its_ratio() -> None:
         "15 minutes of credit 3",
     ):
         assert line in result.stdout
+    assert _ratio_found("replay.py", result.stdout)
 
 
 def test_replay_bench_profiles_where_the_time_goes() -> None:
@@ -193,3 +207,18 @@ def test_false_alerts_counts_a_stationary_run_and_detects_a_shift() -> None:
     assert delay is not None and 0 <= delay <= 3  # `for` is 2 windows: the second window after onset fires
     table = fa.markdown(results)
     assert "| feature-drift |" in table and "| mean +1 sd @ 570 rpm | feature-drift |" in table
+
+
+def test_reports_bench_runs_and_prices_windows_slices_and_partitions() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "reports.py"), "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for line in (
+        "the whole report (report_many, with the view)",
+        "performance view (30 m), per report",
+        "µs/series",
+        "perf. partial ms",
+        "decode+merge",
+    ):
+        assert line in result.stdout

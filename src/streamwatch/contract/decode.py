@@ -256,6 +256,7 @@ def _whole_batch_checked(events: list[Any]) -> bool:
     predictions = [event for event in events if event.type == "prediction"]
     if any(event.prediction is None and event.status == "ok" for event in predictions):
         return False
+
     def all_names() -> Iterator[Any]:  # a chain of C iterators: no Python step per name
         return chain(
             [event.model for event in events],

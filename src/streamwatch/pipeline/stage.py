@@ -400,9 +400,9 @@ def _groups(events: list[Any], starts: np.ndarray, late: np.ndarray) -> dict[tup
     keys = list(codes)
     if len(keys) == 1 and not late.any() and starts[0] == starts[-1] and (starts == starts[0]).all():
         return {(keys[0], int(starts[0])): events}  # the usual batch: one model version, one window
-    kept = np.flatnonzero(~late)
-    order = kept[np.lexsort((starts[kept], np.asarray(keyed, dtype=np.int64)[kept]))]
-    key_codes, ordered_starts = np.asarray(keyed, dtype=np.int64)[order], starts[order]
+    kept, coded = np.flatnonzero(~late), np.asarray(keyed, dtype=np.int64)
+    order = kept[np.lexsort((starts[kept], coded[kept]))]
+    key_codes, ordered_starts = coded[order], starts[order]
     cuts = np.flatnonzero((np.diff(key_codes) != 0) | (np.diff(ordered_starts) != 0)) + 1
     groups: dict[tuple[Any, int], list[Any]] = {}
     for chunk in np.split(order, cuts):

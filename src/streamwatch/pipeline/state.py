@@ -310,18 +310,6 @@ def _model_builder(cls: type[BaseModel]) -> Callable[[list[Any]], object]:
 # msgspec writes them whole in C (~0.3 µs an entry) as one bytes field, read back into the same tuples.
 # (The contract bounds integers to 64 bits, which MessagePack holds.)
 
-_JOIN_COUNTERS = (
-    "_npredictions",
-    "matched_predictions",
-    "unlabelled",
-    "evicted_predictions",
-    "matched_labels",
-    "early_labels",
-    "late_labels",
-    "orphan_labels",
-    "duplicate_labels",
-    "evicted_labels",
-)
 _PACKED_JOIN = ("settings", "counters", "predictions", "labels")
 _PACKED_TWINS = ("max_pending", "evicted", "pending")
 
@@ -338,13 +326,19 @@ def _same_attributes(obj: object, name: str) -> None:
         )
 
 
+def _join_counters() -> tuple[str, ...]:
+    """The label join's counters: its registered fields past its settings and its two containers."""
+    kept = ("horizon_ms", "max_pending", "clock_skew_ms", "_predictions", "_labels")
+    return tuple(f for f in _FIELDS["core.LabelJoin"] if f not in kept)
+
+
 def _dump_join(join: LabelJoin) -> list[object]:
     _same_attributes(join, "core.LabelJoin")
     predictions = list(join._predictions.items())  # [(model, request id), (packed prediction, ...)]
     labels = [(key, label.label, label.timestamp_ms, label.matched) for key, label in join._labels.items()]
     return [
         [join.horizon_ms, join.max_pending, join.clock_skew_ms],
-        [getattr(join, name) for name in _JOIN_COUNTERS],
+        [getattr(join, name) for name in _join_counters()],
         msgspec.msgpack.encode(predictions),
         msgspec.msgpack.encode(labels),
     ]
@@ -359,9 +353,10 @@ def _build_join(values: list[Any]) -> LabelJoin:
     settings, counters, predictions, labels = values
     try:
         join = LabelJoin(*settings)
-        if len(counters) != len(_JOIN_COUNTERS):
+        names = _join_counters()
+        if len(counters) != len(names):
             raise ValueError("wrong number of counters")
-        for name, value in zip(_JOIN_COUNTERS, counters, strict=True):
+        for name, value in zip(names, counters, strict=True):
             setattr(join, name, int(value))
         join._predictions = OrderedDict(
             (tuple(key), tuple(_unpack_prediction(p) for p in packed))

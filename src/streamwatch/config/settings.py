@@ -195,7 +195,8 @@ class WindowSettings(_Section):
         le=_MAX_MS,
         description="How often, in event time, a window whose labels keep coming is reported again: its "
         "performance goes out once it closes, then at most once per interval, however labels trickle in "
-        "(every report re-computes its figures and fairness). 0: whenever a window closes.",
+        "(every report re-computes its figures and fairness); windows within performance_view_ms, which the "
+        "rules judge, are reported at every window close. 0: whenever a window closes.",
     )
 
 

@@ -141,6 +141,7 @@ class Pipeline:
         self.admit = admit
         self.max_per_request = max_per_request
         self.performance_interval_ms = performance_interval_ms
+        self.performance_view_ms = performance_view_ms
         self.stage = self.new_stage()
         self.reporter = Reporter(
             self.profiles,
@@ -166,6 +167,7 @@ class Pipeline:
             admit=self.admit,
             max_per_request=self.max_per_request,
             performance_interval_ms=self.performance_interval_ms,
+            fresh_ms=self.performance_view_ms,
         )
 
     def new_window(self, key: Any) -> WindowAggregates:

@@ -102,6 +102,9 @@ class PartitionStage:
         How often, in event time, a prediction window's performance is handed out again while its
         labels keep coming: at once the first time (once the window has closed), then at most once
         per interval, so that labels trickling in for an hour cost a few reports, not sixty.
+    fresh_ms
+        Windows that started within this span of the watermark are handed out at every close
+        whatever the interval: the performance view the alert rules judge is built from them.
     max_per_request
         How many predictions of one model may share a ``request_id`` while they wait for their
         label (production, canary, shadow and a few retries); past it, a prediction is a dead
@@ -120,9 +123,11 @@ class PartitionStage:
         admit: Callable[[str, str | None], bool] | None = None,
         max_per_request: int = 16,
         performance_interval_ms: int = 0,
+        fresh_ms: int = 0,
     ) -> None:
         self.window_ms = window_ms
         self.performance_interval_ms = performance_interval_ms
+        self.fresh_ms = fresh_ms
         self.label_horizon_ms = label_horizon_ms
         self.performance_factory = performance_factory
         self.admit = admit
@@ -214,12 +219,16 @@ class PartitionStage:
             # per batch, and labels keep coming for a day anyway.
             # Only windows event time has left: a window still filling would be judged on a few labels.
             # A window labels keep reaching goes out again at most every performance_interval_ms of event time.
-            interval, handed = self.performance_interval_ms, self._handed
+            # Windows of the last fresh_ms (the performance view the rules judge) go out at every close.
+            interval, handed, fresh = self.performance_interval_ms, self._handed, watermark - self.fresh_ms
             done = [
                 s
                 for s in self._unreported
                 if flushing
-                or (s[1] + self.window_ms <= watermark and (s not in handed or watermark - handed[s] >= interval))
+                or (
+                    s[1] + self.window_ms <= watermark
+                    and (s not in handed or s[1] >= fresh or watermark - handed[s] >= interval)
+                )
             ]
             for key, start in sorted(done, key=_order):
                 out.partials.append(Partial("performance", key, start, self._performance[key, start]))

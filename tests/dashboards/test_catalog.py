@@ -91,7 +91,7 @@ def test_the_json_is_sound_and_the_files_match_the_code() -> None:
             assert target["datasource"] == {"type": PLUGIN, "uid": "${datasource}"} and target["rawSql"]
             used = set(re.findall(r"\$\{(\w+)(?::\w+)?\}", target["rawSql"])) - {"__value"}
             assert used <= names, f"{name}: {panel['title']} uses undefined variables {used - names}"
-    assert len(uids) == 6
+    assert len(uids) == 7
     provisioning = ROOT / "dashboards" / "provisioning"
     assert "grafana-clickhouse-datasource" in (provisioning / "datasources" / "clickhouse.yaml").read_text()
     assert "/var/lib/grafana/dashboards/streamwatch" in (provisioning / "dashboards" / "streamwatch.yaml").read_text()
@@ -120,6 +120,17 @@ EXPECTED_PANELS = {
         ("timeseries", "Parity ratios, with the four-fifths line"),
         ("timeseries", "Parity differences"),
     ],
+    "performance": [
+        ("timeseries", "Estimated and realized accuracy"),
+        ("timeseries", "Estimated and realized ROC AUC"),
+        ("timeseries", "Estimated and realized precision"),
+        ("timeseries", "Estimated and realized recall"),
+        ("timeseries", "Estimated and realized F1"),
+        ("table", "Estimated vs realized (latest windows with labels)"),
+        ("timeseries", "Multiclass: accuracy, macro F1 and micro F1"),
+        ("table", "Multiclass: per-class precision, recall, F1 and support (latest window)"),
+        ("table", "Multiclass: confusion matrix, actual by predicted (counts over the time range)"),
+    ],
     "slo": [
         ("timeseries", "Latency p50, p95, p99 by version and variant"),
         ("timeseries", "Error rate"),
@@ -147,6 +158,7 @@ EXPECTED_VARIABLES = {
     "overview": [],
     "drift": ["version", "variant", "feature"],
     "fairness": ["version", "variant", "slice"],
+    "performance": ["version", "variant", "slice"],
     "slo": ["version", "variant"],
     "alerts": [],
     "workers": [],
@@ -316,7 +328,7 @@ def test_dashboards_push_creates_then_updates_the_folder_datasource_and_dashboar
     datasource = grafana.datasources["streamwatch-clickhouse"]
     assert datasource["type"] == "grafana-clickhouse-datasource" and datasource["jsonData"]["host"] == "clickhouse"
     assert datasource["secureJsonData"] == {"password": "chpass-secret"} and "chpass-secret" not in first.stdout
-    assert len(grafana.dashboards) == 6
+    assert len(grafana.dashboards) == 7
     for pushed in grafana.dashboards.values():
         assert pushed["folderUid"] == "streamwatch" and pushed["overwrite"] is True
         [database] = [v for v in pushed["dashboard"]["templating"]["list"] if v["name"] == "database"]
@@ -326,7 +338,7 @@ def test_dashboards_push_creates_then_updates_the_folder_datasource_and_dashboar
     assert second.returncode == 0, second.stderr
     again = [(m, p) for m, p, _ in grafana.calls[calls:]]
     assert ("POST", "/api/folders") not in again and ("PUT", "/api/datasources/uid/streamwatch-clickhouse") in again
-    assert len(grafana.dashboards) == 6 and len(grafana.folders) == 1
+    assert len(grafana.dashboards) == 7 and len(grafana.folders) == 1
     refused = run("dashboards", "push", "--url", url, "--token", "wrong", "-c", str(config))
     assert (
         refused.returncode == 2

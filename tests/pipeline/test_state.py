@@ -37,6 +37,7 @@ from streamwatch.core.performance import RegressionAggregates
 from streamwatch.errors import StreamwatchError
 from streamwatch.pipeline import state as state_codec
 from streamwatch.pipeline.merge import PartialMerger
+from streamwatch.pipeline.aggregates import WindowAggregates
 from streamwatch.pipeline.pipeline import Pipeline, PipelineOutput
 from streamwatch.profiles.model import ReferenceProfile
 from streamwatch.runtime.loop import RuntimeSettings, WorkerRuntime
@@ -608,3 +609,31 @@ def test_the_state_bench_runs_and_compares_both_formats() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     for line in ("stage checkpoint", "pickle", "SWS", "stage checkpoint, SWS / pickle: size"):
         assert line in result.stdout
+
+
+# -- the frozen checkpoint of format version 3 (before estimated performance) --------------------------
+
+V3 = FIXTURES / "checkpoint-v3.bin"
+
+
+def test_the_v3_fixture_gains_the_fields_of_version_4_and_continues_exactly_like_an_uninterrupted_run() -> None:
+    blob = V3.read_bytes()
+    assert blob[:4] == b"SWS\x03"
+    profile = ReferenceProfile.model_validate_json(V3.with_suffix(".profile.json").read_bytes())
+    profiles = {(profile.lineage.model, profile.lineage.model_version): profile}
+    events = gzip.decompress(V3.with_suffix(".events.jsonl.gz").read_bytes()).splitlines()
+    names = {name for name, _ in body(blob)[0]}
+    assert {"pipeline.WindowAggregates", "core.PerformanceAggregates"} <= names  # what version 4 changed
+    state = state_codec.loads(blob, profiles)
+    windows = list(state["stage"]["open"].values())
+    assert windows and all(isinstance(w, WindowAggregates) and w.estimate is None for w in windows)
+    performance = list(state["stage"]["performance"].values())
+    assert performance and all(p.estimate is None and p.score_edges is None for p in performance)
+    whole = Run.new(profiles).feed(events).finish()
+    resumed = Run.restored(state, profiles).feed(events[CUT:]).finish()
+    before = Run.new(profiles).feed(events[:CUT])
+    rows, findings = final_state(before.outputs + resumed.outputs)
+    expected_rows, expected_findings = final_state(whole.outputs)
+    same(rows, expected_rows)
+    assert findings == expected_findings
+    assert before.alerts + resumed.alerts == whole.alerts

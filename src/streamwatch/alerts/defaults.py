@@ -53,6 +53,25 @@ DEFAULT_RULES: tuple[RuleConfig, ...] = (
         for_=DEFAULT_FOR["performance"],
         view="performance",
     ),
+    # Performance estimated from the predictions alone (CBPE: the score as calibrated on the reference's
+    # labels), before any label arrives: the top of the estimate's bounds (three standard errors, or the
+    # budget's) under the reference's own estimate minus 0.05, three windows running.
+    _rule(
+        "estimated-performance-drop",
+        "performance",
+        {"metric": "estimated_roc_auc", "drop": 0.05},
+        for_=DEFAULT_FOR["performance"],
+        actions=["retrain"],
+    ),
+    # Labelled predictions whose realized accuracy left the bounds the estimate gave them: the estimate's
+    # assumption broke (concept drift, or scores no longer calibrated for a slice), over the performance view.
+    _rule(
+        "estimate-diverged",
+        "performance",
+        {"metric": "estimate_error"},
+        for_=DEFAULT_FOR["performance"],
+        view="performance",
+    ),
     # A slice whose selection rate (demographic parity), false positive or false negative rate (equalized
     # odds) is 5 points worse than the best slice's over the performance view, with intervals (at the
     # budget's confidence) that do not overlap. A minute holds too few labels per slice to see such a gap.

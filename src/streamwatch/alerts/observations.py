@@ -149,6 +149,10 @@ def _of_row(rule: RuleConfig, row: MetricRow, baselines: Mapping[str, Mapping[st
     if when.drop is not None:
         baseline = baselines.get(row.model, {}).get(row.metric)
         if baseline is None:
+            # Rows that carry their reference's figure (estimated_* rows: the reference's own estimate)
+            # are measured from it.
+            baseline = row.threshold
+        if baseline is None:
             return None  # no baseline configured for this model: nothing to drop from
         threshold = baseline - when.drop
         evidence: dict[str, Any] = {"baseline": baseline, "drop": when.drop}
@@ -191,7 +195,8 @@ def _parity(rule: RuleConfig, rows: list[MetricRow]) -> list[Observation]:
     for row in rows:
         if row.segment and all(value != "*" for _, value in row.segment) and not math.isnan(row.value):
             names = tuple(name for name, _ in row.segment)
-            groups.setdefault((*_window(row), names), []).append(row)
+            # (per feature too: a multiclass model's per-class rates carry the class there)
+            groups.setdefault((*_window(row), names, row.feature), []).append(row)
     out = []
     threshold = rule.when.threshold if rule.when.threshold is not None else math.inf
     for members in groups.values():

@@ -76,6 +76,12 @@ def profile(
     prediction_column: Annotated[str | None, typer.Option(help="Prediction column.")] = None,
     segments: Annotated[str, typer.Option(help="Comma-separated slice columns, e.g. gender,region.")] = "",
     positive_label: Annotated[str, typer.Option(help="Label value counted as positive.")] = "1",
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="binary_classification, multiclass_classification or regression (default: inferred from the label)."
+        ),
+    ] = None,
     max_categories: Annotated[int, typer.Option(min=1, help="Categories kept per categorical feature.")] = 200,
     data_uri: Annotated[str | None, typer.Option(help="Where the data lives, for lineage (default: DATA).")] = None,
     model_artifact: Annotated[str | None, typer.Option(help="Model artifact URI, for lineage.")] = None,
@@ -109,6 +115,7 @@ def profile(
             segments=[s for s in segments.split(",") if s],
             positive_label=positive_label,
             max_categories=max_categories,
+            task=task,
         )
     except KeyError as exc:
         raise StreamwatchError(f"{data}: {exc.args[0]}") from None
@@ -116,4 +123,8 @@ def profile(
         raise StreamwatchError(f"{data}: {str(exc).splitlines()[0]}") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(built.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    typer.echo(f"wrote {out}: {len(built.features)} features, {rows} rows, {len(built.slices)} slices")
+    calibrated = ", score calibrated for estimated performance" if built.calibration else ""
+    typer.echo(
+        f"wrote {out}: {built.task or 'no label, task not stated'}, {len(built.features)} features, {rows} rows, "
+        f"{len(built.slices)} slices{calibrated}"
+    )

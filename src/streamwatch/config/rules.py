@@ -6,7 +6,9 @@ A rule judges one window at a time. Its condition is either
   without ``threshold`` the row's own threshold is used, which for drift and
   quality is the one calibrated on the reference profile;
 - a metric against the model's configured ``baseline`` minus ``drop``
-  (``{metric: roc_auc, drop: 0.05}``): a performance drop against the reference;
+  (``{metric: roc_auc, drop: 0.05}``): a performance drop against the reference; rows that carry
+  their reference's own figure as ``threshold`` (``estimated_*``) are measured from it when no
+  baseline is configured;
 - a slice's **parity** gap (``{metric: fpr, parity: true, threshold: 0.1}``): how
   far one slice's rate is from the best slice of the same segment, so that only
   the slice that is worse alerts, and only when the two slices' confidence

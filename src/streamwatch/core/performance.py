@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from streamwatch.core.confusion import ConfusionCounts
+from streamwatch.core.estimation import EstimateCounts, score_cells
 from streamwatch.core.fairness import (
     FOUR_FIFTHS,
     demographic_parity_difference,
@@ -53,14 +54,29 @@ def is_positive(value: Any, positive_label: str) -> bool:
 
 
 class PerformanceAggregates:
-    """Confusion counts per slice, score histograms per class and summed log loss of labelled predictions."""
+    """Confusion counts per slice, score histograms per class and summed log loss of labelled predictions.
 
-    def __init__(self, slices: Sequence[Sequence[str]], positive_label: str = "1") -> None:
+    With ``score_edges`` (the reference's score bins, when the reference calibrated the score), the labelled
+    predictions are also counted per (predicted class, score bin) and slice, all of them in ``estimate`` and
+    the correct ones in ``estimate_correct``: what the estimate (``core.estimation``) said of exactly these
+    predictions, to compare with what their labels say.
+    """
+
+    def __init__(
+        self,
+        slices: Sequence[Sequence[str]],
+        positive_label: str = "1",
+        score_edges: np.ndarray[Any, np.dtype[np.float64]] | None = None,
+    ) -> None:
         self.positive_label = positive_label
         self.confusion = ConfusionCounts(slices)
         self.scores = ScoreHistogram(bins=100)
         self._log_loss_units = 0
         self._scored = 0
+        self.score_edges = score_edges
+        cells = 0 if score_edges is None else score_edges.size + 1
+        self.estimate = EstimateCounts(cells, slices) if cells else None
+        self.estimate_correct = EstimateCounts(cells, slices) if cells else None
 
     def update(self, matches: Sequence[tuple[Any, Any]]) -> None:
         """Add (prediction record, label) pairs from the label join."""
@@ -86,12 +102,23 @@ class PerformanceAggregates:
             clipped = np.where(truths, clipped, 1 - clipped)
             self._log_loss_units += int(np.rint(-np.log(clipped) / _LOG_LOSS_UNIT).sum())
             self._scored += len(scored)
+            if self.estimate is not None and self.estimate_correct is not None and self.score_edges is not None:
+                has_score = np.fromiter((p.score is not None for p, _ in matches), dtype=bool, count=len(matches))
+                cells = score_cells(self.score_edges, scores)
+                predicted = y_pred[has_score]
+                right = predicted == y_true[has_score]
+                by_name = {n: v[has_score] for n, v in segments.items()}
+                self.estimate.update(cells, predicted, by_name)
+                self.estimate_correct.update(cells[right], predicted[right], {n: v[right] for n, v in by_name.items()})
 
     def copy(self) -> PerformanceAggregates:
         """An independent copy (what ``copy.deepcopy`` gives, much faster)."""
         new = PerformanceAggregates.__new__(PerformanceAggregates)
         new.positive_label, new.confusion, new.scores = self.positive_label, self.confusion.copy(), self.scores.copy()
         new._log_loss_units, new._scored = self._log_loss_units, self._scored
+        new.score_edges = self.score_edges  # the reference's, shared and never written
+        new.estimate = None if self.estimate is None else self.estimate.copy()
+        new.estimate_correct = None if self.estimate_correct is None else self.estimate_correct.copy()
         return new
 
     def merge(self, other: PerformanceAggregates) -> None:
@@ -99,6 +126,10 @@ class PerformanceAggregates:
         self.scores.merge(other.scores)
         self._log_loss_units += other._log_loss_units
         self._scored += other._scored
+        if self.estimate is not None and other.estimate is not None:
+            self.estimate.merge(other.estimate)
+        if self.estimate_correct is not None and other.estimate_correct is not None:
+            self.estimate_correct.merge(other.estimate_correct)
 
     def fairness_breaches(
         self, min_samples: int = 30, alpha: float = 0.05

@@ -1,4 +1,4 @@
-"""The six Grafana dashboards, as code: ``streamwatch dashboards build`` writes them to ``dashboards/``.
+"""The seven Grafana dashboards, as code: ``streamwatch dashboards build`` writes them to ``dashboards/``.
 
 They are built with Grafana's own typed builders (``grafana-foundation-sdk``, its Grafana 11 build) rather than
 hand-written JSON, so a misspelt option, a wrong enum or a panel type Grafana does not have fails the type check
@@ -65,11 +65,17 @@ T = "$__timeFilter_ms(window_start)"
 TUMBLING = f"window = 'tumbling' AND {T}"
 SERIES = "concat(model_version, ' ', variant)"
 
+# The figures CBPE estimates (rows ``estimated_<metric>``), as the realized rows name them.
+ESTIMATED = ("accuracy", "precision", "recall", "f1", "roc_auc")
+
 PAIRED = "Paired comparison (shadow or canary twins of production requests): agreement, p95 ratio"
-# Panels that are empty unless the deployment has what they show (the demo has canaries but no shadow twins).
+# Panels that are empty unless the deployment has what they show (the demo has canaries but no shadow twins, and
+# its model is a binary classifier).
 # Kept here, not as a key in the panel's JSON: the SDK's Panel model has no such field and drops unknown keys,
 # as Grafana does; the panel's description tells the reader instead.
-OPTIONAL_PANELS = frozenset({PAIRED})
+MULTICLASS_PER_CLASS = "Multiclass: per-class precision, recall, F1 and support (latest window)"
+MULTICLASS_CONFUSION = "Multiclass: confusion matrix, actual by predicted (counts over the time range)"
+OPTIONAL_PANELS = frozenset({PAIRED, MULTICLASS_PER_CLASS, MULTICLASS_CONFUSION})
 
 
 def _datasource() -> model.DataSourceRef:
@@ -271,6 +277,11 @@ def _table(title: str, sql: str, *, links: Mapping[str, str] | None = None, widt
         link = model.DynamicConfigValue(id_val="links", value=[{"title": f"open {name}", "url": url}])
         panel = panel.override_by_name(name, [link])
     return panel
+
+
+def _overall_or_slice(prefix: str = "") -> str:
+    """The overall rows (segment key ``''``), or the slice's when the ``slice`` variable picks one."""
+    return f"{prefix}segment_key = if({quoted('slice')} = '{ALL}', '', {quoted('slice')})"
 
 
 def _query_variable(name: str, sql: str, *, include_all: bool = True) -> dash.QueryVariable:
@@ -494,6 +505,76 @@ def _fairness() -> dash.Dashboard:
     )
 
 
+def _performance() -> dash.Dashboard:
+    where = f"{scope('version', 'variant')} AND {_overall_or_slice()} AND {TUMBLING}"
+    estimated = ", ".join(f"'estimated_{m}'" for m in ESTIMATED)
+
+    def estimate(metric: str, title: str, width: int) -> timeseries.Panel:
+        # The estimate and its bounds are three columns of one row: ARRAY JOIN makes them three series.
+        return _series(
+            title,
+            f"SELECT time, series, point AS value FROM (SELECT window_start AS time, concat(kind, ' ', {SERIES}) "
+            f"AS series, bound AS point FROM {M} ARRAY JOIN ['estimated', 'lower', 'upper'] AS kind, "
+            f"[value, lower, upper] AS bound WHERE {where} AND metric = 'estimated_{metric}' UNION ALL SELECT "
+            f"window_start, concat('realized ', {SERIES}), value FROM {M} WHERE {where} AND metric = '{metric}') "
+            "WHERE isNotNull(point) ORDER BY time",
+            unit="percentunit",
+            description="Estimated from the predictions alone (CBPE), with its lower and upper bounds; realized "
+            "once the labels arrive. Overall, or the slice chosen.",
+            width=width,
+        )
+
+    return _dashboard(
+        "streamwatch-performance",
+        "streamwatch: performance",
+        [
+            estimate("accuracy", "Estimated and realized accuracy", 12),
+            estimate("roc_auc", "Estimated and realized ROC AUC", 12),
+            estimate("precision", "Estimated and realized precision", 8),
+            estimate("recall", "Estimated and realized recall", 8),
+            estimate("f1", "Estimated and realized F1", 8),
+            _table(
+                "Estimated vs realized (latest windows with labels)",
+                "SELECT e.window_start AS window_start, e.model_version AS version, e.variant AS variant, r.metric "
+                "AS metric, e.value AS estimated, e.lower AS lower, e.upper AS upper, r.value AS realized, "
+                "multiIf(isNull(e.lower) OR isNull(e.upper), '', r.value >= e.lower AND r.value <= e.upper, 'yes', "
+                "'no') AS within_bounds FROM ${database}.metrics AS e FINAL INNER JOIN ${database}.metrics AS r "
+                "FINAL ON r.model = e.model AND r.model_version = e.model_version AND r.variant = e.variant AND "
+                "r.window = e.window AND r.window_start = e.window_start AND r.segment_key = e.segment_key AND "
+                "r.feature = e.feature AND concat('estimated_', r.metric) = e.metric WHERE "
+                f"{scope('version', 'variant', prefix='e.')} AND {_overall_or_slice('e.')} "
+                f"AND e.metric IN ({estimated}) AND e.window = 'tumbling' AND $__timeFilter_ms(e.window_start) "
+                "ORDER BY window_start DESC, version, variant, metric LIMIT 100",
+                width=24,
+            ),
+            _series(
+                "Multiclass: accuracy, macro F1 and micro F1",
+                f"SELECT window_start AS time, concat(metric, ' ', {SERIES}) AS series, value FROM {M} WHERE {where} "
+                "AND metric IN ('accuracy', 'macro_f1', 'micro_f1') ORDER BY time",
+                unit="percentunit",
+                width=24,
+            ),
+            _table(
+                MULTICLASS_PER_CLASS,
+                f"SELECT model_version AS version, variant, feature AS class, max(window_start) AS latest_window, "
+                "argMaxIfOrNull(value, window_start, metric = 'class_precision') AS precision, argMaxIfOrNull(value, "
+                "window_start, metric = 'class_recall') AS recall, argMaxIfOrNull(value, window_start, metric = "
+                "'class_f1') AS f1, argMaxIfOrNull(value, window_start, metric = 'class_support') AS support FROM "
+                f"{M} WHERE {where} AND metric IN ('class_precision', 'class_recall', 'class_f1', 'class_support') "
+                "GROUP BY version, variant, class ORDER BY version, variant, class",
+            ).description("Empty unless the model is a multiclass classifier."),
+            _table(
+                MULTICLASS_CONFUSION,
+                "SELECT model_version AS version, variant, JSONExtractString(feature, 1) AS actual, "
+                "JSONExtractString(feature, 2) AS predicted, sum(value) AS count FROM "
+                f"{M} WHERE {where} AND metric = 'confusion' GROUP BY version, variant, actual, predicted "
+                "ORDER BY version, variant, actual, predicted",
+            ).description("Empty unless the model is a multiclass classifier."),
+        ],
+        ("version", "variant", "slice"),
+    )
+
+
 def _slo() -> dash.Dashboard:
     return _dashboard(
         "streamwatch-slo",
@@ -636,6 +717,7 @@ BUILDERS: dict[str, Callable[[], dash.Dashboard]] = {
     "overview": _overview,
     "drift": _drift,
     "fairness": _fairness,
+    "performance": _performance,
     "slo": _slo,
     "alerts": _alerts,
     "workers": _worker,

@@ -21,8 +21,10 @@ from typing import Any, cast
 import numpy as np
 
 from streamwatch.core.categories import CategoryCounts
+from streamwatch.core.estimation import EstimateCounts, score_cells
 from streamwatch.core.histogram import NumericHistogram, update_columns
 from streamwatch.core.latency import LatencySketch
+from streamwatch.core.performance import is_positive
 from streamwatch.core.slo import SLO, SLICounts
 from streamwatch.profiles.model import NumericProfile, ReferenceProfile
 
@@ -62,7 +64,7 @@ def _feature_columns(rows: list[dict[str, Any]], names: list[str]) -> dict[str, 
 class WindowAggregates:
     """Everything one window of one model version and variant accumulates; all of it merges exactly."""
 
-    def __init__(self, profile: ReferenceProfile | None, slo: SLO) -> None:
+    def __init__(self, profile: ReferenceProfile | None, slo: SLO, slices: Sequence[Sequence[str]] = ()) -> None:
         self.profile = profile
         self.sli = SLICounts(slo)
         self.features: dict[str, NumericHistogram | CategoryCounts] = {}
@@ -77,6 +79,13 @@ class WindowAggregates:
                     else CategoryCounts(reference.categories)
                 )
         self.score = NumericHistogram(profile.score.edges) if profile and profile.score else None
+        # A binary classifier whose score the reference calibrated: predictions per (predicted class, score bin)
+        # and slice, from which performance is estimated before labels arrive (core.estimation).
+        self.estimate = (
+            EstimateCounts(len(profile.score.edges) + 1, slices)
+            if profile is not None and profile.calibration is not None and profile.score is not None
+            else None
+        )
         self.latency = LatencySketch()
         self.requests = 0
         self.errors = 0
@@ -122,10 +131,27 @@ class WindowAggregates:
         self.sli.update(np.array([event.status == "ok" for event in predictions], dtype=bool), latencies)
         if self.score is not None:
             self.score.update(np.array([event.score for event in predictions], dtype=float))
+        if self.estimate is not None:
+            self._estimate(predictions)
         # The smallest ids, not the first ones: that choice merges exactly across partitions.
         self.examples = heapq.nsmallest(
             EXAMPLES_PER_WINDOW, {*self.examples, *(event.request_id for event in predictions)}
         )
+
+    def _estimate(self, predictions: list[Any]) -> None:
+        """Count the scored predictions by predicted class, score bin and slice, for estimated performance."""
+        assert self.estimate is not None and self.profile is not None and self.score is not None
+        scored = [event for event in predictions if event.score is not None and event.prediction is not None]
+        if not scored:
+            return
+        positive = self.profile.positive_label or "1"
+        # A batch holds a few distinct classes: judge each once.
+        verdict = {value: is_positive(value, positive) for value in {event.prediction for event in scored}}
+        predicted = np.fromiter((verdict[event.prediction] for event in scored), dtype=bool, count=len(scored))
+        cells = score_cells(self.score.edges, np.array([event.score for event in scored], dtype=float))
+        names = {name for group in self.estimate.slices for name in group}
+        segments = {name: np.array([event.segments.get(name) for event in scored], dtype=object) for name in names}
+        self.estimate.update(cells, predicted, segments)
 
     def _numeric_columns_counted(self, names: list[str], columns: np.ndarray) -> None:
         """Histograms and out-of-range counts of every numeric feature from the batch's columns."""
@@ -180,6 +206,8 @@ class WindowAggregates:
         _trim_unknown(self.unknown_features)
         if self.score is not None and other.score is not None:
             self.score.merge(other.score)
+        if self.estimate is not None and other.estimate is not None:
+            self.estimate.merge(other.estimate)
         self.latency.merge(other.latency)
         self.sli.merge(other.sli)
         self.requests += other.requests

@@ -101,7 +101,7 @@ def pipeline_from_settings(settings: Settings, profiles: Mapping[tuple[str, str]
         features = {name: dict(f.thresholds) for name, f in model.features.items() if f.thresholds}
         if features:
             thresholds[model.name] = features
-    tasks = {model.name: model.task for model in settings.models}
+    tasks = _tasks(settings, profiles)
     windows = settings.windows
     return Pipeline(
         profiles,
@@ -121,6 +121,30 @@ def pipeline_from_settings(settings: Settings, profiles: Mapping[tuple[str, str]
         performance_view_ms=windows.performance_view_ms,
         performance_interval_ms=windows.performance_interval_ms,
     )
+
+
+def _tasks(settings: Settings, profiles: Mapping[tuple[str, str], ReferenceProfile]) -> dict[str, str]:
+    """Each model's task: the configured one, which must agree with what its profiles state; else the one its
+    profiles state (a model configured with no task and profiled as multiclass is multiclass)."""
+    tasks: dict[str, str] = {}
+    for model in settings.models:
+        stated = sorted({p.task for (name, _), p in profiles.items() if name == model.name and p.task})
+        if "task" in model.model_fields_set:
+            if any(task != model.task for task in stated):
+                other = next(task for task in stated if task != model.task)
+                raise ConfigError(
+                    f"invalid setting models[{model.name!r}].task: {model.task}, but its reference profile "
+                    f"states {other}"
+                )
+            tasks[model.name] = model.task
+        elif len(stated) > 1:
+            raise ConfigError(
+                f"invalid setting models[{model.name!r}]: its reference profiles state different tasks "
+                f"({', '.join(stated)}); set `task`"
+            )
+        elif stated:
+            tasks[model.name] = stated[0]
+    return tasks
 
 
 def admission(settings: Settings) -> Callable[[str, str | None], bool] | None:

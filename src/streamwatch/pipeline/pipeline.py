@@ -21,12 +21,15 @@ from typing import Any, Literal
 
 from streamwatch.contract.decode import DeadLetter
 from streamwatch.core.budget import AlertBudget
+import numpy as np
+
+from streamwatch.core.multiclass import MulticlassAggregates
 from streamwatch.core.performance import PerformanceAggregates, RegressionAggregates
 from streamwatch.core.records import Finding, MetricRow
 from streamwatch.core.slo import SLO
 from streamwatch.pipeline.aggregates import WindowAggregates
 from streamwatch.pipeline.reporter import Reporter
-from streamwatch.pipeline.stage import Partial, PartitionStage, StageOutput, performance_factory
+from streamwatch.pipeline.stage import Partial, PartitionStage, Performance, StageOutput
 from streamwatch.profiles.model import ReferenceProfile
 
 __all__ = ["DEFAULT_SLO", "Pipeline", "PipelineOutput"]
@@ -142,6 +145,7 @@ class Pipeline:
         self.max_per_request = max_per_request
         self.performance_interval_ms = performance_interval_ms
         self.performance_view_ms = performance_view_ms
+        self._edges: dict[int, tuple[ReferenceProfile, np.ndarray[Any, np.dtype[np.float64]]]] = {}
         self.stage = self.new_stage()
         self.reporter = Reporter(
             self.profiles,
@@ -159,7 +163,7 @@ class Pipeline:
         """A first stage with this pipeline's settings: a worker makes one per partition."""
         return PartitionStage(
             self.new_window,
-            performance_factory(self.tasks, self._positive_label, self._slices_for),
+            self.new_performance,
             window_ms=self.window_ms,
             allowed_lateness_ms=self.allowed_lateness_ms,
             label_horizon_ms=self.label_horizon_ms,
@@ -172,10 +176,32 @@ class Pipeline:
 
     def new_window(self, key: Any) -> WindowAggregates:
         """Empty aggregates for a window of ``(model, version, variant)``."""
-        return WindowAggregates(self._profile_for(key), self.slos.get(key[0], DEFAULT_SLO))
+        profile = self._profile_for(key)
+        slices = self._slices_for(key) if profile is not None and profile.calibration is not None else ()
+        return WindowAggregates(profile, self.slos.get(key[0], DEFAULT_SLO), slices)
 
-    def new_performance(self, key: Any) -> PerformanceAggregates | RegressionAggregates:
-        return performance_factory(self.tasks, self._positive_label, self._slices_for)(key)
+    def new_performance(self, key: Any) -> Performance:
+        """Empty performance aggregates of a prediction window of ``(model, version, variant)``, by the
+        model's task: errors of a regression, a confusion matrix of a multiclass model, or a binary
+        classifier's confusion counts (with the counts that check its estimate, when the reference
+        calibrated its score)."""
+        profile = self.profiles.get(key[:2])
+        task = self.task(key[0], profile)
+        if task == "regression":
+            return RegressionAggregates()
+        if task == "multiclass_classification":
+            return MulticlassAggregates(self._slices_for(key), (profile.classes or []) if profile else [])
+        edges = None
+        if profile is not None and profile.calibration is not None and profile.score is not None:
+            cached = self._edges.get(id(profile))
+            if cached is None or cached[0] is not profile:
+                cached = self._edges[id(profile)] = (profile, np.asarray(profile.score.edges, dtype=float))
+            edges = cached[1]  # one array shared by every window of the version (and written once per checkpoint)
+        return PerformanceAggregates(self._slices_for(key), self._positive_label(key), edges)
+
+    def task(self, model: str, profile: ReferenceProfile | None = None) -> str:
+        """A model's task: as configured, or else as its reference profile states, or else binary."""
+        return self.tasks.get(model) or (profile.task if profile and profile.task else "binary_classification")
 
     @property
     def join(self) -> Any:

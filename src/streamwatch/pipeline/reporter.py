@@ -25,15 +25,24 @@ from scipy.special import ndtr
 
 from streamwatch.core.budget import VARIANTS, AlertBudget
 from streamwatch.core.change import ChangeDetector
+from streamwatch.core.estimation import ESTIMATED_METRICS
 from streamwatch.core.fairness import FOUR_FIFTHS, normal_quantile
-from streamwatch.core.performance import PerformanceAggregates, RegressionAggregates
-from streamwatch.core.records import PERFORMANCE_VIEW, Finding, MetricRow, WindowKey
+from streamwatch.core.multiclass import MulticlassAggregates
+from streamwatch.core.performance import PerformanceAggregates
+from streamwatch.core.records import PERFORMANCE_VIEW, Finding, MetricRow, Segment, WindowKey
 from streamwatch.core.slo import MIN_BURN_EVENTS
 from streamwatch.core.slo_history import SLOHistory
 from streamwatch.core.windows import SlidingMerge
 from streamwatch.pipeline.aggregates import WindowAggregates
-from streamwatch.pipeline.stage import Partial
-from streamwatch.pipeline.window_report import ReferenceCache, drift_of, operational_rows, quality_rows
+from streamwatch.pipeline.stage import Partial, Performance
+from streamwatch.pipeline.window_report import (
+    ReferenceCache,
+    calibrated_probabilities,
+    drift_of,
+    estimated_rows,
+    operational_rows,
+    quality_rows,
+)
 from streamwatch.profiles.model import ReferenceProfile
 
 __all__ = ["VIEW_MIN_GAP", "Reporter"]
@@ -78,7 +87,7 @@ class Reporter:
         # The rolling views' windows merged incrementally (derived from _recent, so not checkpointed).
         self._sliding: dict[Any, SlidingMerge[WindowAggregates]] = {}
         # Per (model, version, variant), the latest performance of each recent prediction window, oldest first.
-        self._performance_recent: dict[Any, list[tuple[int, PerformanceAggregates | RegressionAggregates]]] = {}
+        self._performance_recent: dict[Any, list[tuple[int, Performance]]] = {}
 
     def state(self) -> dict[str, Any]:
         """What the reporter remembers between windows, for a checkpoint (see :meth:`restore`)."""
@@ -177,7 +186,7 @@ class Reporter:
         self,
         key: Any,
         start: int,
-        aggregates: PerformanceAggregates | RegressionAggregates,
+        aggregates: Performance,
         rows: list[MetricRow],
         findings: list[Finding],
         changed: dict[Any, str | None] | None = None,
@@ -188,14 +197,25 @@ class Reporter:
         reference_id = profile.lineage.content_sha256 if profile else None
         model, version, variant = key
         window = WindowKey(model, version, variant, start, start + self.window_ms)
-        for metric, value, segment, interval in aggregates.metrics(self.min_samples):
+        for metric, value, segment, interval, *feature in aggregates.metrics(self.min_samples):
             low, high = interval if interval else (None, None)
-            rows.append(window.row(metric, value, segment=segment, reference=reference_id, lower=low, upper=high))
+            rows.append(
+                window.row(
+                    metric,
+                    value,
+                    segment=segment,
+                    reference=reference_id,
+                    lower=low,
+                    upper=high,
+                    feature=feature[0] if feature else None,
+                )
+            )
+        rows += self._estimate_error_rows(window, aggregates, reference_id)
         if changed is not None and self._remember(key, start, aggregates):
             changed[key] = reference_id
         alpha = 0.05
-        if isinstance(aggregates, PerformanceAggregates):
-            slices = sum(len(aggregates.confusion.by_slice(list(n))) for n in aggregates.confusion.slices)
+        if isinstance(aggregates, PerformanceAggregates | MulticlassAggregates):
+            slices = _compared(aggregates)
             alpha = self.budget.alpha("fairness", max(2, slices) * VARIANTS, self.window_ms, 1)
         for names, ratio, evidence in aggregates.fairness_breaches(self.min_samples, alpha):
             low = evidence["lowest_slice"]
@@ -212,7 +232,7 @@ class Reporter:
                 )
             )
 
-    def _remember(self, key: Any, start: int, aggregates: PerformanceAggregates | RegressionAggregates) -> bool:
+    def _remember(self, key: Any, start: int, aggregates: Performance) -> bool:
         """Keep (a copy of) a prediction window's performance for the view; whether there is a view."""
         cap = self.performance_view_ms // self.window_ms
         if cap < 1:
@@ -246,7 +266,7 @@ class Reporter:
         end = start + self.window_ms
         by_start = dict(recent)
         spans = [1 << k for k in range(cap.bit_length()) if 1 << k < cap] + [cap]
-        view: PerformanceAggregates | RegressionAggregates | None = None
+        view: Performance | None = None
         covered = 0
         for span in spans:
             for back in range(covered, span):  # widen the view one window at a time, newest first
@@ -257,14 +277,14 @@ class Reporter:
             assert view is not None  # the window itself is always a member
             confidence = self._confidence(view, span * self.window_ms, len(spans))
             if span == cap or (
-                isinstance(view, PerformanceAggregates)
+                isinstance(view, PerformanceAggregates | MulticlassAggregates)
                 and view.parity_gap_seen(self.min_samples, confidence, VIEW_MIN_GAP)
             ):
                 break
         assert view is not None
         model, version, variant = key
         window = WindowKey(model, version, variant, end - covered * self.window_ms, end)
-        for metric, value, segment, interval in view.metrics(self.min_samples, confidence):
+        for metric, value, segment, interval, *feature in view.metrics(self.min_samples, confidence):
             low, high = interval if interval else (None, None)
             rows.append(
                 window.row(
@@ -275,10 +295,12 @@ class Reporter:
                     lower=low,
                     upper=high,
                     window=PERFORMANCE_VIEW,
+                    feature=feature[0] if feature else None,
                 )
             )
+        rows += self._estimate_error_rows(window, view, reference_id, PERFORMANCE_VIEW, covered)
 
-    def _confidence(self, view: PerformanceAggregates | RegressionAggregates, span_ms: int, spans: int = 1) -> float:
+    def _confidence(self, view: Performance, span_ms: int, spans: int = 1) -> float:
         """The confidence of the intervals fairness is judged by, from the false-alert budget.
 
         Two slices differ significantly when their intervals do not overlap; for two intervals of equal
@@ -287,9 +309,9 @@ class Reporter:
         and the independent spans a week holds (one per span: a view's, or a window), so each interval
         takes ``z = z_test / sqrt(2)``: 99.8% for six slices and a 30-minute span at one false alert a week.
         """
-        if not isinstance(view, PerformanceAggregates):
+        if not isinstance(view, PerformanceAggregates | MulticlassAggregates):
             return 0.95
-        slices = sum(len(view.confusion.by_slice(list(names))) for names in view.confusion.slices)
+        slices = _compared(view)
         alpha = self.budget.alpha("fairness", max(2, slices) * 3 * VARIANTS * spans, span_ms, 1)
         return _interval_confidence(alpha)
 
@@ -315,6 +337,7 @@ class Reporter:
             summary = drift_of(key, aggregates, self._references, "tumbling", self.thresholds.get(key.model), alpha)
             quality, issues = quality_rows(key, aggregates, reference_id, alpha=self._quality_alpha(profile))
             rows += summary.rows + quality
+            rows += estimated_rows(key, aggregates, "tumbling", reference_id, self._estimate_z(aggregates))
             examples = {"example_request_ids": aggregates.examples}
             findings += [dataclasses.replace(f, evidence=f.evidence | examples) for f in issues + summary.findings]
         self._rolling(slot_key, key, aggregates, rows)
@@ -403,6 +426,72 @@ class Reporter:
         if view.profile is not None:
             alpha = self._drift_alpha(view.profile)
             rows += drift_of(rolling_key, view, self._references, label, self.thresholds.get(key.model), alpha).rows
+            rows += estimated_rows(rolling_key, view, label, reference_id, self._estimate_z(view, self.rolling_windows))
+
+    def _estimate_z(self, aggregates: WindowAggregates, windows: int = 1) -> float:
+        """Standard errors of the estimates' bounds: NannyML's three, or more when the false-alert budget's
+        performance share asks for more (the estimated drop rule judges the upper bound), for every estimated
+        metric of every slice of every variant (over ``windows`` windows, for a rolling view)."""
+        estimate = aggregates.estimate
+        slices = 1 + (len(estimate.by_slice()) if estimate is not None else 0)
+        series = slices * len(ESTIMATED_METRICS) * VARIANTS
+        return _z_for(self.budget.alpha("performance", series, self.window_ms * windows))
+
+    def _estimate_error_rows(
+        self,
+        window: WindowKey,
+        aggregates: Any,
+        reference_id: str | None,
+        view: str = "tumbling",
+        windows: int = 1,
+    ) -> list[MetricRow]:
+        """How far the realized accuracy of labelled predictions is from what the estimate said of exactly
+        those predictions: rows ``estimate_error`` (|realized - estimated|, overall and per slice), whose
+        ``threshold`` is the estimate's bound at the same ``z`` as the estimated rows. Beyond it, the
+        estimate's assumption broke for them (concept drift, or scores no longer calibrated)."""
+        if not isinstance(aggregates, PerformanceAggregates) or aggregates.estimate is None:
+            return []
+        profile = self.profiles.get((window.model, window.model_version))
+        if profile is None or profile.calibration is None or aggregates.estimate_correct is None:
+            return []
+        probabilities = calibrated_probabilities(profile.calibration.probabilities)
+        spread = probabilities * (1.0 - probabilities)
+        populations: list[tuple[Segment, Any, Any]] = [
+            ((), aggregates.estimate.overall, aggregates.estimate_correct.overall)
+        ]
+        correct_by_slice = aggregates.estimate_correct.by_slice()
+        for segment, counts in aggregates.estimate.by_slice().items():
+            if int(counts.sum()) >= self.min_samples:
+                populations.append((segment, counts, correct_by_slice.get(segment, 0 * counts)))
+        series = len(populations) * VARIANTS
+        z = _z_for(self.budget.alpha("performance", series, self.window_ms * windows))
+        out = []
+        for segment, counts, correct in populations:
+            n = int(counts.sum())
+            if not n:
+                continue
+            expected = float(counts[1] @ probabilities + counts[0] @ (1.0 - probabilities)) / n
+            realized = int(correct.sum()) / n
+            half = z * math.sqrt(float(counts.sum(axis=0) @ spread)) / n
+            out.append(
+                window.row(
+                    "estimate_error",
+                    abs(realized - expected),
+                    segment=segment,
+                    threshold=half,
+                    reference=reference_id,
+                    lower=expected - half,
+                    upper=expected + half,
+                    window=view,
+                )
+            )
+        return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _z_for(alpha: float) -> float:
+    """Standard errors of a one-sided test at ``alpha``, at least three (NannyML's bounds)."""
+    return max(3.0, -normal_quantile(alpha))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -425,8 +514,14 @@ def duration_label(ms: int) -> str:
     return f"{ms}ms"
 
 
-def _merged_into(
-    into: PerformanceAggregates | RegressionAggregates, other: PerformanceAggregates | RegressionAggregates
-) -> PerformanceAggregates | RegressionAggregates:
+def _compared(aggregates: PerformanceAggregates | MulticlassAggregates) -> int:
+    """The slices whose rates fairness compares: each slice, and for a multiclass model each slice of each
+    class (one versus the rest)."""
+    if isinstance(aggregates, MulticlassAggregates):
+        return len(aggregates.by_slice()) * max(1, len(aggregates.class_names))
+    return sum(len(aggregates.confusion.by_slice(list(names))) for names in aggregates.confusion.slices)
+
+
+def _merged_into(into: Performance, other: Performance) -> Performance:
     into.merge(other)  # type: ignore[arg-type]  # one model's windows are all of its task's kind
     return into

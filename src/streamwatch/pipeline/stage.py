@@ -42,6 +42,7 @@ import numpy as np
 from streamwatch.contract.decode import DeadLetter, DecodedBatch, PredictionIn, decode_batch
 from streamwatch.core.divergence import Divergence, TwinJoin
 from streamwatch.core.join import LabelJoin, Prediction
+from streamwatch.core.multiclass import MulticlassAggregates
 from streamwatch.core.performance import PerformanceAggregates, RegressionAggregates
 from streamwatch.core.windows import TumblingWindows
 from streamwatch.pipeline.aggregates import WindowAggregates
@@ -52,6 +53,8 @@ __all__ = ["Partial", "PartitionStage", "StageOutput"]
 END_OF_TIME = 2**62
 
 PartialKind = Literal["window", "divergence", "performance"]
+#: What a prediction window's labels accumulate, by the model's task.
+Performance = PerformanceAggregates | MulticlassAggregates | RegressionAggregates
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +117,7 @@ class PartitionStage:
     def __init__(
         self,
         window_factory: Callable[[Any], WindowAggregates],
-        performance_factory: Callable[[Any], PerformanceAggregates | RegressionAggregates],
+        performance_factory: Callable[[Any], Performance],
         *,
         window_ms: int = 60_000,
         allowed_lateness_ms: int = 10_000,
@@ -138,7 +141,7 @@ class PartitionStage:
             window_ms, allowed_lateness_ms, factory=window_factory, max_lead_ms=max_lead_ms
         )
         self._divergence: dict[tuple[Any, int], Divergence] = {}
-        self._performance: dict[tuple[Any, int], PerformanceAggregates | RegressionAggregates] = {}
+        self._performance: dict[tuple[Any, int], Performance] = {}
         self._unreported: set[tuple[Any, int]] = set()
         # Per prediction window handed out, the watermark it was last handed out at (see performance_interval_ms).
         self._handed: dict[tuple[Any, int], int] = {}
@@ -434,16 +437,3 @@ def _segments(segments: dict[str, str]) -> tuple[tuple[str, str], ...]:
 
 def _order(slot: tuple[Any, int]) -> tuple[int, str]:
     return slot[1], str(slot[0])
-
-
-def performance_factory(
-    tasks: Mapping[str, str], positive_label: Callable[[Any], str], slices: Callable[[Any], list[list[str]]]
-) -> Callable[[Any], PerformanceAggregates | RegressionAggregates]:
-    """The performance aggregates a key's prediction windows start from: regression or classification."""
-
-    def make(key: Any) -> PerformanceAggregates | RegressionAggregates:
-        if tasks.get(key[0]) == "regression":
-            return RegressionAggregates()
-        return PerformanceAggregates(slices(key), positive_label(key))
-
-    return make

@@ -8,7 +8,7 @@ code that the blob chooses.
 The format
 ----------
 Header
-    ``b"SWS"``, one byte for the format version (:data:`FORMAT_VERSION`, now 3)
+    ``b"SWS"``, one byte for the format version (:data:`FORMAT_VERSION`, now 4)
     and the CRC-32 of the body (4 bytes, big-endian): a truncated or altered
     blob is refused before it is read. The header keeps this layout in every version.
 Body
@@ -71,7 +71,7 @@ Changing a type or the layout
 >>> profile = build_profile({"f": np.array([1.0, 2.0, 3.0])}, lineage=lineage)
 >>> blob = dumps({"profile": profile, "n": 1, ("a", 2): {3.5, None}})
 >>> blob[:4]
-b'SWS\\x03'
+b'SWS\\x04'
 >>> state = loads(blob, {("m", "1"): profile})
 >>> state["profile"] is profile, state[("a", 2)] == {3.5, None}
 (True, True)
@@ -111,6 +111,9 @@ from streamwatch.core.categories import CategoryCounts
 from streamwatch.core.change import ChangeDetector
 from streamwatch.core.confusion import ConfusionCounts, Counts
 from streamwatch.core.divergence import Divergence, TwinJoin
+from streamwatch.core.estimation import EstimateCounts
+from streamwatch.core.multiclass import FIELDS as MULTICLASS_FIELDS
+from streamwatch.core.multiclass import MulticlassAggregates
 from streamwatch.core.histogram import NumericHistogram
 from streamwatch.core.join import LabelJoin, _Label
 from streamwatch.core.latency import LatencySketch
@@ -138,7 +141,7 @@ __all__ = [
 MAGIC: Final = b"SWS"
 _HEADER: Final = 8  # magic, version, CRC-32 of the body
 #: The version :func:`dumps` writes; :func:`loads` reads it and every older one ``_MIGRATIONS`` upgrades.
-FORMAT_VERSION: Final = 3
+FORMAT_VERSION: Final = 4
 
 
 class StateFormatError(StreamwatchError, ValueError):
@@ -408,6 +411,8 @@ def _register_builtin_types() -> None:
     plain("core.ConfusionCounts", ConfusionCounts)
     register("core.Counts", Counts)
     plain("core.PerformanceAggregates", PerformanceAggregates)
+    plain("core.EstimateCounts", EstimateCounts)
+    plain("core.MulticlassAggregates", MulticlassAggregates)
     plain("core.RegressionAggregates", RegressionAggregates)
     register("core.SLO", SLO)
     plain("core.SLICounts", SLICounts)
@@ -453,7 +458,18 @@ _FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     ),
     "core.ScoreHistogram": ("bins", "_counts", "_missing"),
     "core.ConfusionCounts": ("slices", "max_slices_per_key", "_overall", "_slices", "_overflow"),
-    "core.PerformanceAggregates": ("positive_label", "confusion", "scores", "_log_loss_units", "_scored"),
+    "core.PerformanceAggregates": (
+        "positive_label",
+        "confusion",
+        "scores",
+        "_log_loss_units",
+        "_scored",
+        "score_edges",
+        "estimate",
+        "estimate_correct",
+    ),
+    "core.MulticlassAggregates": MULTICLASS_FIELDS,
+    "core.EstimateCounts": ("cells", "slices", "max_slices_per_key", "_overall", "_slices", "_overflow"),
     "core.RegressionAggregates": ("n", "_error", "_absolute", "_squared"),
     "core.SLICounts": ("slo", "_good", "_total"),
     "core.SLOHistory": ("slo", "window_ms", "_starts", "_good", "_total"),
@@ -493,6 +509,7 @@ _FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
         "type_mismatch",
         "unknown_features",
         "score",
+        "estimate",
         "latency",
         "requests",
         "errors",
@@ -768,6 +785,44 @@ def _v2_to_v3(body: object) -> object:
 
 
 _MIGRATIONS[2] = _v2_to_v3
+
+#: Fields version 4 added, after which field of which type: performance estimated before labels.
+_V4_FIELDS: Final = {
+    "pipeline.WindowAggregates": ("score", ["estimate"]),
+    "core.PerformanceAggregates": ("_scored", ["score_edges", "estimate", "estimate_correct"]),
+}
+
+
+def _v3_to_v4(body: object) -> object:
+    """Version 4 gave windows and performance aggregates the counts of estimated performance: version 3's
+    have none (``None``: no estimate), their new fields inserted where the registry lists them."""
+    if type(body) is not list or len(body) != 2 or type(body[0]) is not list:
+        return body  # not a body this can upgrade; the decoder says what is wrong with it
+    inserts: dict[int, tuple[int, int]] = {}  # type index -> (position in the object's list, fields added)
+    for index, item in enumerate(body[0]):
+        if type(item) is list and len(item) == 2 and item[0] in _V4_FIELDS and type(item[1]) is list:
+            after, added = _V4_FIELDS[item[0]]
+            if after not in item[1] or any(name in item[1] for name in added):
+                continue  # not version 3's fields: the decoder refuses it
+            at = item[1].index(after) + 1
+            item[1][at:at] = added
+            inserts[index] = (2 + at, len(added))  # [tag, type index, *fields]
+    if not inserts:
+        return body
+    pending: list[object] = [body[1]]
+    while pending:
+        node = pending.pop()
+        if type(node) is list:
+            if len(node) >= 2 and node[0] == _OBJECT and type(node[1]) is int and node[1] in inserts:
+                at, count = inserts[node[1]]
+                node[at:at] = [None] * count
+            pending.extend(node[1:])
+        elif type(node) is dict:
+            pending.extend(node.values())
+    return body
+
+
+_MIGRATIONS[3] = _v3_to_v4
 
 
 class _Decoder:

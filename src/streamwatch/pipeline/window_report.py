@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy.stats import binom
@@ -19,7 +20,14 @@ from streamwatch.core.thresholds import calibrate
 from streamwatch.pipeline.aggregates import WindowAggregates
 from streamwatch.profiles.model import CategoricalProfile, NumericProfile, ReferenceProfile
 
-__all__ = ["ReferenceCache", "drift_of", "operational_rows", "quality_rows"]
+__all__ = [
+    "ReferenceCache",
+    "calibrated_probabilities",
+    "drift_of",
+    "estimated_rows",
+    "operational_rows",
+    "quality_rows",
+]
 
 SCORE = "__score__"
 
@@ -166,6 +174,43 @@ def operational_rows(
         for q in (0.5, 0.95, 0.99)
     ]
     return rows
+
+
+def estimated_rows(
+    key: WindowKey, aggregates: WindowAggregates, window: str, reference: str | None, z: float, min_samples: int = 30
+) -> list[MetricRow]:
+    """Performance estimated from the window's predictions alone (CBPE, ``core.estimation``): rows
+    ``estimated_<metric>`` overall and per slice, with bounds at ``z`` standard errors; each row's
+    ``threshold`` is the reference's own estimate of the metric, which drop rules measure from."""
+    profile = aggregates.profile
+    if aggregates.estimate is None or profile is None or profile.calibration is None or not aggregates.estimate.n:
+        return []
+    calibration = profile.calibration
+    probabilities = calibrated_probabilities(calibration.probabilities)
+    baseline = calibration.reference_estimated
+    return [
+        key.row(
+            metric,
+            value,
+            segment=segment,
+            window=window,
+            reference=reference,
+            lower=bounds[0] if bounds else None,
+            upper=bounds[1] if bounds else None,
+            threshold=baseline.get(metric.removeprefix("estimated_")),
+        )
+        for metric, value, segment, bounds in aggregates.estimate.metrics(probabilities, z, min_samples)
+    ]
+
+
+@functools.lru_cache(maxsize=256)
+def _probabilities_of(values: tuple[float, ...]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    return np.array(values, dtype=float)
+
+
+def calibrated_probabilities(values: list[float]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """A calibration's probabilities as an array, built once per calibration."""
+    return _probabilities_of(tuple(values))
 
 
 #: How far a window's quality may fall from the reference before it is a finding: missing and unseen

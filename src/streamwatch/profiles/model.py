@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,19 +22,29 @@ from pydantic import BaseModel, ConfigDict, Field
 from streamwatch.contract.events import Key, Name, Timestamp
 from streamwatch.core.binning import bin_edges
 from streamwatch.core.categories import CategoryCounts
+from streamwatch.core.estimation import ESTIMATED_METRICS, MIN_CALIBRATION_LABELS, calibrate_bins, estimate, score_cells
 from streamwatch.core.histogram import NumericHistogram
+from streamwatch.core.multiclass import class_name
 
 __all__ = [
     "PROFILE_VERSION",
+    "TASKS",
+    "Calibration",
     "CategoricalProfile",
     "Lineage",
     "NumericProfile",
     "ReferenceProfile",
     "SliceBaseRate",
     "build_profile",
+    "infer_task",
 ]
 
-PROFILE_VERSION: Final = 1
+#: Version 2 added the task, the classes and the calibration; version 1 profiles are read as they are.
+PROFILE_VERSION: Final = 2
+Task = Literal["binary_classification", "multiclass_classification", "regression"]
+TASKS: Final[tuple[str, ...]] = ("binary_classification", "multiclass_classification", "regression")
+#: Most classes a multiclass profile lists; a label column with more distinct values is not a class.
+MAX_CLASSES = 50
 #: Most categories kept per categorical feature; the rest are counted together
 #: as "other", which lines up with a window's "unseen" count.
 DEFAULT_MAX_CATEGORIES = 200
@@ -110,12 +120,41 @@ class Lineage(_Frozen):
     streamwatch_version: str
 
 
+class Calibration(_Frozen):
+    """How the score maps to the probability of the positive class, fitted on the reference's labels: what
+    performance estimation before labels (CBPE, ``core.estimation``) rests on."""
+
+    method: Literal["binned_isotonic"] = Field(
+        "binned_isotonic",
+        description="Isotonic regression of the positive rate over the score's reference bins (core.estimation).",
+    )
+    probabilities: list[float] = Field(description="Calibrated probability per score bin (one per `score.counts`).")
+    labels: int = Field(description="Labelled reference rows the calibration was fitted on.")
+    positives: int
+    threshold: float | None = Field(
+        None, description="With no prediction column: a score at or above this predicts the positive class."
+    )
+    reference_estimated: dict[str, float] = Field(
+        default_factory=dict, description="The estimated metrics of the reference itself: the drop rules' baseline."
+    )
+    reference_realized: dict[str, float] = Field(
+        default_factory=dict, description="The reference's realized metrics, for comparison."
+    )
+    ece_raw: float | None = Field(
+        None, description="Expected calibration error of the raw score (10 equal-count bins)."
+    )
+    ece_calibrated: float | None = Field(None, description="The same, of the calibrated probabilities (in sample).")
+
+
 class ReferenceProfile(_Frozen):
     """The reference profile of one model version's training data."""
 
-    profile_version: Literal[1] = PROFILE_VERSION
+    profile_version: Literal[1, 2] = PROFILE_VERSION
     lineage: Lineage
+    task: Task | None = Field(None, description="The model's task, as given or inferred from the label column.")
+    classes: list[str] | None = Field(None, description="A multiclass model's classes, most frequent first.")
     positive_label: str | None = Field(None, description="Label value counted as positive for rates.")
+    calibration: Calibration | None = Field(None, description="The score's calibration, for estimated performance.")
     features: dict[Key, ColumnProfile]
     score: NumericProfile | None = None
     prediction: ColumnProfile | None = None
@@ -208,6 +247,101 @@ def _slices(
     return rows
 
 
+def _classes(values: np.ndarray) -> list[str]:
+    present = [class_name(v) for v in values.tolist() if v is not None and not (isinstance(v, float) and np.isnan(v))]
+    frequencies = Counter(present)
+    return [c for c, _ in sorted(frequencies.items(), key=lambda item: (-item[1], item[0]))]
+
+
+def infer_task(label: np.ndarray) -> Task:
+    """The task a label column implies: two classes are binary; a few classes (integers or strings) are
+    multiclass; other numbers are a regression target.
+
+    >>> infer_task(np.array([0, 1, 1])), infer_task(np.array(["cat", "dog", "cow"], dtype=object))
+    ('binary_classification', 'multiclass_classification')
+    >>> infer_task(np.array([0.5, 1.25, 3.0])), infer_task(np.array([1.0, 2.0, 3.0, 1.0]))
+    ('regression', 'multiclass_classification')
+    """
+    classes = _classes(label)
+    if len(classes) <= 2:
+        return "binary_classification"
+    if _is_numeric(label):
+        data = label.astype(float)
+        data = data[~np.isnan(data)]
+        integral = bool(np.all(data == np.round(data)))
+        return "multiclass_classification" if integral and len(classes) <= MAX_CLASSES else "regression"
+    if len(classes) > MAX_CLASSES:
+        raise ValueError(
+            f"the label column has {len(classes)} distinct strings: more than {MAX_CLASSES} classes is not a "
+            "task streamwatch supports"
+        )
+    return "multiclass_classification"
+
+
+def _ece(probabilities: np.ndarray, truth: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error over equal-count bins of the probabilities (NannyML's measure)."""
+    order = np.argsort(probabilities, kind="stable")
+    groups = np.array_split(order, min(bins, order.size))
+    return float(sum(abs(probabilities[g].mean() - truth[g].mean()) * g.size for g in groups if g.size) / order.size)
+
+
+def _realized(truth: np.ndarray, predicted: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    tp = float(np.sum(truth & predicted))
+    fp, fn = float(np.sum(~truth & predicted)), float(np.sum(truth & ~predicted))
+    n = float(truth.size)
+    out = {"accuracy": float(np.mean(truth == predicted))}
+    if tp + fp:
+        out["precision"] = tp / (tp + fp)
+    if tp + fn:
+        out["recall"] = tp / (tp + fn)
+    if 2 * tp + fp + fn:
+        out["f1"] = 2 * tp / (2 * tp + fp + fn)
+    positives, negatives = int(truth.sum()), int(n - truth.sum())
+    if positives and negatives:
+        from scipy.stats import rankdata  # the ROC AUC as the Mann-Whitney U, ties halved
+
+        ranks = rankdata(score)
+        out["roc_auc"] = float((ranks[truth].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+    return out
+
+
+def _calibration(
+    score: np.ndarray, label: np.ndarray, prediction: np.ndarray | None, edges: list[float], positive_label: str
+) -> Calibration | None:
+    """Fit the score's calibration on the labelled, scored reference rows (None with too few of a class)."""
+    truth_all = _positive(label, positive_label)
+    known = np.array([v is not None and not (isinstance(v, float) and np.isnan(v)) for v in label.tolist()])
+    scores = score.astype(float)
+    kept = known & ~np.isnan(scores)
+    truth, scores = truth_all[kept], scores[kept]
+    positives = int(truth.sum())
+    if positives < MIN_CALIBRATION_LABELS or truth.size - positives < MIN_CALIBRATION_LABELS:
+        return None
+    threshold = None
+    if prediction is not None:
+        predicted = _positive(prediction, positive_label)[kept]
+    else:
+        threshold = 0.5
+        predicted = scores >= threshold
+    edge_array = np.asarray(edges, dtype=float)
+    cells = score_cells(edge_array, scores)
+    size = edge_array.size + 1
+    totals = np.bincount(cells, minlength=size)
+    probabilities = calibrate_bins(totals, np.bincount(cells, weights=truth, minlength=size).round())
+    counts = np.bincount(predicted.astype(np.intp) * size + cells, minlength=2 * size).reshape(2, size)
+    estimated = estimate(counts, probabilities)
+    return Calibration(
+        probabilities=probabilities.tolist(),
+        labels=int(truth.size),
+        positives=positives,
+        threshold=threshold,
+        reference_estimated={m: e.value for m, e in estimated.items() if not np.isnan(e.value)},
+        reference_realized={m: v for m, v in _realized(truth, predicted, scores).items() if m in ESTIMATED_METRICS},
+        ece_raw=_ece(scores, truth),
+        ece_calibrated=_ece(probabilities[cells], truth),
+    )
+
+
 def build_profile(
     columns: Mapping[str, np.ndarray],
     *,
@@ -218,6 +352,7 @@ def build_profile(
     segments: Sequence[str] = (),
     positive_label: str = "1",
     max_categories: int = DEFAULT_MAX_CATEGORIES,
+    task: str | None = None,
 ) -> ReferenceProfile:
     """Profile a training set given as columns (numeric arrays with NaN, or object arrays with None).
 
@@ -244,11 +379,30 @@ def build_profile(
     score = columns.get(score_column) if score_column else None
     if score is not None and not _is_numeric(score):
         raise ValueError(f"score column {score_column!r} must be numeric")
+    if task is not None and task not in TASKS:
+        raise ValueError(f"task {task!r} is not one of {', '.join(TASKS)}")
+    if task is None and label is not None:
+        task = infer_task(label)
+    score_profile = None if score is None else _numeric(score)
+    calibration = None
+    binary = task == "binary_classification"
+    if binary and label is not None and score is not None and score_profile is not None and score_profile.count:
+        calibration = _calibration(score, label, prediction, score_profile.edges, positive_label)
+    classes = None
+    if task == "multiclass_classification":
+        column = label if label is not None else prediction
+        found = _classes(column) if column is not None else []
+        if len(found) > MAX_CLASSES:
+            raise ValueError(f"{len(found)} classes: a multiclass model may have at most {MAX_CLASSES}")
+        classes = found
     return ReferenceProfile(
         lineage=lineage,
+        task=cast(Task | None, task),
+        classes=classes,
         positive_label=positive_label if (label is not None or prediction is not None) else None,
+        calibration=calibration,
         features=features,
-        score=None if score is None else _numeric(score),
+        score=score_profile,
         prediction=None if prediction is None else _column(prediction, max_categories),
         label=None if label is None else _column(label, max_categories),
         slices=_slices(columns, segments, label, prediction, score, positive_label),

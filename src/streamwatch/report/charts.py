@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 
-__all__ = ["heatmap", "line_chart"]
+__all__ = ["heatmap", "interval_chart", "line_chart"]
 
 WIDTH, HEIGHT = 720, 240
 LEFT, RIGHT, TOP, BOTTOM = 56, 150, 28, 34
@@ -91,6 +91,84 @@ def line_chart(
         key_x, key_y = WIDTH - RIGHT + 40, TOP + 16 * i
         parts.append(f'<rect x="{key_x}" y="{key_y - 9}" width="10" height="10" fill="{color}"/>')
         parts.append(f'<text x="{key_x + 14}" y="{key_y}" class="tick">{escape(name[:16])}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def interval_chart(
+    estimates: Mapping[str, Sequence[tuple[float, float, float | None, float | None]]],
+    realized: Mapping[str, Sequence[tuple[float, float]]],
+    *,
+    title: str,
+) -> str:
+    """Estimates over time (x: epoch ms) as lines inside their shaded band, ``(x, estimate, lower, upper)`` each, and
+    the realized figures of the same names as dots in the same colour: a dot outside its band is an estimate missed.
+    """
+    lines = {name: _finite([(x, y) for x, y, _, _ in points]) for name, points in estimates.items()}
+    bands = {
+        name: [(x, lo, hi) for x, _, lo, hi in points if lo is not None and hi is not None and math.isfinite(lo + hi)]
+        for name, points in estimates.items()
+    }
+    dots = {name: _finite(points) for name, points in realized.items()}
+    xs = [x for group in (lines, dots) for points in group.values() for x, _ in points]
+    ys = [y for group in (lines, dots) for points in group.values() for _, y in points]
+    ys += [y for band in bands.values() for _, lo, hi in band for y in (lo, hi)]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="{LEFT}" y="18" class="chart-title">{escape(title)}</text>',
+    ]
+    if not xs:
+        parts.append(f'<text x="{LEFT}" y="{HEIGHT // 2}" class="empty">no data</text></svg>')
+        return "".join(parts)
+    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    y0, y1 = min(0.0, min(ys)), (1.0 if max(ys) <= 1.0 else max(ys) * 1.1) if max(ys) > 0 else 1.0
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def px(x: float) -> float:
+        return LEFT + (x - x0) / (x1 - x0) * plot_w
+
+    def py(y: float) -> float:
+        return TOP + plot_h - (y - y0) / (y1 - y0) * plot_h
+
+    parts.append(f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" class="frame"/>')
+    for i in range(5):
+        value = y0 + (y1 - y0) * i / 4
+        parts.append(f'<text x="{LEFT - 6}" y="{py(value) + 4:.1f}" class="tick" text-anchor="end">{value:.3g}</text>')
+    for i in range(5):
+        at = x0 + (x1 - x0) * i / 4
+        parts.append(f'<text x="{px(at):.1f}" y="{HEIGHT - 14}" class="tick" text-anchor="middle">{_clock(at)}</text>')
+    key = 0
+    for i, name in enumerate(sorted({*estimates, *realized})):
+        color = PALETTE[i % len(PALETTE)]
+        band = sorted(bands.get(name, []))
+        if band:
+            upper = [f"{px(x):.1f},{py(hi):.1f}" for x, _, hi in band]
+            lower = [f"{px(x):.1f},{py(lo):.1f}" for x, lo, _ in reversed(band)]
+            parts.append(
+                f'<polygon points="{" ".join(upper + lower)}" fill="{color}" fill-opacity="0.18" stroke="none">'
+                f"<title>{escape(name)}: bounds of the estimate</title></polygon>"
+            )
+        if lines.get(name):
+            path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in sorted(lines[name]))
+            parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
+        for x, y in sorted(dots.get(name, [])):
+            parts.append(
+                f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.5" fill="{color}" stroke="#fff">'
+                f"<title>{escape(name)} realized {_clock(x)}: {y:.3g}</title></circle>"
+            )
+        for label, present in (("est.", name in lines), ("realized", name in dots)):
+            if present:
+                key_x, key_y = WIDTH - RIGHT + 40, TOP + 16 * key
+                shape = (
+                    f'<rect x="{key_x}" y="{key_y - 9}" width="10" height="10" fill="{color}"/>'
+                    if label == "est."
+                    else f'<circle cx="{key_x + 5}" cy="{key_y - 4}" r="4" fill="{color}"/>'
+                )
+                parts.append(
+                    f'{shape}<text x="{key_x + 14}" y="{key_y}" class="tick">{escape(name[:10])} {label}</text>'
+                )
+                key += 1
     parts.append("</svg>")
     return "".join(parts)
 

@@ -4,12 +4,15 @@
 them into HTML with inline SVG charts (:mod:`streamwatch.report.charts`) and
 inline CSS: no script and no external file, so the page opens offline, can be
 mailed, and draws the same everywhere. Sections: the reference's lineage, the
-alert timeline, drift per feature over time and as a heatmap, fairness per
-slice with the four-fifths line, latency percentiles and SLO burn rates.
+alert timeline, drift per feature over time and as a heatmap, performance
+(estimated before the labels arrive, with its bounds, beside the realized
+figures; a multiclass model's figures, classes and confusion matrix), fairness
+per slice with the four-fifths line, latency percentiles and SLO burn rates.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -19,11 +22,16 @@ from typing import Any
 
 from streamwatch.contract.events import AlertEvent
 from streamwatch.core.fairness import FOUR_FIFTHS
-from streamwatch.report.charts import heatmap, line_chart
+from streamwatch.report.charts import heatmap, interval_chart, line_chart
 
 __all__ = ["ReportData", "render_report", "report_data"]
 
 _DECIDING = ("wasserstein", "js")  # numeric features, categorical ones (one row per feature has a value)
+_ESTIMATED = ("accuracy", "precision", "recall", "f1", "roc_auc")  # CBPE's figures, as their realized rows name them
+_CHARTED = ("accuracy", "roc_auc")  # the estimates the report draws (the table shows every one)
+_MULTICLASS = ("accuracy", "macro_f1", "micro_f1")
+_PER_CLASS = ("class_precision", "class_recall", "class_f1", "class_support")  # feature: the class
+_LATEST = 3  # windows in the estimated-against-realized table
 _METRICS = (
     *_DECIDING,
     "drifted_share",
@@ -39,6 +47,12 @@ _METRICS = (
     "burn_rate_1h",
     "burn_rate_6h",
     "requests",
+    *_ESTIMATED,
+    *(f"estimated_{m}" for m in _ESTIMATED),
+    "macro_f1",
+    "micro_f1",
+    *_PER_CLASS,
+    "confusion",  # feature: the JSON array [actual, predicted]
 )
 
 
@@ -49,6 +63,10 @@ class ReportData:
     generated_ms: int
     #: (version, variant, metric, feature, segment as "k=v,...") -> [(window start ms, value, threshold)]
     series: dict[tuple[str, str, str, str, str], list[tuple[int, float, float | None]]] = field(default_factory=dict)
+    #: the same keys -> {window start ms: (lower, upper)}, for the rows that have either
+    bounds: dict[tuple[str, str, str, str, str], dict[int, tuple[float | None, float | None]]] = field(
+        default_factory=dict
+    )
     alerts: list[AlertEvent] = field(default_factory=list)
     lineage: list[dict[str, Any]] = field(default_factory=list)
 
@@ -58,16 +76,20 @@ def report_data(store: Any, model: str, since_ms: int, now_ms: int) -> ReportDat
     data = ReportData(model, since_ms, now_ms)
     rows = store.query(
         "SELECT model_version, variant, metric, feature, segment, toUnixTimestamp64Milli(window_start), value, "
-        "threshold FROM {db}.metrics FINAL WHERE model = {model:String} AND window = 'tumbling' "
+        "threshold, lower, upper FROM {db}.metrics FINAL WHERE model = {model:String} AND window = 'tumbling' "
         "AND window_start >= fromUnixTimestamp64Milli({since:Int64}) AND metric IN {metrics:Array(String)} "
         "ORDER BY window_start",
         {"model": model, "since": since_ms, "metrics": list(_METRICS)},
     )
     series: dict[tuple[str, str, str, str, str], list[tuple[int, float, float | None]]] = defaultdict(list)
-    for version, variant, metric, feature, segment, start, value, threshold in rows:
+    bounds: dict[tuple[str, str, str, str, str], dict[int, tuple[float | None, float | None]]] = defaultdict(dict)
+    for version, variant, metric, feature, segment, start, value, threshold, lower, upper in rows:
         key = ",".join(f"{k}={v}" for k, v in sorted(segment.items()))
         series[version, variant, metric, feature, key].append((int(start), float(value), threshold))
+        if lower is not None or upper is not None:
+            bounds[version, variant, metric, feature, key][int(start)] = (lower, upper)
     data.series = dict(series)
+    data.bounds = dict(bounds)
     for (payload,) in store.query(
         "SELECT payload FROM {db}.alerts FINAL WHERE model = {model:String} AND starts_at >= "
         "fromUnixTimestamp64Milli({since:Int64}) - INTERVAL 1 DAY",
@@ -149,6 +171,107 @@ def _fairness(data: ReportData, version: str, variant: str) -> str:
             )
         )
     return "".join(out)
+
+
+def _figure(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _overall(data: ReportData, version: str, variant: str, metric: str) -> list[tuple[int, float, float | None]]:
+    """The rows of one metric of the whole population (no feature, no slice)."""
+    return data.series.get((version, variant, metric, "", ""), [])
+
+
+def _estimates(data: ReportData, version: str, variant: str) -> str:
+    """A binary classifier's estimated figures in their bounds beside the realized ones, then the latest windows."""
+    bounds = {metric: data.bounds.get((version, variant, f"estimated_{metric}", "", ""), {}) for metric in _ESTIMATED}
+    estimated = {
+        metric: [(start, value, *bounds[metric].get(start, (None, None))) for start, value, _ in rows]
+        for metric in _CHARTED
+        if (rows := _overall(data, version, variant, f"estimated_{metric}"))
+    }
+    realized = {metric: _points(rows) for metric in _CHARTED if (rows := _overall(data, version, variant, metric))}
+    if not estimated:
+        return ""
+    chart = interval_chart(
+        estimated,
+        realized,
+        title=f"estimated performance (line, band: bounds) and realized (dots): {version} {variant}",
+    )
+    guesses = {m: {s: v for s, v, _ in _overall(data, version, variant, f"estimated_{m}")} for m in _ESTIMATED}
+    actuals = {m: {s: v for s, v, _ in _overall(data, version, variant, m)} for m in _ESTIMATED}
+    cells = []
+    for start in sorted({s for by_start in guesses.values() for s in by_start}, reverse=True)[:_LATEST]:
+        for metric in _ESTIMATED:
+            guess = guesses[metric].get(start)
+            if guess is None:
+                continue
+            lower, upper = bounds[metric].get(start, (None, None))
+            actual = actuals[metric].get(start)
+            if actual is None:
+                verdict = "awaiting labels"
+            elif lower is None or upper is None:
+                verdict = ""
+            else:
+                verdict = "within" if lower <= actual <= upper else "outside"
+            cells.append(
+                f"<tr><td>{_when(start)}</td><td>{escape(metric)}</td><td>{_figure(guess)}</td>"
+                f"<td>{_figure(lower)} – {_figure(upper)}</td><td>{_figure(actual)}</td><td>{verdict}</td></tr>"
+            )
+    head = "".join(f"<th>{h}</th>" for h in ("window", "metric", "estimated", "bounds", "realized", "realized is"))
+    return f"{chart}<table><tr>{head}</tr>{''.join(cells)}</table>"
+
+
+def _multiclass(data: ReportData, version: str, variant: str) -> str:
+    """A multiclass model's accuracy and F1 over time, each class's latest figures, and the period's confusion."""
+    if not _overall(data, version, variant, "macro_f1"):
+        return ""
+    chart = line_chart(
+        {m: _points(rows) for m in _MULTICLASS if (rows := _overall(data, version, variant, m))},
+        title=f"multiclass accuracy, macro F1 and micro F1: {version} {variant}",
+    )
+    latest: dict[str, dict[str, float]] = defaultdict(dict)
+    cells: dict[tuple[str, str], float] = defaultdict(float)
+    for (v, var, metric, feature, segment), rows in data.series.items():
+        if (v, var) != (version, variant) or segment or not rows:
+            continue
+        if metric in _PER_CLASS:
+            latest[feature][metric] = max(rows, key=lambda r: r[0])[1]
+        elif metric == "confusion":
+            try:
+                actual, predicted = (str(c) for c in json.loads(feature))
+            except (ValueError, TypeError):  # not the [actual, predicted] pair the pipeline writes
+                continue
+            cells[actual, predicted] += sum(value for _, value, _ in rows if math.isfinite(value))
+    per_class = "".join(
+        f"<tr><td>{escape(name)}</td>"
+        + "".join(f"<td>{_figure(figures.get(m))}</td>" for m in _PER_CLASS[:3])
+        + f"<td>{_figure(figures.get('class_support'), 0)}</td></tr>"
+        for name, figures in sorted(latest.items())
+    )
+    head = "".join(f"<th>{h}</th>" for h in ("class", "precision", "recall", "F1", "support"))
+    out = [chart, f"<table><tr>{head}</tr>{per_class}</table>" if per_class else ""]
+    classes = sorted({c for cell in cells for c in cell})
+    if classes:
+        top = "".join(f"<th>{escape(c)}</th>" for c in classes)
+        grid = "".join(
+            f"<tr><th>{escape(a)}</th>" + "".join(f"<td>{cells.get((a, p), 0.0):.0f}</td>" for p in classes) + "</tr>"
+            for a in classes
+        )
+        out.append(
+            "<p class='meta'>Confusion matrix of the period (rows: actual class, columns: predicted).</p>"
+            f"<table class='confusion'><tr><th>actual \\ predicted</th>{top}</tr>{grid}</table>"
+        )
+    return "".join(out)
+
+
+def _performance(data: ReportData) -> str:
+    out = []
+    for version, variant in _versions(data):
+        shown = _estimates(data, version, variant) + _multiclass(data, version, variant)
+        if shown:
+            out.append(f"<h3>{escape(version)} ({escape(variant)})</h3>{shown}")
+    return "".join(out) or "<p>No estimated performance and no multiclass figures in this period.</p>"
 
 
 def _latency(data: ReportData) -> str:
@@ -234,6 +357,7 @@ h3{font-size:15px;color:#334155}svg{width:100%;height:auto;margin:8px 0}
 .threshold{stroke:#dc2626;stroke-dasharray:5 4}table{border-collapse:collapse;font-size:12px;width:100%}
 td,th{border:1px solid #e2e8f0;padding:4px 6px;text-align:left;vertical-align:top}th{background:#f8fafc}
 tr.firing td:first-child{color:#b91c1c;font-weight:600}.meta{color:#475569;font-size:13px}
+table.confusion td{text-align:right}
 """
 
 
@@ -262,6 +386,8 @@ def render_report(data: ReportData) -> str:
         _alerts(data),
         "<h2>Drift per feature</h2>",
         *(_drift(data, v, var) for v, var in _versions(data)),
+        "<h2>Performance: estimated and realized</h2>",
+        _performance(data),
         "<h2>Fairness per slice</h2>",
         *(_fairness(data, v, var) for v, var in _versions(data)),
         "<h2>Latency and SLO</h2>",

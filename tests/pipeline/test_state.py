@@ -36,8 +36,8 @@ from streamwatch.core.join import Prediction
 from streamwatch.core.performance import RegressionAggregates
 from streamwatch.errors import StreamwatchError
 from streamwatch.pipeline import state as state_codec
-from streamwatch.pipeline.merge import PartialMerger
 from streamwatch.pipeline.aggregates import WindowAggregates
+from streamwatch.pipeline.merge import PartialMerger
 from streamwatch.pipeline.pipeline import Pipeline, PipelineOutput
 from streamwatch.profiles.model import ReferenceProfile
 from streamwatch.runtime.loop import RuntimeSettings, WorkerRuntime

@@ -19,10 +19,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from streamwatch.contract.decode import DeadLetter
-from streamwatch.core.budget import AlertBudget
 import numpy as np
 
+from streamwatch.contract.decode import DeadLetter
+from streamwatch.core.budget import AlertBudget
 from streamwatch.core.multiclass import MulticlassAggregates
 from streamwatch.core.performance import PerformanceAggregates, RegressionAggregates
 from streamwatch.core.records import Finding, MetricRow

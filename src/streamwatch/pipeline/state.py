@@ -112,11 +112,11 @@ from streamwatch.core.change import ChangeDetector
 from streamwatch.core.confusion import ConfusionCounts, Counts
 from streamwatch.core.divergence import Divergence, TwinJoin
 from streamwatch.core.estimation import EstimateCounts
-from streamwatch.core.multiclass import FIELDS as MULTICLASS_FIELDS
-from streamwatch.core.multiclass import MulticlassAggregates
 from streamwatch.core.histogram import NumericHistogram
 from streamwatch.core.join import LabelJoin, _Label
 from streamwatch.core.latency import LatencySketch
+from streamwatch.core.multiclass import FIELDS as MULTICLASS_FIELDS
+from streamwatch.core.multiclass import MulticlassAggregates
 from streamwatch.core.performance import PerformanceAggregates, RegressionAggregates
 from streamwatch.core.scores import ScoreHistogram
 from streamwatch.core.slo import SLO, SLICounts

@@ -15,9 +15,32 @@ from streamwatch.contract.encode import Encoder
 from streamwatch.pipeline.merge import PartialMerger
 from streamwatch.pipeline.pipeline import Pipeline, PipelineOutput
 from streamwatch.pipeline.stage import Partial, StageOutput
-from tests.pipeline.test_pipeline import START, profile
+from streamwatch.profiles.model import build_profile
+from tests.pipeline.test_pipeline import LINEAGE, START
 
-PROFILE = profile()
+
+def calibrated_profile():  # type: ignore[no-untyped-def]
+    """The reference of a binary classifier with labels, scores and predictions: its score is calibrated
+    (performance is estimated before labels) and its predicted class watched for drift."""
+    rng = np.random.default_rng(0)
+    score = rng.random(20_000)
+    return build_profile(
+        {
+            "income": rng.normal(50, 10, 20_000),
+            "age": rng.integers(18, 80, 20_000).astype(float),
+            "region": rng.choice(np.array(["north", "south"], dtype=object), 20_000),
+            "score": score,
+            "label": (rng.random(20_000) < 0.4).astype(int),
+            "prediction": (score > 0.5).astype(int),
+        },
+        lineage=LINEAGE,
+        score_column="score",
+        label_column="label",
+        prediction_column="prediction",
+    )
+
+
+PROFILE = calibrated_profile()
 
 
 def stream(minutes: int = 4, per_minute: int = 150) -> list[bytes]:
@@ -160,6 +183,9 @@ WHOLE = whole_run(RAWS)
 def test_the_stream_exercises_every_kind_of_partial() -> None:
     metrics = {identity[5] for identity in WHOLE[0]}
     assert {"psi", "latency_p99", "agreement_rate", "roc_auc", "selection_rate", "burn_rate_1h"} <= metrics
+    assert {"estimated_accuracy", "estimated_roc_auc", "estimate_error"} <= metrics
+    assert any(identity[5] == "estimated_f1" and identity[7] == (("gender", "F"),) for identity in WHOLE[0])
+    assert any(identity[6] == "__prediction__" for identity in WHOLE[0])  # the predicted class's drift
     assert any(identity[3] == "3m" for identity in WHOLE[0])  # the rolling view
     assert {f[0] for f in WHOLE[1]} >= {"drift"}
 

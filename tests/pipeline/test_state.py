@@ -626,7 +626,7 @@ def test_the_v3_fixture_gains_the_fields_of_version_4_and_continues_exactly_like
     assert {"pipeline.WindowAggregates", "core.PerformanceAggregates"} <= names  # what version 4 changed
     state = state_codec.loads(blob, profiles)
     windows = list(state["stage"]["open"].values())
-    assert windows and all(isinstance(w, WindowAggregates) and w.estimate is None for w in windows)
+    assert windows and all(isinstance(w, WindowAggregates) and w.estimate is w.prediction is None for w in windows)
     performance = list(state["stage"]["performance"].values())
     assert performance and all(p.estimate is None and p.score_edges is None for p in performance)
     whole = Run.new(profiles).feed(events).finish()

@@ -79,6 +79,12 @@ class WindowAggregates:
                     else CategoryCounts(reference.categories)
                 )
         self.score = NumericHistogram(profile.score.edges) if profile and profile.score else None
+        # What the model predicted, on the reference's bins or classes: drift of the predicted class (or value).
+        self.prediction: NumericHistogram | CategoryCounts | None = None
+        if profile is not None and isinstance(profile.prediction, NumericProfile):
+            self.prediction = NumericHistogram(profile.prediction.edges)
+        elif profile is not None and profile.prediction is not None:
+            self.prediction = CategoryCounts(profile.prediction.categories)
         # A binary classifier whose score the reference calibrated: predictions per (predicted class, score bin)
         # and slice, from which performance is estimated before labels arrive (core.estimation).
         self.estimate = (
@@ -133,10 +139,21 @@ class WindowAggregates:
             self.score.update(np.array([event.score for event in predictions], dtype=float))
         if self.estimate is not None:
             self._estimate(predictions)
+        if self.prediction is not None:
+            self._predicted([event.prediction for event in predictions])
         # The smallest ids, not the first ones: that choice merges exactly across partitions.
         self.examples = heapq.nsmallest(
             EXAMPLES_PER_WINDOW, {*self.examples, *(event.request_id for event in predictions)}
         )
+
+    def _predicted(self, values: list[Any]) -> None:
+        """Count what the model predicted (errors predict nothing: missing), as the reference profiled it:
+        numbers on its bins (a string there is missing), anything else as text among its classes."""
+        if isinstance(self.prediction, NumericHistogram):
+            numbers = [v if isinstance(v, int | float) else None for v in values]
+            self.prediction.update(np.array(numbers, dtype=float))
+        elif isinstance(self.prediction, CategoryCounts):
+            self.prediction.update([None if v is None else str(v) for v in values])
 
     def _estimate(self, predictions: list[Any]) -> None:
         """Count the scored predictions by predicted class, score bin and slice, for estimated performance."""
@@ -208,6 +225,8 @@ class WindowAggregates:
             self.score.merge(other.score)
         if self.estimate is not None and other.estimate is not None:
             self.estimate.merge(other.estimate)
+        if self.prediction is not None and other.prediction is not None:
+            self.prediction.merge(other.prediction)  # type: ignore[arg-type]  # one profile made both
         self.latency.merge(other.latency)
         self.sli.merge(other.sli)
         self.requests += other.requests

@@ -344,7 +344,7 @@ class Reporter:
 
     def _drift_alpha(self, profile: ReferenceProfile) -> float:
         """Each feature's (and the score's) false-positive rate per window, under the budget's drift share."""
-        series = (len(profile.features) + (profile.score is not None)) * VARIANTS
+        series = (len(profile.features) + (profile.score is not None) + (profile.prediction is not None)) * VARIANTS
         return self.budget.alpha("drift", series, self.window_ms)
 
     def _quality_alpha(self, profile: ReferenceProfile) -> float:

@@ -509,6 +509,7 @@ _FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
         "type_mismatch",
         "unknown_features",
         "score",
+        "prediction",
         "estimate",
         "latency",
         "requests",
@@ -788,14 +789,15 @@ _MIGRATIONS[2] = _v2_to_v3
 
 #: Fields version 4 added, after which field of which type: performance estimated before labels.
 _V4_FIELDS: Final = {
-    "pipeline.WindowAggregates": ("score", ["estimate"]),
+    "pipeline.WindowAggregates": ("score", ["prediction", "estimate"]),
     "core.PerformanceAggregates": ("_scored", ["score_edges", "estimate", "estimate_correct"]),
 }
 
 
 def _v3_to_v4(body: object) -> object:
-    """Version 4 gave windows and performance aggregates the counts of estimated performance: version 3's
-    have none (``None``: no estimate), their new fields inserted where the registry lists them."""
+    """Version 4 gave windows the predicted values' counts and the counts of estimated performance, and
+    performance aggregates the counts that check the estimate: version 3's have none (``None``), their new
+    fields inserted where the registry lists them."""
     if type(body) is not list or len(body) != 2 or type(body[0]) is not list:
         return body  # not a body this can upgrade; the decoder says what is wrong with it
     inserts: dict[int, tuple[int, int]] = {}  # type index -> (position in the object's list, fields added)

@@ -30,6 +30,8 @@ __all__ = [
 ]
 
 SCORE = "__score__"
+#: The predicted value (class or number) as a drift "feature": a shift in what the model predicts.
+PREDICTION = "__prediction__"
 
 #: A profile's reference aggregates, by feature.
 _References = dict[str, NumericHistogram | CategoryCounts]
@@ -106,6 +108,11 @@ class ReferenceCache:
                 references[name] = reference.category_counts()
         if profile.score is not None:
             references[SCORE], scales[SCORE] = profile.score.histogram(), profile.score.std or 1.0
+        if isinstance(profile.prediction, NumericProfile):
+            references[PREDICTION] = profile.prediction.histogram()
+            scales[PREDICTION] = profile.prediction.std or 1.0
+        elif isinstance(profile.prediction, CategoricalProfile):
+            references[PREDICTION] = profile.prediction.category_counts()
         self._built[id(profile)] = (profile, references, scales)
         return references, scales
 
@@ -142,6 +149,8 @@ def drift_of(
     current: dict[str, NumericHistogram | CategoryCounts] = dict(aggregates.features)
     if aggregates.score is not None:
         current[SCORE] = aggregates.score
+    if aggregates.prediction is not None:
+        current[PREDICTION] = aggregates.prediction
     sizes = {name: values.n for name, values in current.items()}
     thresholds = {name: dict(values) for name, values in cache.thresholds(profile, sizes, alpha).items()}
     for name, values in (overrides or {}).items():

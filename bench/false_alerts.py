@@ -61,6 +61,7 @@ from streamwatch.alerts.engine import Alerting
 from streamwatch.config.settings import Settings
 from streamwatch.core.categories import CategoryCounts
 from streamwatch.core.divergence import Divergence, Twin
+from streamwatch.core.estimation import score_cells
 from streamwatch.core.histogram import NumericHistogram
 from streamwatch.core.join import Prediction
 from streamwatch.core.performance import _EPS, _LOG_LOSS_UNIT, PerformanceAggregates
@@ -141,8 +142,10 @@ class Generator:
         rng: np.random.Generator,
         n: int,
         shift: Mapping[str, float] | None = None,
+        scale: float = 1.0,
     ) -> dict[str, np.ndarray]:
-        """``n`` requests; ``shift`` adds to a numeric feature's values (an incident)."""
+        """``n`` requests; ``shift`` adds to a numeric feature's values, ``scale`` multiplies the features that
+        drive the score (incidents: the second moves scores towards 0.5, where the model errs more)."""
         columns: dict[str, np.ndarray] = {}
         for feature in self.features:
             kind = feature.kind
@@ -161,6 +164,8 @@ class Generator:
                 values = np.array(CATEGORIES, dtype=object)[codes]
             if shift and feature.name in shift:
                 values = values + shift[feature.name]
+            if scale != 1.0 and feature.name in self.drivers:
+                values = values * scale
             if feature.missing:
                 gone = rng.random(n) < MISSING_SHARE
                 if values.dtype == object:
@@ -237,7 +242,9 @@ def baseline(columns: Mapping[str, np.ndarray]) -> dict[str, float]:
 # -- the shortcut: windows and performance filled from columns --------------------------------------
 
 
-def fill_window(profile: ReferenceProfile, slo: SLO, columns: Mapping[str, np.ndarray]) -> WindowAggregates:
+def fill_window(
+    profile: ReferenceProfile, slo: SLO, columns: Mapping[str, np.ndarray], slices: Sequence[Sequence[str]] = ()
+) -> WindowAggregates:
     """The window aggregates of a batch of predictions given as columns, as ``WindowAggregates.update`` makes them.
 
     ``columns`` holds each feature (floats with NaN for missing, or objects with None), ``score`` (NaN
@@ -245,7 +252,7 @@ def fill_window(profile: ReferenceProfile, slo: SLO, columns: Mapping[str, np.nd
     ``_numeric_values`` (histogram and out-of-range count), categorical ones through
     ``CategoryCounts.update``; the request parts through their sketches and counters.
     """
-    aggregates = WindowAggregates(profile, slo)
+    aggregates = WindowAggregates(profile, slo, slices if profile.calibration is not None else ())
     for name, aggregate in aggregates.features.items():
         values = columns[name]
         if isinstance(aggregate, NumericHistogram):
@@ -261,6 +268,16 @@ def fill_window(profile: ReferenceProfile, slo: SLO, columns: Mapping[str, np.nd
     aggregates.sli.update(ok, latency)
     if aggregates.score is not None:
         aggregates.score.update(np.asarray(columns["score"], dtype=float))
+    if aggregates.prediction is not None:  # an errored request predicted nothing
+        aggregates._predicted(np.where(ok, columns["prediction"], None).tolist())
+    if aggregates.estimate is not None and aggregates.score is not None:
+        scores = np.asarray(columns["score"], dtype=float)
+        scored = ok & ~np.isnan(scores)
+        aggregates.estimate.update(
+            score_cells(aggregates.score.edges, scores[scored]),
+            np.asarray(columns["prediction"])[scored].astype(bool),
+            {name: np.asarray(columns[name], dtype=object)[scored] for name in SEGMENTS},
+        )
     return aggregates
 
 
@@ -295,6 +312,13 @@ def fill_performance(aggregates: PerformanceAggregates, columns: Mapping[str, np
     clipped = np.where(y_true, clipped, 1 - clipped)
     aggregates._log_loss_units += int(np.rint(-np.log(clipped) / _LOG_LOSS_UNIT).sum())
     aggregates._scored += y_true.size
+    if aggregates.estimate is not None and aggregates.estimate_correct is not None:
+        assert aggregates.score_edges is not None
+        cells = score_cells(aggregates.score_edges, scores)
+        right = y_true == y_pred
+        segments = {name: np.asarray(columns[name], dtype=object) for name in SEGMENTS}
+        aggregates.estimate.update(cells, y_pred, segments)
+        aggregates.estimate_correct.update(cells[right], y_pred[right], {n: v[right] for n, v in segments.items()})
 
 
 # -- one run ----------------------------------------------------------------------------------------
@@ -313,6 +337,8 @@ class Incident:
     latency_factor: float = 1.0  # the canary's latencies multiplied
     also: tuple[str, ...] = ()  # other rules whose delay is reported
     label_delay: tuple[float, float] = LABEL_DELAY_MINUTES  # minutes, uniform
+    driver_scale: float = 1.0  # the score's drivers multiplied: a covariate shift that lowers real performance
+    concept_points: float = 0.0  # share of gender=F's labels drawn from 1 - score: P(y|x) changed for them
 
 
 @dataclass
@@ -385,7 +411,12 @@ def run(
         start = START_MS + minute * window_ms
         active = incident is not None and minute >= incident.onset
         shift = {generator.drifting: incident.shift_sigma * sigma} if active and incident.shift_sigma else None
-        production = generator.draw(rng, int(rng.poisson(rpm)), shift)
+        scale = incident.driver_scale if active and incident is not None else 1.0
+        production = generator.draw(rng, int(rng.poisson(rpm)), shift, scale)
+        if active and incident is not None and incident.concept_points:
+            turned = (production["gender"] == "F") & (rng.random(len(production["label"])) < incident.concept_points)
+            flipped = (rng.random(len(production["label"])) < 1 - production["score"]).astype(np.int64)
+            production["label"] = np.where(turned, flipped, production["label"])
         if active and incident.fpr_points:
             flip = (
                 (production["gender"] == "F")
@@ -426,7 +457,8 @@ def run(
                 continue  # no event, no window
             # An errored request has no score or prediction, so no label joins it.
             scored = dict(columns, score=np.where(columns["ok"], columns["score"], np.nan))
-            windows.append(Partial("window", (MODEL, VERSION, variant), start, fill_window(profile, slo, scored)))
+            window = fill_window(profile, slo, scored, pipeline._slices_for((MODEL, VERSION, variant)))
+            windows.append(Partial("window", (MODEL, VERSION, variant), start, window))
             labelled = take(columns, np.flatnonzero(columns["ok"]))
             delay = (
                 rng.uniform(*(incident.label_delay if incident else LABEL_DELAY_MINUTES), labelled["ok"].size)
@@ -502,6 +534,18 @@ def incidents(before: int = 120) -> list[tuple[str, int, int, Incident, float | 
             name = f"FPR(gender=F) +{points * 100:.0f} pts @ {fpr_rpm} rpm, labels {delay[0]:g}-{delay[1]:g} min late"
             incident = Incident(name, "slice-fpr-gap", before, fpr_points=points, label_delay=delay)
             out.append((name, 20, fpr_rpm, incident, None))
+    # Covariate shift: the score's drivers shrink, so scores crowd 0.5 and the real ROC AUC falls (from ~0.8
+    # to ~0.7 and ~0.6); estimated before any label arrives.
+    for rpm in (100, 570):
+        for factor in (0.5, 0.25):
+            name = f"drivers x{factor:g} @ {rpm} rpm"
+            incident = Incident(name, "estimated-performance-drop", before, driver_scale=factor, also=("auc-drop",))
+            out.append((name, 20, rpm, incident, None))
+    # Concept drift for one slice: a share of gender=F's labels follow 1 - score; the estimate cannot see it,
+    # the labels part from it as they arrive.
+    for points in (0.2, 0.5):
+        name = f"concept(gender=F) {points * 100:.0f}% @ 570 rpm"
+        out.append((name, 20, 570, Incident(name, "estimate-diverged", before, concept_points=points), None))
     for canary in (10, 100):
         for factor in (1.5, 3.0, 6.0):
             name = f"canary latency x{factor:g} @ {canary} canary rpm"

@@ -160,9 +160,13 @@ def test_false_alerts_fills_windows_and_performance_as_the_pipeline_does() -> No
         )
     batch = decode_batch(raws)
     assert not batch.dead_letters
-    expected = WindowAggregates(profile, slo)
+    slices = [["gender"], ["region"]]
+    assert profile.calibration is not None  # the simulated model is calibrated: its performance is estimated
+    expected = WindowAggregates(profile, slo, slices)
     expected.update(batch.predictions)
-    filled = fa.fill_window(profile, slo, columns)
+    filled = fa.fill_window(
+        profile, slo, dict(columns, score=np.where(columns["ok"], columns["score"], np.nan)), slices
+    )
     assert filled.features.keys() == expected.features.keys()
     for name, aggregate in expected.features.items():
         assert filled.features[name] == aggregate, name
@@ -170,6 +174,8 @@ def test_false_alerts_fills_windows_and_performance_as_the_pipeline_does() -> No
     assert sum(filled.out_of_range.values()) > 0
     assert dict(filled.type_mismatch) == dict(expected.type_mismatch) == {}
     assert filled.score == expected.score
+    assert filled.prediction == expected.prediction and expected.prediction is not None
+    assert filled.estimate == expected.estimate and expected.estimate is not None and expected.estimate.n > 500
     assert (filled.sli.good, filled.sli.total) == (expected.sli.good, expected.sli.total)
     assert expected.sli.bad >= 12  # the 7 errors and 5 slow requests, at least
     assert (filled.requests, filled.errors) == (expected.requests, expected.errors)
@@ -180,16 +186,19 @@ def test_false_alerts_fills_windows_and_performance_as_the_pipeline_does() -> No
 
     # Performance: the columns' shortcut equals update() on the join's (prediction record, label) pairs.
     labelled = fa.take(columns, np.flatnonzero(columns["ok"]))
-    slices = [["gender"], ["region"]]
-    expected_performance = fa.PerformanceAggregates(slices, "1")
+    edges = np.asarray(profile.score.edges)
+    expected_performance = fa.PerformanceAggregates(slices, "1", edges)
     expected_performance.update(fa.matches(labelled, "production"))
-    filled_performance = fa.PerformanceAggregates(slices, "1")
+    filled_performance = fa.PerformanceAggregates(slices, "1", edges)
     half = len(labelled["label"]) // 2
     fa.fill_performance(filled_performance, fa.take(labelled, np.arange(half)))  # in two steps, as labels come
     fa.fill_performance(filled_performance, fa.take(labelled, np.arange(half, len(labelled["label"]))))
     assert filled_performance.confusion == expected_performance.confusion
     assert filled_performance.scores == expected_performance.scores
     assert filled_performance.log_loss == expected_performance.log_loss
+    assert filled_performance.estimate == expected_performance.estimate
+    assert filled_performance.estimate_correct == expected_performance.estimate_correct
+    assert expected_performance.estimate_correct is not None and expected_performance.estimate_correct.n > 100
     assert str(filled_performance.metrics()) == str(expected_performance.metrics())  # NaN != NaN, but prints alike
 
 

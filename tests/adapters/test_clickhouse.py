@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
@@ -340,3 +341,26 @@ def test_an_unreachable_server_is_one_line_without_the_password() -> None:
         store.migrate()
     assert "hunter2" not in str(caught.value) and "\n" not in str(caught.value)
     assert time.monotonic() - started < 15
+
+
+def test_the_confusion_matrix_view_gives_each_cell_its_columns_and_the_latest_report_wins(store: Store) -> None:
+    def cell(actual: str, predicted: str, count: float) -> MetricRow:
+        return MetricRow(
+            "zoo",
+            "1",
+            "production",
+            NOW_MS,
+            NOW_MS + 60_000,
+            "confusion",
+            count,
+            json.dumps([actual, predicted]),
+            (("gender", "F"),),
+        )
+
+    store.insert_metrics([cell("cat", "dog", 3), cell('a "quoted", label', "cat", 1)], version=1)
+    store.insert_metrics([cell("cat", "dog", 5)], version=2)  # more labels came: the window reported again
+    found = store.query(
+        "SELECT actual, predicted, count, segment_key FROM {db}.confusion_matrix WHERE model = 'zoo' "
+        "ORDER BY actual, predicted"
+    )
+    assert [tuple(r) for r in found] == [('a "quoted", label', "cat", 1, "gender=F"), ("cat", "dog", 5, "gender=F")]

@@ -108,5 +108,10 @@ def test_demo_runs_the_whole_path_and_catches_every_injected_incident(tmp_path: 
         assert caught in result.stdout
     assert "rejected: 0" in result.stdout
     assert "alerts that fired outside every incident: 0" in result.stdout
+    # Performance estimated from the first minute, held by the labels until the fairness regression, when
+    # gender=F's scores stop matching their risk and the labels part from the estimate.
+    assert "accuracy for gender=F (production): estimated before labels" in result.stdout
+    assert "within the bounds" in result.stdout and "outside: the estimate's assumption broke" in result.stdout
+    assert "estimate-diverged" in result.stdout
     report = (tmp_path / "demo" / "report.html").read_text()
     assert "<h2>Drift per feature</h2>" in report and "slice-fpr-gap" in report

@@ -34,7 +34,7 @@ def demo(
     from rich.live import Live
 
     from streamwatch.demo.run import run_demo
-    from streamwatch.demo.view import DemoProgress, live_view, summary_table
+    from streamwatch.demo.view import DemoProgress, estimate_table, live_view, summary_table
 
     console = Console()
     if live and console.is_terminal:
@@ -55,6 +55,8 @@ def demo(
 
         summary = run_demo(minutes, per_minute, speed, out, view=plain)
     console.print(summary_table(summary))
+    if summary.estimates:
+        console.print(estimate_table(summary))
     console.print(
         f"notifications received and verified: {len(summary.notifications)} "
         f"(rejected: {summary.rejected_notifications})"

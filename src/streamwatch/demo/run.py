@@ -141,6 +141,8 @@ class DemoSummary:
     seconds: float
     rejected_notifications: int = 0
     false_alarms: list[str] = field(default_factory=list)
+    #: Production's accuracy for gender=F per minute: (minute, estimated, lower, upper, realized or None).
+    estimates: list[tuple[int, float, float, float, float | None]] = field(default_factory=list)
 
     @property
     def outside_incidents(self) -> int:
@@ -320,6 +322,7 @@ def run_demo(
     if view is not None:
         view(state)
     report = _write_report(settings, scenario, workdir)
+    estimates = _estimates(settings, scenario)
     alerts = [a for n in receiver.notifications for a in n["alerts"]]
     detections, others = _detections(scenario, alerts)
     lines = retrain_out.read_bytes().splitlines() if retrain_out.exists() else []
@@ -333,6 +336,7 @@ def run_demo(
         time.monotonic() - began,
         receiver.rejected,
         others,
+        estimates,
     )
 
 
@@ -389,3 +393,27 @@ def _write_report(settings: Settings, scenario: DemoScenario, workdir: Path) -> 
     path = workdir / "report.html"
     path.write_text(render_report(data), encoding="utf-8")
     return path  # the chdb files stay in the workdir: `streamwatch report` can read them again
+
+
+def _estimates(settings: Settings, scenario: DemoScenario) -> list[tuple[int, float, float, float, float | None]]:
+    """Production's estimated accuracy for gender=F, with its bounds, beside the realized one, per minute:
+    the estimate holds until the fairness regression, when scores stop being calibrated for gender=F."""
+    from streamwatch.adapters.clickhouse import connect
+
+    store = connect(settings.clickhouse)
+    found = store.query(
+        "SELECT toUnixTimestamp64Milli(window_start), metric, value, lower, upper FROM {db}.metrics FINAL "
+        "WHERE model = {model:String} AND variant = 'production' AND window = 'tumbling' "
+        "AND segment_key = 'gender=F' AND metric IN ('estimated_accuracy', 'accuracy') ORDER BY window_start",
+        {"model": MODEL},
+    )
+    estimated: dict[int, tuple[float, float, float]] = {}
+    realized: dict[int, float] = {}
+    for start, metric, value, lower, upper in found:
+        minute = (int(start) - scenario.start_ms) // 60_000
+        if metric == "accuracy":
+            realized[minute] = float(value)
+        elif lower is not None and upper is not None:
+            estimated[minute] = (float(value), float(lower), float(upper))
+    return [(m, *estimated[m], realized.get(m)) for m in sorted(estimated)]
+

@@ -13,7 +13,7 @@ from rich.table import Table
 from streamwatch.demo.scenario import DemoScenario
 from streamwatch.times import parse_rfc3339, to_ms
 
-__all__ = ["DemoProgress", "live_view", "summary_table"]
+__all__ = ["DemoProgress", "estimate_table", "live_view", "summary_table"]
 
 
 @dataclass
@@ -82,3 +82,27 @@ def summary_table(summary: Any) -> Table:
             str(d.delay) if caught else "",
         )
     return table
+
+
+def estimate_table(summary: Any) -> Table:
+    """Production's accuracy for gender=F: estimated from the first minute (no label needed), realized as
+    labels come; during the fairness regression the two part, since the scores no longer match the risk."""
+    table = Table(title="accuracy for gender=F (production): estimated before labels, and realized")
+    for column in ("minute", "estimated", "bounds", "realized", ""):
+        table.add_column(column)
+    for minute, value, lower, upper, realized in summary.estimates:
+        if realized is None:
+            verdict = "awaiting labels"
+        elif lower <= realized <= upper:
+            verdict = "within the bounds"
+        else:
+            verdict = "[red]outside: the estimate's assumption broke[/red]"
+        table.add_row(
+            str(minute),
+            f"{value:.3f}",
+            f"{lower:.3f}-{upper:.3f}",
+            "" if realized is None else f"{realized:.3f}",
+            verdict,
+        )
+    return table
+

@@ -88,7 +88,10 @@ def test_profile_command(tmp_path: Path) -> None:
     assert profile.lineage.git_sha == "4be1c0d" and profile.lineage.model_version == "3.1.0"
     assert sorted(profile.features) == ["age", "city", "income"]
     assert [(s.value, s.label_positive_rate) for s in profile.slices] == [("F", 1.0), ("M", 0.0)]
-    assert json.loads(out.read_text())["profile_version"] == 1
+    assert json.loads(out.read_text())["profile_version"] == 2
+    assert profile.task == "binary_classification"  # inferred from the label column, and stated
+    assert profile.calibration is None  # three rows: too few labels to calibrate the score on
+    assert "binary_classification" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -96,6 +99,7 @@ def test_profile_command(tmp_path: Path) -> None:
     [
         (["--label-column", "target"], "column not in the data: target"),
         (["--score-column", "city"], "score column 'city' must be numeric"),
+        (["--label-column", "y", "--task", "ranking"], "task 'ranking' is not one of binary_classification"),
     ],
 )
 def test_profile_command_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:

@@ -10,7 +10,8 @@ Modules: ``histogram`` and ``categories`` (feature distributions on the
 reference's bins), ``drift`` and ``thresholds`` (statistics and when they mean
 drift), ``drift_report`` (a window against its reference), ``latency`` and
 ``slo`` (percentiles, error budgets, burn rates), ``confusion``, ``scores`` and
-``fairness`` (performance and parity per slice), ``join`` (delayed labels),
+``fairness`` (performance and parity per slice), ``multiclass`` (a multiclass model's confusion
+matrix), ``estimation`` (performance estimated before labels, CBPE), ``join`` (delayed labels),
 ``windows`` (event time), ``change`` (river's detectors), ``budget`` (the false-alert budget) and ``records`` (what
 the core emits), plus ``performance``, ``divergence`` and ``slo_history``
 (statistics over those aggregates).

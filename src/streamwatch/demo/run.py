@@ -416,4 +416,3 @@ def _estimates(settings: Settings, scenario: DemoScenario) -> list[tuple[int, fl
         elif lower is not None and upper is not None:
             estimated[minute] = (float(value), float(lower), float(upper))
     return [(m, *estimated[m], realized.get(m)) for m in sorted(estimated)]
-

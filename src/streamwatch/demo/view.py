@@ -105,4 +105,3 @@ def estimate_table(summary: Any) -> Table:
             verdict,
         )
     return table
-

@@ -114,8 +114,9 @@ def run(incident: str | None, minutes: int = 50, per_minute: int = 240, label_de
         rows += out.rows
         for transition in engine.evaluate(out.rows + out.view, out.findings):
             if transition.status == "firing":
+                # The minute of the newest window judged (a view spans the minutes before it too).
                 fired[transition.rule].append(
-                    ((transition.window_start_ms - START) // 60_000, dict(transition.segment or {}))
+                    ((transition.window_end_ms - START) // 60_000 - 1, dict(transition.segment or {}))
                 )
     return {"fired": fired, "rows": rows}
 

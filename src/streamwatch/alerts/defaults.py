@@ -54,13 +54,14 @@ DEFAULT_RULES: tuple[RuleConfig, ...] = (
         view="performance",
     ),
     # Performance estimated from the predictions alone (CBPE: the score as calibrated on the reference's
-    # labels), before any label arrives: the top of the estimate's bounds (three standard errors, or the
-    # budget's) under the reference's own estimate minus 0.05, three windows running.
+    # labels), before any label arrives: over the performance view's spans (the shortest that shows it), the
+    # top of the estimate's bounds under the reference's own estimate minus 0.05.
     _rule(
         "estimated-performance-drop",
         "performance",
         {"metric": "estimated_roc_auc", "drop": 0.05},
         for_=DEFAULT_FOR["performance"],
+        view="performance",
         actions=["retrain"],
     ),
     # Labelled predictions whose realized accuracy left the bounds the estimate gave them: the estimate's

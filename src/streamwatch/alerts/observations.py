@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamwatch.config.rules import RuleConfig
-from streamwatch.core.records import Finding, MetricRow, Segment
+from streamwatch.core.records import PERFORMANCE_VIEW, Finding, MetricRow, Segment
 
 __all__ = ["Observation", "SeriesId", "observe"]
 
@@ -89,12 +89,15 @@ def _absent(
     reported: set[tuple[str, str, str, int, int]],
     threshold: float | None,
 ) -> list[Observation]:
-    observed = {(o.series, o.start_ms) for o in seen}
+    # A view's series are placed by the view's end: its span (so its start) may differ between series of
+    # one report (each slice's shortest span that shows a change), and that is not a window the series missed.
+    by_end = rule.view == PERFORMANCE_VIEW
+    observed = {(o.series, o.end_ms if by_end else o.start_ms) for o in seen}
     out = []
     for series in active:
         for model, version, variant, start, end in reported:
             same = (series.model, series.model_version, series.variant) == (model, version, variant)
-            if same and (series, start) not in observed:
+            if same and (series, end if by_end else start) not in observed:
                 limit = math.nan if threshold is None else threshold
                 out.append(Observation(series, start, end, False, rule.when.metric or "", math.nan, limit))
     return out

@@ -57,6 +57,7 @@ __all__ = [
     "Estimate",
     "EstimateCounts",
     "calibrate_bins",
+    "calibration_variance",
     "estimate",
     "realized_gap",
     "score_cells",
@@ -344,3 +345,26 @@ def realized_gap(counts: Counts, probabilities: NDArray[np.float64], correct: in
     if variance <= 0:
         return 0.0 if correct == expected else math.copysign(math.inf, correct - expected)
     return (correct - expected) / math.sqrt(variance)
+
+
+def calibration_variance(counts: Counts, probabilities: NDArray[np.float64], reference_counts: ArrayLike) -> float:
+    """The variance the calibration's own error adds to the expected correct predictions of ``counts``.
+
+    Each bin's probability was estimated from the reference rows in it (variance ``p (1 - p) / N``; pooling
+    adjacent bins by isotonic regression gives the same total when a window's scores fall as the
+    reference's did). A predicted positive in a bin is correct with probability ``p``, a predicted negative
+    with ``1 - p``, so the bin weighs ``(positives - negatives)^2``. A bin the reference left empty took a
+    neighbour's probability, and its rows count. Unlike the sampling error, this does not shrink with the
+    window: it is what keeps a long view of calibrated traffic from parting from its estimate by chance.
+
+    >>> round(calibration_variance(np.array([[0, 100], [0, 0]]), np.array([0.2, 0.5]), [400, 100]), 6)
+    25.0
+    """
+    n = np.asarray(reference_counts, dtype=float)
+    filled = np.flatnonzero(n > 0)
+    if filled.size == 0:
+        return math.inf
+    at = np.maximum(np.searchsorted(filled, np.arange(n.size), side="right") - 1, 0)
+    support = n[filled][at]
+    weight = np.asarray(counts[1], dtype=float) - np.asarray(counts[0], dtype=float)
+    return float(np.sum(weight * weight * probabilities * (1.0 - probabilities) / support))

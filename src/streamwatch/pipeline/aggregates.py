@@ -26,7 +26,7 @@ from streamwatch.core.histogram import NumericHistogram, update_columns
 from streamwatch.core.latency import LatencySketch
 from streamwatch.core.performance import is_positive
 from streamwatch.core.slo import SLO, SLICounts
-from streamwatch.profiles.model import NumericProfile, ReferenceProfile
+from streamwatch.profiles.model import CategoricalProfile, NumericProfile, ReferenceProfile
 
 __all__ = ["EXAMPLES_PER_WINDOW", "WindowAggregates"]
 
@@ -83,7 +83,7 @@ class WindowAggregates:
         self.prediction: NumericHistogram | CategoryCounts | None = None
         if profile is not None and isinstance(profile.prediction, NumericProfile):
             self.prediction = NumericHistogram(profile.prediction.edges)
-        elif profile is not None and profile.prediction is not None:
+        elif profile is not None and isinstance(profile.prediction, CategoricalProfile):
             self.prediction = CategoryCounts(profile.prediction.categories)
         # A binary classifier whose score the reference calibrated: predictions per (predicted class, score bin)
         # and slice, from which performance is estimated before labels arrive (core.estimation).

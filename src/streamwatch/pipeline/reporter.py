@@ -25,7 +25,7 @@ from scipy.special import ndtr
 
 from streamwatch.core.budget import VARIANTS, AlertBudget
 from streamwatch.core.change import ChangeDetector
-from streamwatch.core.estimation import ESTIMATED_METRICS
+from streamwatch.core.estimation import ESTIMATED_METRICS, EstimateCounts, calibration_variance
 from streamwatch.core.fairness import FOUR_FIFTHS, normal_quantile
 from streamwatch.core.multiclass import MulticlassAggregates
 from streamwatch.core.performance import PerformanceAggregates
@@ -88,6 +88,8 @@ class Reporter:
         self._sliding: dict[Any, SlidingMerge[WindowAggregates]] = {}
         # Per (model, version, variant), the latest performance of each recent prediction window, oldest first.
         self._performance_recent: dict[Any, list[tuple[int, Performance]]] = {}
+        # Per (model, version, variant), the estimate counts of the windows in the performance view's span.
+        self._estimates_recent: dict[Any, list[tuple[int, EstimateCounts]]] = {}
 
     def state(self) -> dict[str, Any]:
         """What the reporter remembers between windows, for a checkpoint (see :meth:`restore`)."""
@@ -97,6 +99,7 @@ class Reporter:
             "recent": self._recent,
             "last_seen": self._last_seen,
             "performance_recent": self._performance_recent,
+            "estimates_recent": self._estimates_recent,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -107,6 +110,7 @@ class Reporter:
         self._sliding = {}
         self._last_seen = state.get("last_seen", {})  # (checkpoints from before versions retired have none)
         self._performance_recent = state.get("performance_recent", {})
+        self._estimates_recent = state.get("estimates_recent", {})  # (checkpoints before estimates have none)
 
     def retire(self, before_ms: int) -> list[Any]:
         """Forget the model versions (and variants) with no window starting at or after ``before_ms``.
@@ -125,6 +129,7 @@ class Reporter:
             self._recent.pop(key, None)
             self._sliding.pop(key, None)
             self._performance_recent.pop(key, None)
+            self._estimates_recent.pop(key, None)
         self._detectors = {k: v for k, v in self._detectors.items() if k[0] not in retired}
         return gone
 
@@ -153,7 +158,7 @@ class Reporter:
         newest window, and labels trickling into thirty windows would otherwise recompute it thirty times."""
         changed: dict[Any, str | None] = {}
         for partial in partials:
-            self._report_one(partial, rows, findings, examples, changed if view is not None else None)
+            self._report_one(partial, rows, findings, examples, changed if view is not None else None, view)
         if view is not None:
             for key, reference_id in changed.items():
                 self._performance_view(key, reference_id, view)
@@ -165,11 +170,12 @@ class Reporter:
         findings: list[Finding],
         examples: dict[tuple[str, str, str, int], list[str]] | None,
         changed: dict[Any, str | None] | None,
+        view: list[MetricRow] | None = None,
     ) -> None:
         slot = tuple(partial.key[:3])
         self._last_seen[slot] = max(self._last_seen.get(slot, partial.start), partial.start)
         if partial.kind == "window":
-            self._window(partial.key, partial.start, partial.aggregate, rows, findings)
+            self._window(partial.key, partial.start, partial.aggregate, rows, findings, view)
             if examples is not None and partial.aggregate.examples:
                 model, version, variant = partial.key
                 examples[(model, version or "*", variant, partial.start)] = list(partial.aggregate.examples)
@@ -316,7 +322,13 @@ class Reporter:
         return _interval_confidence(alpha)
 
     def _window(
-        self, slot_key: Any, start: int, aggregates: WindowAggregates, rows: list[MetricRow], findings: list[Finding]
+        self,
+        slot_key: Any,
+        start: int,
+        aggregates: WindowAggregates,
+        rows: list[MetricRow],
+        findings: list[Finding],
+        view: list[MetricRow] | None = None,
     ) -> None:
         model, version, variant = slot_key
         key = WindowKey(
@@ -338,6 +350,8 @@ class Reporter:
             quality, issues = quality_rows(key, aggregates, reference_id, alpha=self._quality_alpha(profile))
             rows += summary.rows + quality
             rows += estimated_rows(key, aggregates, "tumbling", reference_id, self._estimate_z(aggregates))
+            if view is not None:
+                self._estimated_view(slot_key, key, aggregates, view)
             examples = {"example_request_ids": aggregates.examples}
             findings += [dataclasses.replace(f, evidence=f.evidence | examples) for f in issues + summary.findings]
         self._rolling(slot_key, key, aggregates, rows)
@@ -463,8 +477,12 @@ class Reporter:
         for segment, counts in aggregates.estimate.by_slice().items():
             if int(counts.sum()) >= self.min_samples:
                 populations.append((segment, counts, correct_by_slice.get(segment, 0 * counts)))
-        series = len(populations) * VARIANTS
-        z = _z_for(self.budget.alpha("performance", series, self.window_ms * windows))
+        # A view is recomputed at every window close over nearly the same predictions: consecutive views are
+        # not independent trials, so the test gets no credit for `for` (it is two-sided: |realized - estimated|).
+        for_windows = 1 if view == PERFORMANCE_VIEW else None
+        alpha = self.budget.alpha("performance", len(populations) * VARIANTS, self.window_ms * windows, for_windows)
+        z = _z_for(alpha / 2)
+        reference_counts = profile.score.counts if profile.score is not None else []
         out = []
         for segment, counts, correct in populations:
             n = int(counts.sum())
@@ -472,7 +490,11 @@ class Reporter:
                 continue
             expected = float(counts[1] @ probabilities + counts[0] @ (1.0 - probabilities)) / n
             realized = int(correct.sum()) / n
-            half = z * math.sqrt(float(counts.sum(axis=0) @ spread)) / n
+            # The labels' sampling error, and the calibration's own (which a long view does not average away).
+            variance = float(counts.sum(axis=0) @ spread) + calibration_variance(
+                counts, probabilities, reference_counts
+            )
+            half = z * math.sqrt(variance) / n
             out.append(
                 window.row(
                     "estimate_error",
@@ -486,6 +508,74 @@ class Reporter:
                 )
             )
         return out
+
+    def _estimated_view(
+        self, slot_key: Any, key: WindowKey, aggregates: WindowAggregates, rows: list[MetricRow]
+    ) -> None:
+        """Performance estimated over a trailing span of windows, before labels: the estimated rows of the
+        performance view, which ``estimated-performance-drop`` judges.
+
+        A window of 100 predictions estimates a ROC AUC within +-0.15 (three standard errors): a real drop of
+        0.1 hides in it, and shows in half an hour of windows. A long span dilutes a sudden drop, though. So,
+        as the labelled view does, the view scans spans of 1, 2, 4, ... windows up to ``performance_view_ms``
+        and reports the shortest in which some estimate's upper bound is :data:`VIEW_MIN_GAP` under the
+        reference's own estimate, or else the longest; its bounds are at the false-alert budget's rate split
+        over the spans, with no credit for ``for`` (consecutive views share most of their predictions).
+        """
+        cap = self.performance_view_ms // self.window_ms
+        profile = aggregates.profile
+        if cap < 1 or aggregates.estimate is None or profile is None or profile.calibration is None:
+            return
+        recent = [
+            (s, e) for s, e in self._estimates_recent.get(slot_key, []) if s > key.start_ms - cap * self.window_ms
+        ]
+        recent.append((key.start_ms, aggregates.estimate))  # read only: the window is complete
+        self._estimates_recent[slot_key] = recent
+        by_start = dict(recent)
+        probabilities = calibrated_probabilities(profile.calibration.probabilities)
+        baseline = profile.calibration.reference_estimated
+        spans = [1 << k for k in range(cap.bit_length()) if 1 << k < cap] + [cap]
+        view: Any = None
+        covered = 0
+        # (metric, slice) -> (span, value, bounds): each series settles on the shortest span that shows a drop,
+        # or the longest (one span for every series would let one slice's short drop hide another's long one).
+        chosen: dict[tuple[str, Segment], tuple[int, float, tuple[float, float] | None]] = {}
+        settled: set[tuple[str, Segment]] = set()
+        for span in spans:
+            for back in range(covered, span):
+                member = by_start.get(key.start_ms - back * self.window_ms)
+                if member is not None:
+                    if view is None:
+                        view = member.copy()
+                    else:
+                        view.merge(member)
+            covered = span
+            populations = 1 + sum(1 for c in view.by_slice().values() if int(c.sum()) >= self.min_samples)
+            series = populations * len(ESTIMATED_METRICS) * VARIANTS * len(spans)
+            z = _z_for(self.budget.alpha("performance", series, span * self.window_ms, 1))
+            for metric, value, segment, bounds in view.metrics(probabilities, z, self.min_samples):
+                if (metric, segment) in settled:
+                    continue
+                chosen[metric, segment] = (span, value, bounds)
+                reference = baseline.get(metric.removeprefix("estimated_"))
+                if bounds is not None and reference is not None and bounds[1] < reference - VIEW_MIN_GAP:
+                    settled.add((metric, segment))
+        reference_id = profile.lineage.content_sha256
+        for (metric, segment), (span, value, bounds) in chosen.items():
+            start = key.end_ms - span * self.window_ms
+            window = WindowKey(key.model, key.model_version, key.variant, start, key.end_ms)
+            rows.append(
+                window.row(
+                    metric,
+                    value,
+                    segment=segment,
+                    reference=reference_id,
+                    lower=bounds[0] if bounds else None,
+                    upper=bounds[1] if bounds else None,
+                    threshold=baseline.get(metric.removeprefix("estimated_")),
+                    window=PERFORMANCE_VIEW,
+                )
+            )
 
 
 @functools.lru_cache(maxsize=1024)

@@ -148,7 +148,7 @@ def test_a_covariate_shift_is_seen_before_its_labels_arrive() -> None:
     fired = run("covariate")["fired"]
     assert fired["estimate-diverged"] == []  # the concept held: the labels agree with the estimate
     overall = [minute for minute, segment in fired["estimated-performance-drop"] if not segment]
-    # Three windows running after minute 20, while the labels of the shift are six minutes away.
+    # Three views running from minute 21, while the labels of the shift are six minutes away.
     assert overall and 20 <= overall[0] <= 23
 
 

@@ -87,16 +87,16 @@ def summary_table(summary: Any) -> Table:
 def estimate_table(summary: Any) -> Table:
     """Production's accuracy for gender=F: estimated from the first minute (no label needed), realized as
     labels come; during the fairness regression the two part, since the scores no longer match the risk."""
-    table = Table(title="accuracy for gender=F (production): estimated before labels, and realized")
+    table = Table(title="gender=F accuracy: estimated before labels, realized after")
     for column in ("minute", "estimated", "bounds", "realized", ""):
         table.add_column(column)
     for minute, value, lower, upper, realized in summary.estimates:
         if realized is None:
             verdict = "awaiting labels"
         elif lower <= realized <= upper:
-            verdict = "within the bounds"
+            verdict = "within"
         else:
-            verdict = "[red]outside: the estimate's assumption broke[/red]"
+            verdict = "[red]OUTSIDE: assumption broke[/red]"
         table.add_row(
             str(minute),
             f"{value:.3f}",

@@ -2,7 +2,8 @@
 
 One run, one process, the same synthetic events: 20 features (15 numeric, 5
 categorical), 2 segments, a score, latencies, 2% errors, and labels for half
-of the requests; one-minute windows against a reference profile. The
+of the requests; one-minute windows against a reference profile with labels
+(so the score is calibrated: performance is estimated in every window). The
 baseline is ``orjson.loads`` of every event; the pipeline decodes, validates
 against the contract and updates every metric (drift histograms, quality
 counters, latency sketch, error counts) and closes windows as event time
@@ -74,11 +75,17 @@ def make_events(n: int, seed: int = 1, start_ms: int = 1_795_000_000_000) -> lis
     return raws
 
 
-def reference_profile(rows: int = 50_000):  # type: ignore[no-untyped-def]
+def reference_profile(rows: int = 50_000, labelled: bool = True):  # type: ignore[no-untyped-def]
+    """The training data's profile; ``labelled``: with labels and predictions, so the score is calibrated
+    (performance is estimated in every window) and the predicted class watched for drift, as for any binary
+    classifier profiled with its labels."""
     rng = np.random.default_rng(0)
     columns: dict[str, np.ndarray] = {f"num_{j}": rng.normal(size=rows) for j in range(NUMERIC)}
     columns.update({f"cat_{j}": rng.choice(np.array(LEVELS, dtype=object), rows) for j in range(CATEGORICAL)})
     columns["score"] = rng.random(rows)
+    if labelled:
+        columns["label"] = (rng.random(rows) < columns["score"]).astype(int)
+        columns["prediction"] = (columns["score"] >= 0.5).astype(int)
     lineage = Lineage(
         model="credit",
         model_version="3",
@@ -88,7 +95,11 @@ def reference_profile(rows: int = 50_000):  # type: ignore[no-untyped-def]
         created_at="2026-11-23T00:00:00Z",
         streamwatch_version="bench",
     )
-    return build_profile(columns, lineage=lineage, score_column="score")
+    if not labelled:
+        return build_profile(columns, lineage=lineage, score_column="score")
+    return build_profile(
+        columns, lineage=lineage, score_column="score", label_column="label", prediction_column="prediction"
+    )
 
 
 def per_event(run, raws: list[bytes], rounds: int) -> list[float]:  # type: ignore[no-untyped-def]
@@ -112,6 +123,8 @@ def main() -> None:
         args.events, args.rounds = 3_000, 2
     raws = make_events(args.events)
     profile = reference_profile()
+    unlabelled = reference_profile(labelled=False)
+    assert profile.calibration is not None and unlabelled.calibration is None
     adapter = TypeAdapter(InputEvent)
 
     def baseline(batch: list[bytes]) -> None:
@@ -125,6 +138,12 @@ def main() -> None:
             monitor.process(batch[start : start + args.batch])
         monitor.flush()
 
+    def without_estimate(batch: list[bytes]) -> None:
+        monitor = Pipeline({("credit", "3"): unlabelled})
+        for start in range(0, len(batch), args.batch):
+            monitor.process(batch[start : start + args.batch])
+        monitor.flush()
+
     def pydantic(batch: list[bytes]) -> None:
         validate = adapter.validate_json
         for raw in batch:
@@ -134,6 +153,7 @@ def main() -> None:
     for name, run in (
         ("orjson.loads", baseline),
         ("streamwatch pipeline", pipeline),
+        ("pipeline, no labels in reference", without_estimate),
         ("pydantic validate_json", pydantic),
     ):
         results[name] = statistics.median(per_event(run, raws, args.rounds))

@@ -2,15 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ConfusionCounts", "Counts", "SliceKey"]
+__all__ = ["ConfusionCounts", "Counts", "SliceKey", "slice_tables"]
 
 #: A slice: ``(segment name, value)`` pairs, e.g. ``(("gender", "F"), ("region", "north"))``.
 SliceKey = tuple[tuple[str, str], ...]
+
+
+def slice_tables(
+    slices: Sequence[tuple[str, ...]], segments: Mapping[str, np.ndarray], cell: np.ndarray, cells: int
+) -> Iterator[tuple[tuple[str, ...], list[tuple[str, ...]], np.ndarray]]:
+    """Each row's ``cell`` (an index below ``cells``) counted per slice of each combination of segment names:
+    ``(names, the values of each slice present, counts of shape (slices, cells))``.
+
+    ``segments`` maps a segment name to its values lined up with the rows (``None``: missing); a row missing a
+    value of a combination is in none of its slices. Each segment is encoded once, however many
+    combinations use it (code -1 for a missing value, else an index into the sorted distinct values, as
+    strings). The confusion, estimate and multiclass counts all slice their batches through this.
+
+    >>> [(names, keys, t.tolist()) for names, keys, t in slice_tables(
+    ...     [("g",)], {"g": np.array(["F", "M", None, "F"], dtype=object)}, np.array([0, 1, 1, 1]), 2)]
+    [(('g',), [('F',), ('M',)], [[1, 1], [0, 1]])]
+    """
+    levels: dict[str, np.ndarray] = {}
+    codes: dict[str, np.ndarray] = {}
+    for name in {n for names in slices for n in names} & set(segments):
+        values = np.asarray(segments[name], dtype=object)
+        if values.shape != cell.shape:
+            raise ValueError(f"segment {name!r} has {values.size} values for {cell.size} rows")
+        present = np.not_equal(values, np.array(None, dtype=object))  # None as numpy takes it: a 0-d object array
+        levels[name], inverse = np.unique(values[present].astype(str), return_inverse=True)
+        codes[name] = np.full(values.size, -1, dtype=np.intp)
+        codes[name][present] = inverse.reshape(-1)
+    for names in slices:
+        if not all(name in codes for name in names):
+            continue
+        stacked = np.stack([codes[name] for name in names], axis=1)
+        complete = (stacked >= 0).all(axis=1)
+        if not complete.any():
+            continue
+        groups, group = np.unique(stacked[complete], axis=0, return_inverse=True)
+        table = np.bincount(cells * group.reshape(-1) + cell[complete], minlength=cells * len(groups))
+        keys = [
+            tuple(str(levels[n][c]) for n, c in zip(names, combination, strict=True)) for combination in groups.tolist()
+        ]
+        yield names, keys, table.reshape(-1, cells)
 
 
 def _rate(numerator: int, denominator: int) -> float:
@@ -189,33 +229,12 @@ class ConfusionCounts:
         y_true, y_pred = _as_bool("y_true", y_true), _as_bool("y_pred", y_pred)
         if y_true.shape != y_pred.shape:
             raise ValueError(f"y_true and y_pred differ in length: {y_true.size} and {y_pred.size}")
-        # Encode each segment once, whatever the number of combinations using it:
-        # code -1 marks a missing value, otherwise an index into the sorted distinct values.
-        used = {name for names in self.slices for name in names}
-        levels: dict[str, np.ndarray] = {}
-        codes: dict[str, np.ndarray] = {}
-        for name in used & set(segments):
-            values = np.asarray(segments[name], dtype=object)
-            if values.shape != y_true.shape:
-                raise ValueError(f"segment {name!r} has {values.size} values for {y_true.size} rows")
-            present = np.not_equal(values, np.array(None, dtype=object))  # None as numpy takes it: a 0-d object array
-            levels[name], inverse = np.unique(values[present].astype(str), return_inverse=True)
-            codes[name] = np.full(values.size, -1, dtype=np.intp)
-            codes[name][present] = inverse.reshape(-1)
         cell = 2 * y_true.astype(np.intp) + y_pred
+        tables = list(slice_tables(self.slices, segments, cell, 4))  # (a rejected batch counts nowhere)
         self._overall += _counts(np.bincount(cell, minlength=4))
-        for names in self.slices:
-            if not all(name in codes for name in names):
-                continue
-            stacked = np.stack([codes[name] for name in names], axis=1)
-            complete = (stacked >= 0).all(axis=1)
-            if not complete.any():
-                continue
-            groups, group = np.unique(stacked[complete], axis=0, return_inverse=True)
-            table = np.bincount(4 * group.reshape(-1) + cell[complete], minlength=4 * len(groups)).reshape(-1, 4)
+        for names, keys, table in tables:
             tracked = self._slices[names]
-            for combination, row in zip(groups.tolist(), table, strict=True):
-                key = tuple(str(levels[name][code]) for name, code in zip(names, combination, strict=True))
+            for key, row in zip(keys, table, strict=True):
                 tracked[key] = tracked.get(key, Counts()) + _counts(row)
             self._cap(names)
 

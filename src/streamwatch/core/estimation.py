@@ -51,6 +51,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import isotonic_regression
 
+from streamwatch.core.confusion import slice_tables
+
 __all__ = [
     "ESTIMATED_METRICS",
     "MIN_CALIBRATION_LABELS",
@@ -225,29 +227,11 @@ class EstimateCounts:
             return
         size = 2 * self.cells
         code = predicted.astype(np.intp) * self.cells + cells
+        tables = list(slice_tables(self.slices, segments, code, size))  # (a rejected batch counts nowhere)
         self._overall += np.bincount(code, minlength=size).reshape(2, self.cells)
-        if not self.slices:
-            return
-        levels: dict[str, NDArray[np.str_]] = {}
-        codes: dict[str, NDArray[np.intp]] = {}
-        for name in {n for names in self.slices for n in names} & set(segments):
-            values = np.asarray(segments[name], dtype=object)
-            present = np.not_equal(values, np.array(None, dtype=object))
-            levels[name], inverse = np.unique(values[present].astype(str), return_inverse=True)
-            codes[name] = np.full(values.size, -1, dtype=np.intp)
-            codes[name][present] = inverse.reshape(-1)
-        for names in self.slices:
-            if not all(name in codes for name in names):
-                continue
-            stacked = np.stack([codes[name] for name in names], axis=1)
-            complete = (stacked >= 0).all(axis=1)
-            if not complete.any():
-                continue
-            groups, group = np.unique(stacked[complete], axis=0, return_inverse=True)
-            table = np.bincount(size * group.reshape(-1) + code[complete], minlength=size * len(groups))
+        for names, keys, table in tables:
             tracked = self._slices[names]
-            for combination, row in zip(groups.tolist(), table.reshape(-1, 2, self.cells), strict=True):
-                key = tuple(str(levels[name][c]) for name, c in zip(names, combination, strict=True))
+            for key, row in zip(keys, table.reshape(-1, 2, self.cells), strict=True):
                 kept = tracked.get(key)
                 tracked[key] = row if kept is None else kept + row
             self._cap(names)

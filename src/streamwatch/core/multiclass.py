@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from streamwatch.core.confusion import ConfusionCounts, Counts
+from streamwatch.core.confusion import ConfusionCounts, Counts, slice_tables
 from streamwatch.core.fairness import (
     demographic_parity_difference,
     demographic_parity_ratio,
@@ -235,32 +235,11 @@ class MulticlassAggregates:
         batch._tables = {group: np.zeros((0, k, k), dtype=np.int64) for group in self.slices}
         batch._overflow = {group: np.zeros((k, k), dtype=np.int64) for group in self.slices}
         kept = [dict(p.segments) for p, _ in matches]
-        # Encode each segment once, as ConfusionCounts does: -1 for a missing value, else an index
-        # into the sorted distinct values (as strings).
-        levels: dict[str, npt.NDArray[np.str_]] = {}
-        codes: dict[str, npt.NDArray[np.intp]] = {}
-        for name in {name for group in self.slices for name in group}:
-            values = np.array([d.get(name) for d in kept], dtype=object)
-            present = np.not_equal(values, np.array(None, dtype=object))
-            if not present.any():
-                continue
-            levels[name], inverse = np.unique(values[present].astype(str), return_inverse=True)
-            codes[name] = np.full(n, -1, dtype=np.intp)
-            codes[name][present] = inverse.reshape(-1)
-        for group in self.slices:
-            if not all(name in codes for name in group):
-                continue
-            stacked = np.stack([codes[name] for name in group], axis=1)
-            complete = (stacked >= 0).all(axis=1)
-            if not complete.any():
-                continue
-            combinations, which = np.unique(stacked[complete], axis=0, return_inverse=True)
-            table = np.bincount(which.reshape(-1) * (k * k) + cell[complete], minlength=len(combinations) * k * k)
+        used = {name for group in self.slices for name in group}
+        segments = {name: np.array([d.get(name) for d in kept], dtype=object) for name in used}
+        for group, keys, table in slice_tables(self.slices, segments, cell, k * k):
             batch._tables[group] = table.astype(np.int64).reshape(-1, k, k)
-            batch._keys[group] = [
-                tuple(str(levels[name][c]) for name, c in zip(group, combination, strict=True))
-                for combination in combinations.tolist()
-            ]
+            batch._keys[group] = keys
         self.merge(batch)
 
     def _empty(self) -> MulticlassAggregates:

@@ -32,6 +32,10 @@ DEFAULT_RULES: tuple[RuleConfig, ...] = (
     # A feature or the score drifted past its threshold, two windows running. The thresholds are calibrated
     # on the reference for each window's size and set from the false-alert budget (core.budget).
     _rule("feature-drift", "drift", {"finding": "drift"}, for_=DEFAULT_FOR["drift"]),
+    # The features' joint distribution moved (two features stopped moving together, a column shuffled against
+    # the others) while each alone may look the same: the window's mean reconstruction error by the reference's
+    # PCA over its threshold, resampled from the reference at the budget's drift rate, two windows running.
+    _rule("multivariate-drift", "drift", {"metric": "multivariate_drift"}, for_=DEFAULT_FOR["drift"]),
     # Half the judged features drifted at once: the model sees another population. Retrain.
     _rule("drifted-share", "drift", {"metric": "drifted_share", "op": ">="}, severity="critical", actions=["retrain"]),
     # Missing, mistyped, out-of-range or unseen values above the reference's rate, beyond chance.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import heapq
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import chain
 from operator import itemgetter
 from typing import Any, cast
@@ -24,6 +24,7 @@ from streamwatch.core.categories import CategoryCounts
 from streamwatch.core.estimation import EstimateCounts, score_cells
 from streamwatch.core.histogram import NumericHistogram, update_columns
 from streamwatch.core.latency import LatencySketch
+from streamwatch.core.multivariate import ReconstructionCounts
 from streamwatch.core.performance import is_positive
 from streamwatch.core.slo import SLO, SLICounts
 from streamwatch.profiles.model import CategoricalProfile, NumericProfile, ReferenceProfile
@@ -92,6 +93,10 @@ class WindowAggregates:
             if profile is not None and profile.calibration is not None and profile.score is not None
             else None
         )
+        # The features' joint distribution: each event's reconstruction error by the reference's PCA.
+        joint = profile.multivariate if profile is not None else None
+        self.multivariate = ReconstructionCounts(joint.edges) if joint is not None else None
+        self._reconstruction = joint.model() if joint is not None else None  # derived: not checkpointed
         self.latency = LatencySketch()
         self.requests = 0
         self.errors = 0
@@ -127,6 +132,8 @@ class WindowAggregates:
                     _trim_unknown(unknown)
         if len(unknown) > UNKNOWN_FEATURE_NAMES:
             _trim_unknown(unknown)
+        if self.multivariate is not None and rows:
+            self._reconstructed(by_name, len(rows))
         predictions = [event for event in events if event.type == "prediction"]
         if not predictions:
             return
@@ -145,6 +152,27 @@ class WindowAggregates:
         self.examples = heapq.nsmallest(
             EXAMPLES_PER_WINDOW, {*self.examples, *(event.request_id for event in predictions)}
         )
+
+    def _reconstructed(self, by_name: Mapping[str, Sequence[Any]], rows: int) -> None:
+        """Every event's reconstruction error (one matrix product per batch), counted on the reference's bins.
+        A missing numeric value is imputed with the reference mean and counted; a string where a number
+        belongs is missing here (and a type mismatch in the feature's own counts)."""
+        assert self.multivariate is not None and self._reconstruction is not None and self.profile is not None
+        reference = self.profile.multivariate
+        assert reference is not None
+        columns = [by_name[name] for name in reference.numeric]
+        try:
+            matrix = np.array(columns, dtype=float).reshape(len(columns), rows).T
+        except (TypeError, ValueError):  # a string among the numbers
+            matrix = (
+                np.array(
+                    [[v if isinstance(v, int | float) else None for v in column] for column in columns], dtype=float
+                )
+                .reshape(len(columns), rows)
+                .T
+            )
+        errors, imputed = self._reconstruction.errors(matrix, [list(by_name[name]) for name in reference.categorical])
+        self.multivariate.update(errors, imputed)
 
     def _predicted(self, values: list[Any]) -> None:
         """Count what the model predicted (errors predict nothing: missing), as the reference profiled it:
@@ -207,8 +235,15 @@ class WindowAggregates:
         counts.update(column)
 
     def copy(self) -> WindowAggregates:
-        """An independent copy of the counts, sharing the (read-only) reference profile."""
-        return copy.deepcopy(self, memo={id(self.profile): self.profile})
+        """An independent copy of the counts, sharing the (read-only) reference profile and its model."""
+        return copy.deepcopy(
+            self, memo={id(self.profile): self.profile, id(self._reconstruction): self._reconstruction}
+        )
+
+    def rebuild(self) -> None:
+        """Set the attributes derived from the profile again (after a checkpoint is read)."""
+        reference = self.profile.multivariate if self.profile is not None else None
+        self._reconstruction = reference.model() if reference is not None else None
 
     def merge(self, other: WindowAggregates) -> None:
         for name, aggregate in self.features.items():
@@ -227,6 +262,8 @@ class WindowAggregates:
             self.estimate.merge(other.estimate)
         if self.prediction is not None and other.prediction is not None:
             self.prediction.merge(other.prediction)  # type: ignore[arg-type]  # one profile made both
+        if self.multivariate is not None and other.multivariate is not None:
+            self.multivariate.merge(other.multivariate)
         self.latency.merge(other.latency)
         self.sli.merge(other.sli)
         self.requests += other.requests

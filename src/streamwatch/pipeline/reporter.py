@@ -40,6 +40,7 @@ from streamwatch.pipeline.window_report import (
     calibrated_probabilities,
     drift_of,
     estimated_rows,
+    multivariate_rows,
     operational_rows,
     quality_rows,
 )
@@ -350,6 +351,9 @@ class Reporter:
             quality, issues = quality_rows(key, aggregates, reference_id, alpha=self._quality_alpha(profile))
             rows += summary.rows + quality
             rows += estimated_rows(key, aggregates, "tumbling", reference_id, self._estimate_z(aggregates))
+            if aggregates.multivariate is not None and aggregates.multivariate.n:
+                threshold = self._references.reconstruction_threshold(profile, aggregates.multivariate.n, alpha)
+                rows += multivariate_rows(key, aggregates, "tumbling", reference_id, threshold)
             if view is not None:
                 self._estimated_view(slot_key, key, aggregates, view)
             examples = {"example_request_ids": aggregates.examples}
@@ -358,7 +362,8 @@ class Reporter:
 
     def _drift_alpha(self, profile: ReferenceProfile) -> float:
         """Each feature's (and the score's) false-positive rate per window, under the budget's drift share."""
-        series = (len(profile.features) + (profile.score is not None) + (profile.prediction is not None)) * VARIANTS
+        judged = len(profile.features) + (profile.score is not None) + (profile.prediction is not None)
+        series = (judged + (profile.multivariate is not None)) * VARIANTS
         return self.budget.alpha("drift", series, self.window_ms)
 
     def _quality_alpha(self, profile: ReferenceProfile) -> float:

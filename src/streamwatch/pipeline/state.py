@@ -8,7 +8,7 @@ code that the blob chooses.
 The format
 ----------
 Header
-    ``b"SWS"``, one byte for the format version (:data:`FORMAT_VERSION`, now 4)
+    ``b"SWS"``, one byte for the format version (:data:`FORMAT_VERSION`, now 5)
     and the CRC-32 of the body (4 bytes, big-endian): a truncated or altered
     blob is refused before it is read. The header keeps this layout in every version.
 Body
@@ -71,7 +71,7 @@ Changing a type or the layout
 >>> profile = build_profile({"f": np.array([1.0, 2.0, 3.0])}, lineage=lineage)
 >>> blob = dumps({"profile": profile, "n": 1, ("a", 2): {3.5, None}})
 >>> blob[:4]
-b'SWS\\x04'
+b'SWS\\x05'
 >>> state = loads(blob, {("m", "1"): profile})
 >>> state["profile"] is profile, state[("a", 2)] == {3.5, None}
 (True, True)
@@ -117,6 +117,8 @@ from streamwatch.core.join import LabelJoin, _Label
 from streamwatch.core.latency import LatencySketch
 from streamwatch.core.multiclass import FIELDS as MULTICLASS_FIELDS
 from streamwatch.core.multiclass import MulticlassAggregates
+from streamwatch.core.multivariate import COUNTS_FIELDS as RECONSTRUCTION_FIELDS
+from streamwatch.core.multivariate import ReconstructionCounts
 from streamwatch.core.performance import PerformanceAggregates, RegressionAggregates
 from streamwatch.core.scores import ScoreHistogram
 from streamwatch.core.slo import SLO, SLICounts
@@ -141,7 +143,7 @@ __all__ = [
 MAGIC: Final = b"SWS"
 _HEADER: Final = 8  # magic, version, CRC-32 of the body
 #: The version :func:`dumps` writes; :func:`loads` reads it and every older one ``_MIGRATIONS`` upgrades.
-FORMAT_VERSION: Final = 4
+FORMAT_VERSION: Final = 5
 
 
 class StateFormatError(StreamwatchError, ValueError):
@@ -425,7 +427,8 @@ def _register_builtin_types() -> None:
     # Since version 3 the joins, a checkpoint's bulk, are written as one MessagePack blob each (in C).
     register("core.TwinJoin.packed", TwinJoin, _PACKED_TWINS, dump=_dump_twins, build=_build_twins)
     register("core.LabelJoin.packed", LabelJoin, _PACKED_JOIN, dump=_dump_join, build=_build_join)
-    plain("pipeline.WindowAggregates", WindowAggregates)
+    plain("pipeline.WindowAggregates", WindowAggregates, derived=["_reconstruction"], rebuild=WindowAggregates.rebuild)
+    plain("core.ReconstructionCounts", ReconstructionCounts)
     plain("pipeline.PartialMerger", PartialMerger)
     register("contract.AlertEvent", AlertEvent, ["data"], dump=_dump_model, build=_model_builder(AlertEvent))
     plain("river.PageHinkley", PageHinkley, derived=["_test_drift"], rebuild=_rebuild_page_hinkley)
@@ -469,6 +472,7 @@ _FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
         "estimate_correct",
     ),
     "core.MulticlassAggregates": MULTICLASS_FIELDS,
+    "core.ReconstructionCounts": RECONSTRUCTION_FIELDS,
     "core.EstimateCounts": ("cells", "slices", "max_slices_per_key", "_overall", "_slices", "_overflow"),
     "core.RegressionAggregates": ("n", "_error", "_absolute", "_squared"),
     "core.SLICounts": ("slo", "_good", "_total"),
@@ -511,6 +515,7 @@ _FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
         "score",
         "prediction",
         "estimate",
+        "multivariate",
         "latency",
         "requests",
         "errors",
@@ -787,28 +792,21 @@ def _v2_to_v3(body: object) -> object:
 
 _MIGRATIONS[2] = _v2_to_v3
 
-#: Fields version 4 added, after which field of which type: performance estimated before labels.
-_V4_FIELDS: Final = {
-    "pipeline.WindowAggregates": ("score", ["prediction", "estimate"]),
-    "core.PerformanceAggregates": ("_scored", ["score_edges", "estimate", "estimate_correct"]),
-}
 
-
-def _v3_to_v4(body: object) -> object:
-    """Version 4 gave windows the predicted values' counts and the counts of estimated performance, and
-    performance aggregates the counts that check the estimate: version 3's have none (``None``), their new
-    fields inserted where the registry lists them."""
+def _fields_added(added: Mapping[str, tuple[str, list[str]]], body: object) -> object:
+    """A body with the fields ``added`` (type name -> (the field they follow, their names)) inserted into
+    its types' field lists and, as ``None``, into every object of those types."""
     if type(body) is not list or len(body) != 2 or type(body[0]) is not list:
         return body  # not a body this can upgrade; the decoder says what is wrong with it
     inserts: dict[int, tuple[int, int]] = {}  # type index -> (position in the object's list, fields added)
     for index, item in enumerate(body[0]):
-        if type(item) is list and len(item) == 2 and item[0] in _V4_FIELDS and type(item[1]) is list:
-            after, added = _V4_FIELDS[item[0]]
-            if after not in item[1] or any(name in item[1] for name in added):
-                continue  # not version 3's fields: the decoder refuses it
+        if type(item) is list and len(item) == 2 and item[0] in added and type(item[1]) is list:
+            after, names = added[item[0]]
+            if after not in item[1] or any(name in item[1] for name in names):
+                continue  # not the previous version's fields: the decoder refuses it
             at = item[1].index(after) + 1
-            item[1][at:at] = added
-            inserts[index] = (2 + at, len(added))  # [tag, type index, *fields]
+            item[1][at:at] = names
+            inserts[index] = (2 + at, len(names))  # [tag, type index, *fields]
     if not inserts:
         return body
     pending: list[object] = [body[1]]
@@ -824,7 +822,25 @@ def _v3_to_v4(body: object) -> object:
     return body
 
 
+def _v3_to_v4(body: object) -> object:
+    """Version 4 gave windows the predicted values' counts and the counts of estimated performance, and
+    performance aggregates the counts that check the estimate: version 3's have none (``None``)."""
+    return _fields_added(
+        {
+            "pipeline.WindowAggregates": ("score", ["prediction", "estimate"]),
+            "core.PerformanceAggregates": ("_scored", ["score_edges", "estimate", "estimate_correct"]),
+        },
+        body,
+    )
+
+
+def _v4_to_v5(body: object) -> object:
+    """Version 5 gave windows the reconstruction errors of multivariate drift: version 4's have none."""
+    return _fields_added({"pipeline.WindowAggregates": ("estimate", ["multivariate"])}, body)
+
+
 _MIGRATIONS[3] = _v3_to_v4
+_MIGRATIONS[4] = _v4_to_v5
 
 
 class _Decoder:

@@ -15,6 +15,7 @@ from streamwatch.core.categories import CategoryCounts
 from streamwatch.core.drift import bin_support
 from streamwatch.core.drift_report import DriftSummary, WindowKey, evaluate_drift
 from streamwatch.core.histogram import NumericHistogram
+from streamwatch.core.multivariate import reconstruction_threshold
 from streamwatch.core.records import Finding, MetricRow
 from streamwatch.core.thresholds import calibrate
 from streamwatch.pipeline.aggregates import WindowAggregates
@@ -25,6 +26,7 @@ __all__ = [
     "calibrated_probabilities",
     "drift_of",
     "estimated_rows",
+    "multivariate_rows",
     "operational_rows",
     "quality_rows",
 ]
@@ -51,6 +53,21 @@ class ReferenceCache:
         self._built: dict[int, tuple[ReferenceProfile, _References, dict[str, float]]] = {}
         self._calibrated: dict[tuple[bytes, int, float], dict[str, float]] = {}
         self._fingerprints: dict[tuple[int, str], tuple[ReferenceProfile, bytes]] = {}
+        self._reconstruction: dict[tuple[int, int, float], tuple[ReferenceProfile, float]] = {}
+
+    def reconstruction_threshold(self, profile: ReferenceProfile, n: int, alpha: float) -> float:
+        """The mean reconstruction error a window of ``n`` events drawn from the reference exceeds with
+        probability ``alpha``, for ``n`` rounded down to a power of two (a few sizes, each resampled once;
+        a smaller window strays further, so the threshold errs on the quiet side)."""
+        reference = profile.multivariate
+        assert reference is not None
+        size = max(16, 1 << (max(n, 1).bit_length() - 1))
+        key = (id(profile), size, alpha)
+        cached = self._reconstruction.get(key)
+        if cached is None or cached[0] is not profile:
+            histogram = NumericHistogram.from_counts(reference.edges, reference.counts)
+            cached = self._reconstruction[key] = (profile, reconstruction_threshold(histogram, size, alpha))
+        return cached[1]
 
     def thresholds(
         self, profile: ReferenceProfile, sizes: dict[str, int] | None = None, alpha: float = 0.01
@@ -183,6 +200,20 @@ def operational_rows(
         for q in (0.5, 0.95, 0.99)
     ]
     return rows
+
+
+def multivariate_rows(
+    key: WindowKey, aggregates: WindowAggregates, window: str, reference: str | None, threshold: float
+) -> list[MetricRow]:
+    """Multivariate drift: the window's mean reconstruction error of its events by the reference's PCA
+    (``core.multivariate``) against ``threshold``, and how many numeric values were imputed for it."""
+    counts = aggregates.multivariate
+    if counts is None or not counts.n:
+        return []
+    return [
+        key.row("multivariate_drift", counts.mean, window=window, reference=reference, threshold=threshold),
+        key.row("multivariate_imputed", float(counts.imputed), window=window, reference=reference),
+    ]
 
 
 def estimated_rows(

@@ -25,6 +25,7 @@ from streamwatch.core.categories import CategoryCounts
 from streamwatch.core.estimation import ESTIMATED_METRICS, MIN_CALIBRATION_LABELS, calibrate_bins, estimate, score_cells
 from streamwatch.core.histogram import NumericHistogram
 from streamwatch.core.multiclass import class_name
+from streamwatch.core.multivariate import DEFAULT_VARIANCE_SHARE, ReconstructionModel, fit_reconstruction
 
 __all__ = [
     "PROFILE_VERSION",
@@ -32,6 +33,7 @@ __all__ = [
     "Calibration",
     "CategoricalProfile",
     "Lineage",
+    "MultivariateProfile",
     "NumericProfile",
     "ReferenceProfile",
     "SliceBaseRate",
@@ -39,8 +41,11 @@ __all__ = [
     "infer_task",
 ]
 
-#: Version 2 added the task, the classes and the calibration; version 1 profiles are read as they are.
-PROFILE_VERSION: Final = 2
+#: Version 2 added the task, the classes and the calibration; version 3 the multivariate reconstruction.
+#: Older profiles are read as they are.
+PROFILE_VERSION: Final = 3
+#: Rows a reference needs before its features' joint distribution is profiled (a PCA of fewer is noise).
+MIN_MULTIVARIATE_ROWS = 200
 Task = Literal["binary_classification", "multiclass_classification", "regression"]
 TASKS: Final[tuple[str, ...]] = ("binary_classification", "multiclass_classification", "regression")
 #: Most classes a multiclass profile lists; a label column with more distinct values is not a class.
@@ -146,10 +151,31 @@ class Calibration(_Frozen):
     ece_calibrated: float | None = Field(None, description="The same, of the calibrated probabilities (in sample).")
 
 
+class MultivariateProfile(_Frozen):
+    """The features' joint distribution, as NannyML's data reconstruction drift sees it: a PCA of the
+    standardised features (numeric, then one-hot of each categorical one's top categories) keeping
+    ``variance_share`` of the variance, and the reference's per-row reconstruction errors (each row held
+    out of the fit that reconstructs it) as a histogram (``core.multivariate``)."""
+
+    numeric: list[Key] = Field(description="Numeric features, in the order of the model's first columns.")
+    categorical: list[Key] = Field(description="Categorical features, in the order of `categories`.")
+    variance_share: float
+    means: list[float]
+    scales: list[float]
+    components: list[list[float]] = Field(description="Principal components kept, one per row.")
+    categories: list[list[str]] = Field(description="Per categorical feature, the categories one-hot encoded.")
+    edges: list[float] = Field(description="Bin edges of the reference's reconstruction errors.")
+    counts: list[int] = Field(description="The reference's reconstruction errors on `edges` (one more than edges).")
+    mean_error: float
+
+    def model(self) -> ReconstructionModel:
+        return ReconstructionModel(self.means, self.scales, self.components, self.categories, len(self.numeric))
+
+
 class ReferenceProfile(_Frozen):
     """The reference profile of one model version's training data."""
 
-    profile_version: Literal[1, 2] = PROFILE_VERSION
+    profile_version: Literal[1, 2, 3] = PROFILE_VERSION
     lineage: Lineage
     task: Task | None = Field(None, description="The model's task, as given or inferred from the label column.")
     classes: list[str] | None = Field(None, description="A multiclass model's classes, most frequent first.")
@@ -160,6 +186,9 @@ class ReferenceProfile(_Frozen):
     prediction: ColumnProfile | None = None
     label: ColumnProfile | None = None
     slices: list[SliceBaseRate] = Field(default_factory=list)
+    multivariate: MultivariateProfile | None = Field(
+        None, description="The features' joint distribution, for multivariate drift (two features or more)."
+    )
 
 
 def _is_numeric(values: np.ndarray) -> bool:
@@ -342,6 +371,34 @@ def _calibration(
     )
 
 
+def _multivariate(
+    columns: Mapping[str, np.ndarray], features: Mapping[str, NumericProfile | CategoricalProfile]
+) -> MultivariateProfile | None:
+    """The reconstruction of the features' joint distribution, or None with fewer than two features or
+    :data:`MIN_MULTIVARIATE_ROWS` rows."""
+    numeric = sorted(name for name, f in features.items() if isinstance(f, NumericProfile) and f.count)
+    categorical = sorted(name for name, f in features.items() if isinstance(f, CategoricalProfile) and f.count)
+    rows = len(next(iter(columns.values()))) if columns else 0
+    if len(numeric) + len(categorical) < 2 or rows < MIN_MULTIVARIATE_ROWS:
+        return None
+    matrix = np.column_stack([columns[name].astype(float) for name in numeric]) if numeric else np.zeros((rows, 0))
+    model, errors = fit_reconstruction(matrix, [columns[name] for name in categorical])
+    histogram = NumericHistogram(bin_edges(errors))
+    histogram.update(errors)
+    return MultivariateProfile(
+        numeric=numeric,
+        categorical=categorical,
+        variance_share=DEFAULT_VARIANCE_SHARE,
+        means=model.means.tolist(),
+        scales=model.scales.tolist(),
+        components=model.components.tolist(),
+        categories=model.categories,
+        edges=histogram.edges.tolist(),
+        counts=histogram.counts.tolist(),
+        mean_error=float(errors.mean()),
+    )
+
+
 def build_profile(
     columns: Mapping[str, np.ndarray],
     *,
@@ -406,4 +463,5 @@ def build_profile(
         prediction=None if prediction is None else _column(prediction, max_categories),
         label=None if label is None else _column(label, max_categories),
         slices=_slices(columns, segments, label, prediction, score, positive_label),
+        multivariate=_multivariate({n: v for n, v in columns.items() if n in features}, features),
     )

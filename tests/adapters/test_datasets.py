@@ -88,7 +88,7 @@ def test_profile_command(tmp_path: Path) -> None:
     assert profile.lineage.git_sha == "4be1c0d" and profile.lineage.model_version == "3.1.0"
     assert sorted(profile.features) == ["age", "city", "income"]
     assert [(s.value, s.label_positive_rate) for s in profile.slices] == [("F", 1.0), ("M", 0.0)]
-    assert json.loads(out.read_text())["profile_version"] == 2
+    assert json.loads(out.read_text())["profile_version"] == 3
     assert profile.task == "binary_classification"  # inferred from the label column, and stated
     assert profile.calibration is None  # three rows: too few labels to calibrate the score on
     assert "binary_classification" in result.stdout

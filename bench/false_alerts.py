@@ -268,6 +268,8 @@ def fill_window(
     aggregates.sli.update(ok, latency)
     if aggregates.score is not None:
         aggregates.score.update(np.asarray(columns["score"], dtype=float))
+    if aggregates.multivariate is not None:
+        aggregates._reconstructed({name: list(columns[name]) for name in aggregates.features}, ok.size)
     if aggregates.prediction is not None:  # an errored request predicted nothing
         aggregates._predicted(np.where(ok, columns["prediction"], None).tolist())
     if aggregates.estimate is not None and aggregates.score is not None:

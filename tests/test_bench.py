@@ -175,6 +175,8 @@ def test_false_alerts_fills_windows_and_performance_as_the_pipeline_does() -> No
     assert dict(filled.type_mismatch) == dict(expected.type_mismatch) == {}
     assert filled.score == expected.score
     assert filled.prediction == expected.prediction and expected.prediction is not None
+    assert filled.multivariate == expected.multivariate and expected.multivariate is not None
+    assert expected.multivariate.n == 600 and expected.multivariate.imputed > 0
     assert filled.estimate == expected.estimate and expected.estimate is not None and expected.estimate.n > 500
     assert (filled.sli.good, filled.sli.total) == (expected.sli.good, expected.sli.total)
     assert expected.sli.bad >= 12  # the 7 errors and 5 slow requests, at least

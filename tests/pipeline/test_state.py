@@ -213,7 +213,7 @@ def body(blob: bytes) -> Any:
 def framed(decoded: Any, version: int = state_codec.FORMAT_VERSION) -> bytes:
     """A blob around ``decoded``, with a correct checksum: what only a deliberate forgery looks like."""
     raw = msgspec.msgpack.encode(decoded)
-    return b"SWS" + bytes([version]) + zlib.crc32(raw).to_bytes(4, "big") + raw
+    return b"SWS" + bytes([version]) + state_codec._checksum(version, raw).to_bytes(4, "big") + raw
 
 
 SMALL = state_codec.dumps({"n": [1, 2.5, "x"], "h": roundtrip(pipeline().stage.state())["join"]})

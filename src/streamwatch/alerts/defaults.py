@@ -7,10 +7,10 @@ same name replaces a built-in one; ``alerting: {default_rules: false}`` drops
 them all. The README lists them.
 
 >>> [rule.name for rule in DEFAULT_RULES][:3]
-['feature-drift', 'drifted-share', 'data-quality']
+['feature-drift', 'multivariate-drift', 'drifted-share']
 >>> mine = RuleConfig(name="data-quality", kind="data_quality", when={"finding": "data_quality"}, channels=[])
 >>> [r.name for r in with_defaults([mine])][:3]
-['data-quality', 'feature-drift', 'drifted-share']
+['data-quality', 'feature-drift', 'multivariate-drift']
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ The format
 ----------
 Header
     ``b"SWS"``, one byte for the format version (:data:`FORMAT_VERSION`, now 5)
-    and the CRC-32 of the body (4 bytes, big-endian): a truncated or altered
-    blob is refused before it is read. The header keeps this layout in every version.
+    and the CRC-32 of the body (4 bytes, big-endian; from version 5 on, of the
+    version byte then the body): a truncated or altered blob is refused before
+    it is read. The header keeps this layout in every version.
 Body
     One MessagePack array ``[types, root]`` (msgspec). ``types`` lists each
     registered class the blob holds as ``[stable name, [field, ...]]``;
@@ -738,7 +739,19 @@ def dumps(state: object) -> bytes:
             body = _encode(state, _PLAIN)
         except OverflowError:  # an integer beyond 64 bits somewhere: write it as a big integer
             body = _encode(state, _SCALARS)
-    return MAGIC + bytes([FORMAT_VERSION]) + zlib.crc32(body).to_bytes(4, "big") + body
+    return MAGIC + bytes([FORMAT_VERSION]) + _checksum(FORMAT_VERSION, body).to_bytes(4, "big") + body
+
+
+#: From this version on, the CRC covers the version byte too: a blob whose version was altered into an older one
+#: the body could pass for (version 5's into 4, whose migration cannot tell) fails its check.
+_VERSIONED_CRC = 5
+
+
+def _checksum(version: int, body: bytes | memoryview) -> int:
+    """The header's CRC-32: of the body, and from version 5 on of the version byte then the body."""
+    if version >= _VERSIONED_CRC:
+        return zlib.crc32(body, zlib.crc32(bytes([version])))
+    return zlib.crc32(body)
 
 
 def _encode(state: object, plain: frozenset[type]) -> bytes:
@@ -1066,7 +1079,7 @@ def _body(data: bytes) -> object:
     if len(view) < _HEADER:
         raise StateFormatError(f"state of {len(view)} bytes: shorter than its header (truncated)")
     checksum = int.from_bytes(view[4:_HEADER], "big")
-    if zlib.crc32(view[_HEADER:]) != checksum:
+    if _checksum(version, view[_HEADER:]) != checksum:
         raise StateFormatError(f"state of {len(view)} bytes fails its CRC-32 check: truncated or altered")
     try:
         body: object = msgspec.msgpack.decode(view[_HEADER:])

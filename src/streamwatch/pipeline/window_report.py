@@ -61,7 +61,7 @@ class ReferenceCache:
         a smaller window strays further, so the threshold errs on the quiet side)."""
         reference = profile.multivariate
         assert reference is not None
-        size = max(16, 1 << (max(n, 1).bit_length() - 1))
+        size = 1 << (max(n, 1).bit_length() - 1)  # never rounded up: a window smaller than the size strays further
         key = (id(profile), size, alpha)
         cached = self._reconstruction.get(key)
         if cached is None or cached[0] is not profile:

@@ -62,7 +62,13 @@ valid = {
             "prediction": scalars.filter(lambda v: v is not None),
         },
         optional={
-            "schema_version": st.just(1),
+            "schema_version": st.sampled_from([1, 2]),
+            # (a version 1 event with embeddings breaks the contract: the property covers both verdicts)
+            "embeddings": st.dictionaries(
+                names,
+                st.lists(st.one_of(st.floats(-1e3, 1e3), st.integers(-5, 5), st.just("x"), st.just(1e308)), max_size=4),
+                max_size=2,
+            ),
             "variant": st.sampled_from(["production", "canary", "shadow"]),
             "features": st.dictionaries(names, scalars, max_size=6),
             "score": st.floats(0, 1),
@@ -80,7 +86,7 @@ valid = {
             "model": names,
             "features": st.dictionaries(names, scalars, min_size=1, max_size=6),
         },
-        optional={"request_id": names, "model_version": names, "schema_version": st.just(1)},
+        optional={"request_id": names, "model_version": names, "schema_version": st.sampled_from([1, 2])},
     ),
     "label": st.fixed_dictionaries(
         {
@@ -91,7 +97,7 @@ valid = {
             "model": names,
             "label": scalars.filter(lambda v: v is not None),
         },
-        optional={"schema_version": st.just(1)},
+        optional={"schema_version": st.sampled_from([1, 2])},
     ),
 }
 

@@ -308,3 +308,34 @@ def test_prediction_heads_hold_what_the_encoder_writes(model: Any, model_version
     body = orjson.loads(orjson.dumps({"type": heads["shadow"]}))
     assert body == {k: expected[k] for k in ("type", "schema_version", "model", "model_version", "variant", "status")}
     assert enc.prediction_heads(model, model_version) is heads  # made once
+
+
+@pytest.mark.parametrize(
+    ("vector", "reason"),
+    [
+        (["1.5"], "flat sequence of numbers"),  # numpy would read the text as a number
+        ([1.0, None], "flat sequence of numbers"),
+        ([[1.0, 2.0]], "flat sequence of numbers"),
+        ([], "1 to 4096 numbers"),
+        (np.zeros(4097), "1 to 4096 numbers"),
+        ([1e39], "finite"),  # beyond float32's range
+        (np.array([np.nan]), "finite"),
+    ],
+)
+def test_bad_embeddings_are_refused_naming_the_embedding(vector: Any, reason: str) -> None:
+    with pytest.raises(ContractError, match=reason) as caught:
+        encoder().prediction("m", "1", "r", 1.0, prediction=1, embeddings={"text": vector})
+    assert caught.value.field == "embeddings.text"
+
+
+def test_embeddings_are_sent_at_float32_precision_in_version_2_events() -> None:
+    vector = np.random.default_rng(0).normal(size=4096)  # the largest allowed, at full precision
+    payload = encoder().prediction("m", "1", "r", 1.0, prediction=1, embeddings={"text": vector, "image": [1, 2]})
+    assert len(payload) < MAX_EVENT_BYTES  # float32 text keeps the largest embedding inside the event limit
+    event = parse_event(payload)
+    assert isinstance(event, PredictionEvent) and event.schema_version == 2
+    # float32's shortest text, read back as float32, is the float32 value exactly
+    assert np.array_equal(np.array(event.embeddings["text"], dtype=np.float32), vector.astype(np.float32))
+    assert event.embeddings["image"] == [1.0, 2.0]
+    without = parse_event(encoder().prediction("m", "1", "r", 1.0, prediction=1))
+    assert isinstance(without, PredictionEvent) and without.schema_version == 1 and without.embeddings == {}

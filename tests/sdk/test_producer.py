@@ -14,6 +14,7 @@ import weakref
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import orjson
 import pytest
 
@@ -47,6 +48,8 @@ def test_events_published_by_the_sdk_come_back_valid(settings: Settings) -> None
                 latency_ms=5 + i % 7,
                 segments={"gender": "FM"[i % 2]},
                 variant="canary" if i % 10 == 0 else "production",
+                # numpy arrays, as a service has its embeddings; every third event, so both versions are sent
+                embeddings={"text": np.full(384, i / 7, dtype=np.float64)} if i % 3 == 0 else None,
             )
             request_ids.append(rid)
         for rid in request_ids[::2]:
@@ -67,6 +70,12 @@ def test_events_published_by_the_sdk_come_back_valid(settings: Settings) -> None
         assert message.key == event.request_id.encode()  # keyed by request id
         if isinstance(event, PredictionEvent):
             partition_of[event.request_id] = message.partition
+            # Events without embeddings stay at version 1, which workers of the previous release read.
+            assert event.schema_version == (2 if event.embeddings else 1)
+            if event.embeddings:
+                i = request_ids.index(event.request_id)
+                sent = np.float32(event.embeddings["text"])
+                assert i % 3 == 0 and np.array_equal(sent, np.full(384, np.float32(i / 7)))
         elif isinstance(event, LabelEvent):
             label_partitions.append((event.request_id, message.partition))
     assert sorted(partition_of) == sorted(request_ids)

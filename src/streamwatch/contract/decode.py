@@ -39,6 +39,8 @@ import orjson
 
 from streamwatch.contract.events import CONTROL_CHARS, Status, Variant, parse_event
 from streamwatch.contract.limits import (
+    MAX_EMBEDDING_DIMS,
+    MAX_EMBEDDINGS,
     MAX_EVENT_BYTES,
     MAX_FEATURES,
     MAX_ID_LENGTH,
@@ -65,6 +67,12 @@ _Text = Annotated[str, msgspec.Meta(max_length=MAX_STRING_LENGTH)]
 _Scalar = _Int | float | bool | _Text
 _Features = Annotated[dict[_Key, _Scalar | None], msgspec.Meta(max_length=MAX_FEATURES)]
 _Strings = Annotated[dict[_Key, _Text], msgspec.Meta(max_length=MAX_MAP_ENTRIES)]
+# msgspec refuses numbers a float cannot hold (1e999), and JSON has no NaN: every value is finite.
+_Embeddings = Annotated[
+    dict[_Key, Annotated[list[float], msgspec.Meta(min_length=1, max_length=MAX_EMBEDDING_DIMS)]],
+    msgspec.Meta(max_length=MAX_EMBEDDINGS),
+]
+_Version = Literal[1, 2]
 if TYPE_CHECKING:
     _Timestamp = int  # as decode_batch hands the events out: _check turned the time into epoch ms
 else:
@@ -81,7 +89,7 @@ class PredictionIn(msgspec.Struct, tag_field="type", tag="prediction", forbid_un
     model: _Name
     model_version: _Name
     latency_ms: Annotated[float, msgspec.Meta(ge=0)]
-    schema_version: Literal[1] = 1
+    schema_version: _Version = 1
     variant: Variant = "production"
     features: _Features = {}
     prediction: _Scalar | None = None
@@ -90,6 +98,7 @@ class PredictionIn(msgspec.Struct, tag_field="type", tag="prediction", forbid_un
     error: _Text | None = None
     segments: _Strings = {}
     metadata: _Strings = {}
+    embeddings: _Embeddings = {}
 
 
 class FeatureIn(msgspec.Struct, tag_field="type", tag="feature", forbid_unknown_fields=True, gc=False):
@@ -101,7 +110,7 @@ class FeatureIn(msgspec.Struct, tag_field="type", tag="feature", forbid_unknown_
     timestamp: _Timestamp
     model: _Name
     features: Annotated[dict[_Key, _Scalar | None], msgspec.Meta(min_length=1, max_length=MAX_FEATURES)]
-    schema_version: Literal[1] = 1
+    schema_version: _Version = 1
     request_id: _Id | None = None
     model_version: _Name | None = None
 
@@ -115,7 +124,7 @@ class LabelIn(msgspec.Struct, tag_field="type", tag="label", forbid_unknown_fiel
     timestamp: _Timestamp
     model: _Name
     label: _Scalar
-    schema_version: Literal[1] = 1
+    schema_version: _Version = 1
 
 
 _DECODER = msgspec.json.Decoder(PredictionIn | FeatureIn | LabelIn)
@@ -190,9 +199,12 @@ def _check(event: Any) -> Any:
     if kind == "prediction":
         if event.prediction is None and event.status == "ok":
             raise _Refused
+        if event.embeddings and event.schema_version < 2:
+            raise _Refused
         names.append(event.model_version)
         _printable(event.segments)
         _printable(event.metadata)
+        _printable(event.embeddings)
     elif kind == "feature" and event.model_version is not None:
         names.append(event.model_version)
     _printable(names)
@@ -256,6 +268,8 @@ def _whole_batch_checked(events: list[Any]) -> bool:
     predictions = [event for event in events if event.type == "prediction"]
     if any(event.prediction is None and event.status == "ok" for event in predictions):
         return False
+    if any(event.embeddings and event.schema_version < 2 for event in predictions):
+        return False
 
     def all_names() -> Iterator[Any]:  # a chain of C iterators: no Python step per name
         return chain(
@@ -264,6 +278,7 @@ def _whole_batch_checked(events: list[Any]) -> bool:
             chain.from_iterable([event.features for event in events if event.type != "label"]),
             chain.from_iterable([event.segments for event in predictions]),
             chain.from_iterable([event.metadata for event in predictions]),
+            chain.from_iterable([event.embeddings for event in predictions]),
         )
 
     if _KNOWN_NAMES.issuperset(all_names()):  # names seen before, the usual case: one pass, no set built

@@ -36,10 +36,13 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import orjson
 
 from streamwatch.contract.ids import event_id_factory
 from streamwatch.contract.limits import (
+    MAX_EMBEDDING_DIMS,
+    MAX_EMBEDDINGS,
     MAX_EVENT_BYTES,
     MAX_FEATURES,
     MAX_ID_LENGTH,
@@ -51,11 +54,15 @@ from streamwatch.contract.limits import (
     MAX_TIMESTAMP_MS,
     MIN_INTEGER,
     MIN_TIMESTAMP_MS,
-    SCHEMA_VERSION,
 )
 from streamwatch.errors import ContractError
 
 __all__ = ["Encoder"]
+
+# The version an event without embeddings carries: producers write the lowest version that describes an
+# event, so that workers of the previous release keep reading what an upgraded producer sends.
+_V1 = 1
+_V2 = 2
 
 # One cache serves keys and model names because they share one rule.
 assert MAX_KEY_LENGTH == MAX_NAME_LENGTH
@@ -131,8 +138,7 @@ class Encoder:
         # A plain dict, not read-only: a mappingproxy's get() costs several times a dict's.
         heads = {
             variant: orjson.Fragment(
-                b'"prediction","schema_version":%d,%b,"variant":"%b","status":"ok"'
-                % (SCHEMA_VERSION, names, variant.encode())
+                b'"prediction","schema_version":%d,%b,"variant":"%b","status":"ok"' % (_V1, names, variant.encode())
             )
             for variant in sorted(_VARIANTS)
         }
@@ -158,11 +164,16 @@ class Encoder:
         metadata: Mapping[str, str] | None = None,
         timestamp: Any = None,
         event_id: str | None = None,
+        embeddings: Mapping[str, Any] | None = None,
     ) -> bytes:
         """Encode a prediction event.
 
         Arguments may be passed by position in this order; the producer does so
-        because binding 14 keywords twice costs more than the checks.
+        because binding 15 keywords twice costs more than the checks.
+
+        ``embeddings`` maps a name to a flat sequence of numbers (a numpy array, usually). They are sent at
+        float32 precision, which embeddings have anyway, so that a 4,096-number one fits in an event; an
+        event with embeddings is of schema version 2.
         """
         names = self._names
         # The common case is checked inline: every call here costs ~50 ns.
@@ -204,7 +215,7 @@ class Encoder:
             segments = {}
         body = {
             "type": "prediction",
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": _V2 if embeddings else _V1,
             "event_id": self.event_ids() if event_id is None else _id(event_id, "event_id"),
             "request_id": request_id,
             "timestamp": self.clock_ms() if timestamp is None else self._timestamp(timestamp),
@@ -222,6 +233,8 @@ class Encoder:
             body["error"] = _error_text(error)
         if metadata:
             body["metadata"] = self._strings(metadata, "metadata")
+        if embeddings:
+            body["embeddings"] = self._embeddings(embeddings)
         return self._dump(body)
 
     def features(
@@ -238,7 +251,7 @@ class Encoder:
         self._name(model, "model")
         body: dict[str, Any] = {
             "type": "feature",
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": _V1,
             "event_id": self._event_id(event_id),
             "timestamp": self._timestamp(timestamp),
             "model": model,
@@ -260,7 +273,7 @@ class Encoder:
         return self._dump(
             {
                 "type": "label",
-                "schema_version": SCHEMA_VERSION,
+                "schema_version": _V1,
                 "event_id": self._event_id(event_id),
                 "request_id": request_id,
                 "timestamp": self._timestamp(timestamp),
@@ -317,6 +330,29 @@ class Encoder:
                     raise ContractError(f"{field}.{_short(key)}", f"must be a string, not {type(value).__name__}")
         return mapping
 
+    def _embeddings(self, embeddings: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        if not isinstance(embeddings, Mapping):
+            raise ContractError("embeddings", f"must be a mapping, not {type(embeddings).__name__}")
+        self._keys(embeddings, "embeddings", MAX_EMBEDDINGS)
+        out = {}
+        for name, vector in embeddings.items():
+            field = f"embeddings.{_short(name)}"
+            try:
+                array = np.asarray(vector)
+            except (TypeError, ValueError):  # ragged nesting
+                raise ContractError(field, "must be a flat sequence of numbers") from None
+            # Numbers only: numpy would turn "1.5" into 1.5, and None into an object array.
+            if array.dtype.kind not in "biuf" or array.ndim != 1:
+                raise ContractError(field, "must be a flat sequence of numbers")
+            if not 1 <= array.size <= MAX_EMBEDDING_DIMS:
+                raise ContractError(field, f"must hold 1 to {MAX_EMBEDDING_DIMS} numbers, not {array.size}")
+            with np.errstate(over="ignore"):  # beyond float32's range becomes inf, refused just below
+                array = array.astype(np.float32)
+            if not np.isfinite(array).all():
+                raise ContractError(field, "must be finite numbers (within float32's range)")
+            out[name] = array
+        return out
+
     def _event_id(self, event_id: str | None) -> str:
         return self.event_ids() if event_id is None else _id(event_id, "event_id")
 
@@ -339,7 +375,8 @@ class Encoder:
 
     def _dump(self, body: dict[str, Any]) -> bytes:
         try:
-            payload = orjson.dumps(body)
+            # (numpy only where the encoder put it: the embeddings' float32 arrays)
+            payload = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY if "embeddings" in body else None)
         except orjson.JSONEncodeError as exc:
             # orjson refuses integers outside 64 bits (exactly the contract's
             # range) and strings that are not valid Unicode (lone surrogates).

@@ -37,12 +37,16 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from streamwatch.contract.limits import (
+    MAX_EMBEDDING_DIMS,
+    MAX_EMBEDDINGS,
     MAX_EVENT_BYTES,
     MAX_FEATURES,
     MAX_ID_LENGTH,
@@ -54,7 +58,6 @@ from streamwatch.contract.limits import (
     MAX_TIMESTAMP_MS,
     MIN_INTEGER,
     MIN_TIMESTAMP_MS,
-    SCHEMA_VERSION,
 )
 from streamwatch.errors import ContractError, describe_validation_error
 from streamwatch.times import EPOCH, RFC3339_PATTERN, MissingOffsetError, parse_rfc3339, rfc3339, to_datetime, to_ms
@@ -180,13 +183,16 @@ Target = Annotated[
 Features = Annotated[dict[Key, FeatureValue], Field(max_length=MAX_FEATURES)]
 StringMap = Annotated[dict[Key, Text], Field(max_length=MAX_MAP_ENTRIES)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+Embedding = Annotated[list[Finite], Field(min_length=1, max_length=MAX_EMBEDDING_DIMS)]
+Embeddings = Annotated[dict[Key, Embedding], Field(max_length=MAX_EMBEDDINGS)]
 
 
 class _Event(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     type: str
-    schema_version: Literal[1] = Field(SCHEMA_VERSION, description="Version of the wire contract.")
+    # Version 1 is the default: an event that needs no field of version 2 may omit it (see SCHEMA_VERSION).
+    schema_version: Literal[1, 2] = Field(1, description="Version of the wire contract: 2 for embeddings, else 1 or 2.")
     event_id: Id = Field(description="Unique id of this event; consumers deduplicate on it.")
     timestamp: Timestamp
 
@@ -207,12 +213,27 @@ class PredictionEvent(_Event):
     error: Text | None = None
     segments: StringMap = Field(default_factory=dict, description="Slice attributes, e.g. gender or region.")
     metadata: StringMap = Field(default_factory=dict, description="Free-form strings such as git sha or host.")
+    embeddings: Embeddings = Field(
+        default_factory=dict,
+        description=(
+            "Schema version 2. Vectors by name, e.g. a text embedding; each name keeps the length its reference"
+            " profile has (checked by the workers)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _prediction_when_ok(self) -> PredictionEvent:
         if self.status == "ok" and self.prediction is None:
             raise PydanticCustomError("prediction_missing", "prediction: required when status is 'ok'")
         return self
+
+    @field_validator("embeddings")
+    @classmethod
+    def _embeddings_need_version_2(cls, value: dict[str, list[float]], info: ValidationInfo) -> dict[str, list[float]]:
+        # (schema_version, declared before, is validated first; absent from data when it failed itself)
+        if value and info.data.get("schema_version", 2) < 2:
+            raise PydanticCustomError("schema_version", "requires schema_version 2")
+        return value
 
 
 class FeatureEvent(_Event):

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "MAX_EMBEDDINGS",
+    "MAX_EMBEDDING_DIMS",
     "MAX_EVENT_BYTES",
     "MAX_FEATURES",
     "MAX_ID_LENGTH",
@@ -22,15 +24,27 @@ __all__ = [
     "MIN_INTEGER",
     "MIN_TIMESTAMP_MS",
     "SCHEMA_VERSION",
+    "SCHEMA_VERSIONS",
 ]
 
 #: Version of the wire contract. A field is never added, removed or
 #: re-typed without bumping it, because workers reject unknown fields.
-SCHEMA_VERSION: Final = 1
+#: Version 2 added ``embeddings`` to prediction events. Producers write the
+#: lowest version that describes an event (1 unless it carries embeddings), so
+#: a producer upgraded before the workers keeps being read.
+SCHEMA_VERSION: Final = 2
+
+#: Versions workers read.
+SCHEMA_VERSIONS: Final = (1, 2)
 
 #: Largest serialised event, in bytes (UTF-8 JSON). Well under Kafka's 1 MiB
 #: default ``message.max.bytes`` so a batch of events always fits.
 MAX_EVENT_BYTES = 64 * 1024
+
+#: Most embeddings in one prediction event, and most numbers in one. A 4,096-number
+#: embedding takes ~45 KB at float32 precision (what the SDK sends), inside the event limit.
+MAX_EMBEDDINGS = 8
+MAX_EMBEDDING_DIMS = 4096
 
 #: Most features in one event.
 MAX_FEATURES = 1000

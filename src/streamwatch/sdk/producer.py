@@ -361,8 +361,12 @@ class Producer:
         metadata: Mapping[str, str] | None = None,
         timestamp: Any = None,
         event_id: str | None = None,
+        embeddings: Mapping[str, Any] | None = None,
     ) -> str:
-        """Publish one prediction; return its ``request_id`` (made here when not given)."""
+        """Publish one prediction; return its ``request_id`` (made here when not given).
+
+        ``embeddings`` maps a name to a vector, e.g. a numpy array (sent at float32 precision).
+        """
         if request_id is None:
             request_id = new_request_id()
         payload = None
@@ -372,7 +376,7 @@ class Producer:
         # name not seen yet, numpy values, large or unusual events) it leaves to the encoder,
         # which has the last word: the fast path only accepts what the encoder accepts, and
         # emits the same JSON object (members in another order).
-        if error is None and metadata is None:
+        if error is None and metadata is None and embeddings is None:
             try:
                 if model is None and model_version is None:
                     head = self._heads[variant]  # KeyError for anything but a valid variant
@@ -454,6 +458,7 @@ class Producer:
                     metadata,
                     timestamp,
                     event_id,
+                    embeddings,
                 )
             except ContractError as exc:
                 self._reject(exc, "prediction")

@@ -7,7 +7,7 @@ same name replaces a built-in one; ``alerting: {default_rules: false}`` drops
 them all. The README lists them.
 
 >>> [rule.name for rule in DEFAULT_RULES][:3]
-['feature-drift', 'multivariate-drift', 'drifted-share']
+['feature-drift', 'multivariate-drift', 'embedding-drift']
 >>> mine = RuleConfig(name="data-quality", kind="data_quality", when={"finding": "data_quality"}, channels=[])
 >>> [r.name for r in with_defaults([mine])][:3]
 ['data-quality', 'feature-drift', 'multivariate-drift']
@@ -36,6 +36,13 @@ DEFAULT_RULES: tuple[RuleConfig, ...] = (
     # the others) while each alone may look the same: the window's mean reconstruction error by the reference's
     # PCA over its threshold, resampled from the reference at the budget's drift rate, two windows running.
     _rule("multivariate-drift", "drift", {"metric": "multivariate_drift"}, for_=DEFAULT_FOR["drift"]),
+    # An embedding's mean vector moved (a cluster of inputs moved): the distance between the window's mean and
+    # the reference's over its threshold, simulated from the reference's covariance at the budget's drift rate,
+    # two windows running. A change of spread alone shows in its projections' drift (feature-drift, on
+    # "<name>#pc1"...). The cosine distance has its row and threshold too, for a rule of one's own.
+    _rule("embedding-drift", "drift", {"metric": "embedding_euclidean"}, for_=DEFAULT_FOR["drift"]),
+    # A producer sends vectors of another length than the reference's: they cannot be compared, and are counted.
+    _rule("embedding-wrong-length", "data_quality", {"metric": "embedding_wrong_length", "op": ">", "threshold": 0}),
     # Half the judged features drifted at once: the model sees another population. Retrain.
     _rule("drifted-share", "drift", {"metric": "drifted_share", "op": ">="}, severity="critical", actions=["retrain"]),
     # Missing, mistyped, out-of-range or unseen values above the reference's rate, beyond chance.

@@ -86,14 +86,27 @@ def profile(
     data_uri: Annotated[str | None, typer.Option(help="Where the data lives, for lineage (default: DATA).")] = None,
     model_artifact: Annotated[str | None, typer.Option(help="Model artifact URI, for lineage.")] = None,
     git_sha: Annotated[str | None, typer.Option(help="Git commit of the training code, for lineage.")] = None,
+    embedding: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An embedding from a .npy file of one vector per row of DATA, as NAME=PATH (repeatable). "
+            "A Parquet file's list columns are embeddings already."
+        ),
+    ] = None,
 ) -> None:
     """Build a reference profile of a training set: bins, frequencies, distributions, slices and lineage."""
     from datetime import UTC, datetime
 
-    from streamwatch.adapters.datasets import read_columns, sha256_of
+    from streamwatch.adapters.datasets import read_embeddings, sha256_of
     from streamwatch.profiles.model import Lineage, build_profile
 
-    columns, rows = read_columns(data)
+    files = {}
+    for given in embedding or []:
+        name, sep, path = given.partition("=")
+        if not sep or not name or not path:
+            raise StreamwatchError(f"--embedding {given!r}: expected NAME=PATH, e.g. text=train.text.npy")
+        files[name] = Path(path)
+    columns, vectors, rows = read_embeddings(data, files)
     try:
         lineage = Lineage(
             model=model,
@@ -116,6 +129,7 @@ def profile(
             positive_label=positive_label,
             max_categories=max_categories,
             task=task,
+            embeddings=vectors,
         )
     except KeyError as exc:
         raise StreamwatchError(f"{data}: {exc.args[0]}") from None
@@ -124,7 +138,8 @@ def profile(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(built.model_dump_json(indent=2) + "\n", encoding="utf-8")
     calibrated = ", score calibrated for estimated performance" if built.calibration else ""
+    embedded = "".join(f", embedding {name} ({e.dims} dims)" for name, e in built.embeddings.items())
     typer.echo(
         f"wrote {out}: {built.task or 'no label, task not stated'}, {len(built.features)} features, {rows} rows, "
-        f"{len(built.slices)} slices{calibrated}"
+        f"{len(built.slices)} slices{calibrated}{embedded}"
     )

@@ -21,13 +21,14 @@ from typing import Any, cast
 import numpy as np
 
 from streamwatch.core.categories import CategoryCounts
+from streamwatch.core.embedding import EmbeddingCounts, EmbeddingReference
 from streamwatch.core.estimation import EstimateCounts, score_cells
 from streamwatch.core.histogram import NumericHistogram, update_columns
 from streamwatch.core.latency import LatencySketch
 from streamwatch.core.multivariate import ReconstructionCounts
 from streamwatch.core.performance import is_positive
 from streamwatch.core.slo import SLO, SLICounts
-from streamwatch.profiles.model import CategoricalProfile, NumericProfile, ReferenceProfile
+from streamwatch.profiles.model import CategoricalProfile, NumericProfile, ReferenceProfile, projection_name
 
 __all__ = ["EXAMPLES_PER_WINDOW", "WindowAggregates"]
 
@@ -60,6 +61,19 @@ def _feature_columns(rows: list[dict[str, Any]], names: list[str]) -> dict[str, 
     if not picked:
         return {name: [] for name in names}
     return dict(zip(names, zip(*picked, strict=True), strict=True))
+
+
+def _embedding_counts(
+    profile: ReferenceProfile | None,
+) -> tuple[dict[str, EmbeddingCounts], dict[str, NumericHistogram]]:
+    embeddings = profile.embeddings if profile is not None else {}
+    counts = {name: EmbeddingCounts(e.dims) for name, e in embeddings.items()}
+    projections = {
+        projection_name(name, i): NumericHistogram(p.edges)
+        for name, e in embeddings.items()
+        for i, p in enumerate(e.projections)
+    }
+    return counts, projections
 
 
 class WindowAggregates:
@@ -97,6 +111,12 @@ class WindowAggregates:
         joint = profile.multivariate if profile is not None else None
         self.multivariate = ReconstructionCounts(joint.edges) if joint is not None else None
         self._reconstruction = joint.model() if joint is not None else None  # derived: not checkpointed
+        # Each embedding's mean (exact sums) and its projections on the reference's principal components (on
+        # the reference projections' bins: drift "features" named by projection_name), and the vectors refused
+        # for a length other than the reference's.
+        self.embeddings, self.projections = _embedding_counts(profile)
+        self.embedding_wrong_length: dict[str, int] = defaultdict(int)
+        self._embedding_references = self._references()  # derived: not checkpointed
         self.latency = LatencySketch()
         self.requests = 0
         self.errors = 0
@@ -137,6 +157,8 @@ class WindowAggregates:
         predictions = [event for event in events if event.type == "prediction"]
         if not predictions:
             return
+        if self.embeddings or any(event.embeddings for event in predictions):
+            self._embedded(predictions)
         self.requests += len(predictions)
         self.errors += sum(event.status == "error" for event in predictions)
         latencies = np.array([event.latency_ms for event in predictions], dtype=float)
@@ -152,6 +174,41 @@ class WindowAggregates:
         self.examples = heapq.nsmallest(
             EXAMPLES_PER_WINDOW, {*self.examples, *(event.request_id for event in predictions)}
         )
+
+    def _embedded(self, predictions: list[Any]) -> None:
+        """Each embedding's vectors of the batch as one matrix: its sums, and its projections counted on their
+        bins. A vector of another length than the reference's is counted as such, and an embedding the
+        reference does not have is an unknown feature (``embeddings.<name>``)."""
+        for name, counts in self.embeddings.items():
+            vectors = [vector for event in predictions if (vector := event.embeddings.get(name)) is not None]
+            if not vectors:
+                continue
+            good = [vector for vector in vectors if len(vector) == counts.dims]
+            if len(good) < len(vectors):
+                self.embedding_wrong_length[name] += len(vectors) - len(good)
+            if not good:
+                continue
+            matrix = np.array(good, dtype=float)
+            counts.update(matrix)
+            projected = self._embedding_references[name].project(matrix)
+            update_columns(
+                [self.projections[projection_name(name, i)] for i in range(projected.shape[1])], projected.T.copy()
+            )
+        known = self.embeddings.keys()
+        for event in predictions:
+            if event.embeddings and not known >= event.embeddings.keys():
+                for name in event.embeddings.keys() - known:
+                    self.unknown_features[f"embeddings.{name}"] += 1
+        if len(self.unknown_features) > UNKNOWN_FEATURE_NAMES:
+            _trim_unknown(self.unknown_features)
+
+    def embedding_reference(self, name: str) -> EmbeddingReference:
+        """The reference of the profile's embedding ``name``, as ``core.embedding`` computes with it."""
+        return self._embedding_references[name]
+
+    def _references(self) -> dict[str, EmbeddingReference]:
+        embeddings = self.profile.embeddings if self.profile is not None else {}
+        return {name: e.reference() for name, e in embeddings.items()}
 
     def _reconstructed(self, by_name: Mapping[str, Sequence[Any]], rows: int) -> None:
         """Every event's reconstruction error (one matrix product per batch), counted on the reference's bins.
@@ -237,13 +294,22 @@ class WindowAggregates:
     def copy(self) -> WindowAggregates:
         """An independent copy of the counts, sharing the (read-only) reference profile and its model."""
         return copy.deepcopy(
-            self, memo={id(self.profile): self.profile, id(self._reconstruction): self._reconstruction}
+            self,
+            memo={
+                id(self.profile): self.profile,
+                id(self._reconstruction): self._reconstruction,
+                id(self._embedding_references): self._embedding_references,
+            },
         )
 
     def rebuild(self) -> None:
         """Set the attributes derived from the profile again (after a checkpoint is read)."""
         reference = self.profile.multivariate if self.profile is not None else None
         self._reconstruction = reference.model() if reference is not None else None
+        self._embedding_references = self._references()
+        if self.embeddings is None:  # a checkpoint from before embeddings (format 5): none were counted
+            self.embeddings, self.projections = _embedding_counts(self.profile)
+            self.embedding_wrong_length = defaultdict(int)
 
     def merge(self, other: WindowAggregates) -> None:
         for name, aggregate in self.features.items():
@@ -264,6 +330,12 @@ class WindowAggregates:
             self.prediction.merge(other.prediction)  # type: ignore[arg-type]  # one profile made both
         if self.multivariate is not None and other.multivariate is not None:
             self.multivariate.merge(other.multivariate)
+        for name, counts in self.embeddings.items():
+            counts.merge(other.embeddings[name])
+        for name, histogram in self.projections.items():
+            histogram.merge(other.projections[name])
+        for name, count in other.embedding_wrong_length.items():
+            self.embedding_wrong_length[name] += count
         self.latency.merge(other.latency)
         self.sli.merge(other.sli)
         self.requests += other.requests

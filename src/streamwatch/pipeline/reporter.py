@@ -39,6 +39,7 @@ from streamwatch.pipeline.window_report import (
     ReferenceCache,
     calibrated_probabilities,
     drift_of,
+    embedding_rows,
     estimated_rows,
     multivariate_rows,
     operational_rows,
@@ -354,6 +355,7 @@ class Reporter:
             if aggregates.multivariate is not None and aggregates.multivariate.n:
                 threshold = self._references.reconstruction_threshold(profile, aggregates.multivariate.n, alpha)
                 rows += multivariate_rows(key, aggregates, "tumbling", reference_id, threshold)
+            rows += embedding_rows(key, aggregates, self._references, "tumbling", alpha)
             if view is not None:
                 self._estimated_view(slot_key, key, aggregates, view)
             examples = {"example_request_ids": aggregates.examples}
@@ -363,7 +365,9 @@ class Reporter:
     def _drift_alpha(self, profile: ReferenceProfile) -> float:
         """Each feature's (and the score's) false-positive rate per window, under the budget's drift share."""
         judged = len(profile.features) + (profile.score is not None) + (profile.prediction is not None)
-        series = (judged + (profile.multivariate is not None)) * VARIANTS
+        # each embedding: its projections (drift features) and its mean's two distances
+        embedded = sum(len(e.projections) + 2 for e in profile.embeddings.values())
+        series = (judged + (profile.multivariate is not None) + embedded) * VARIANTS
         return self.budget.alpha("drift", series, self.window_ms)
 
     def _quality_alpha(self, profile: ReferenceProfile) -> float:

@@ -8,7 +8,7 @@ code that the blob chooses.
 The format
 ----------
 Header
-    ``b"SWS"``, one byte for the format version (:data:`FORMAT_VERSION`, now 5)
+    ``b"SWS"``, one byte for the format version (:data:`FORMAT_VERSION`, now 6)
     and the CRC-32 of the body (4 bytes, big-endian; from version 5 on, of the
     version byte then the body): a truncated or altered blob is refused before
     it is read. The header keeps this layout in every version.
@@ -112,6 +112,8 @@ from streamwatch.core.categories import CategoryCounts
 from streamwatch.core.change import ChangeDetector
 from streamwatch.core.confusion import ConfusionCounts, Counts
 from streamwatch.core.divergence import Divergence, TwinJoin
+from streamwatch.core.embedding import COUNTS_FIELDS as EMBEDDING_FIELDS
+from streamwatch.core.embedding import EmbeddingCounts
 from streamwatch.core.estimation import EstimateCounts
 from streamwatch.core.histogram import NumericHistogram
 from streamwatch.core.join import LabelJoin, _Label
@@ -144,7 +146,7 @@ __all__ = [
 MAGIC: Final = b"SWS"
 _HEADER: Final = 8  # magic, version, CRC-32 of the body
 #: The version :func:`dumps` writes; :func:`loads` reads it and every older one ``_MIGRATIONS`` upgrades.
-FORMAT_VERSION: Final = 5
+FORMAT_VERSION: Final = 6
 
 
 class StateFormatError(StreamwatchError, ValueError):
@@ -428,8 +430,14 @@ def _register_builtin_types() -> None:
     # Since version 3 the joins, a checkpoint's bulk, are written as one MessagePack blob each (in C).
     register("core.TwinJoin.packed", TwinJoin, _PACKED_TWINS, dump=_dump_twins, build=_build_twins)
     register("core.LabelJoin.packed", LabelJoin, _PACKED_JOIN, dump=_dump_join, build=_build_join)
-    plain("pipeline.WindowAggregates", WindowAggregates, derived=["_reconstruction"], rebuild=WindowAggregates.rebuild)
+    plain(
+        "pipeline.WindowAggregates",
+        WindowAggregates,
+        derived=["_reconstruction", "_embedding_references"],
+        rebuild=WindowAggregates.rebuild,
+    )
     plain("core.ReconstructionCounts", ReconstructionCounts)
+    plain("core.EmbeddingCounts", EmbeddingCounts)
     plain("pipeline.PartialMerger", PartialMerger)
     register("contract.AlertEvent", AlertEvent, ["data"], dump=_dump_model, build=_model_builder(AlertEvent))
     plain("river.PageHinkley", PageHinkley, derived=["_test_drift"], rebuild=_rebuild_page_hinkley)
@@ -474,6 +482,7 @@ _FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     ),
     "core.MulticlassAggregates": MULTICLASS_FIELDS,
     "core.ReconstructionCounts": RECONSTRUCTION_FIELDS,
+    "core.EmbeddingCounts": EMBEDDING_FIELDS,
     "core.EstimateCounts": ("cells", "slices", "max_slices_per_key", "_overall", "_slices", "_overflow"),
     "core.RegressionAggregates": ("n", "_error", "_absolute", "_squared"),
     "core.SLICounts": ("slo", "_good", "_total"),
@@ -517,6 +526,9 @@ _FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
         "prediction",
         "estimate",
         "multivariate",
+        "embeddings",
+        "projections",
+        "embedding_wrong_length",
         "latency",
         "requests",
         "errors",
@@ -852,8 +864,18 @@ def _v4_to_v5(body: object) -> object:
     return _fields_added({"pipeline.WindowAggregates": ("estimate", ["multivariate"])}, body)
 
 
+def _v5_to_v6(body: object) -> object:
+    """Version 6 gave windows their embeddings' counts: version 5's have none (``None``, which
+    :meth:`~streamwatch.pipeline.aggregates.WindowAggregates.rebuild` makes empty counts of)."""
+    return _fields_added(
+        {"pipeline.WindowAggregates": ("multivariate", ["embeddings", "projections", "embedding_wrong_length"])},
+        body,
+    )
+
+
 _MIGRATIONS[3] = _v3_to_v4
 _MIGRATIONS[4] = _v4_to_v5
+_MIGRATIONS[5] = _v5_to_v6
 
 
 class _Decoder:

@@ -14,17 +14,19 @@ from scipy.stats import binom
 from streamwatch.core.categories import CategoryCounts
 from streamwatch.core.drift import bin_support
 from streamwatch.core.drift_report import DriftSummary, WindowKey, evaluate_drift
+from streamwatch.core.embedding import distance_thresholds, mean_distances
 from streamwatch.core.histogram import NumericHistogram
 from streamwatch.core.multivariate import reconstruction_threshold
 from streamwatch.core.records import Finding, MetricRow
 from streamwatch.core.thresholds import calibrate
 from streamwatch.pipeline.aggregates import WindowAggregates
-from streamwatch.profiles.model import CategoricalProfile, NumericProfile, ReferenceProfile
+from streamwatch.profiles.model import CategoricalProfile, NumericProfile, ReferenceProfile, projection_name
 
 __all__ = [
     "ReferenceCache",
     "calibrated_probabilities",
     "drift_of",
+    "embedding_rows",
     "estimated_rows",
     "multivariate_rows",
     "operational_rows",
@@ -54,6 +56,19 @@ class ReferenceCache:
         self._calibrated: dict[tuple[bytes, int, float], dict[str, float]] = {}
         self._fingerprints: dict[tuple[int, str], tuple[ReferenceProfile, bytes]] = {}
         self._reconstruction: dict[tuple[int, int, float], tuple[ReferenceProfile, float]] = {}
+        self._embedding: dict[tuple[int, str, int, float], tuple[ReferenceProfile, tuple[float, float]]] = {}
+
+    def embedding_thresholds(self, profile: ReferenceProfile, name: str, n: int, alpha: float) -> tuple[float, float]:
+        """The (Euclidean, cosine) distances between the mean vectors of a window of ``n`` events drawn from the
+        reference and the reference's that are exceeded with probability ``alpha`` (``core.embedding``), for
+        ``n`` rounded down to a power of two (never up: a smaller window strays further)."""
+        size = 1 << (max(n, 1).bit_length() - 1)
+        key = (id(profile), name, size, alpha)
+        cached = self._embedding.get(key)
+        if cached is None or cached[0] is not profile:
+            thresholds = distance_thresholds(profile.embeddings[name].reference(), size, alpha)
+            cached = self._embedding[key] = (profile, thresholds)
+        return cached[1]
 
     def reconstruction_threshold(self, profile: ReferenceProfile, n: int, alpha: float) -> float:
         """The mean reconstruction error a window of ``n`` events drawn from the reference exceeds with
@@ -125,6 +140,10 @@ class ReferenceCache:
                 references[name] = reference.category_counts()
         if profile.score is not None:
             references[SCORE], scales[SCORE] = profile.score.histogram(), profile.score.std or 1.0
+        for embedding, embedded in profile.embeddings.items():
+            for i, projection in enumerate(embedded.projections):
+                name = projection_name(embedding, i)
+                references[name], scales[name] = projection.histogram(), projection.std or 1.0
         if isinstance(profile.prediction, NumericProfile):
             references[PREDICTION] = profile.prediction.histogram()
             scales[PREDICTION] = profile.prediction.std or 1.0
@@ -168,6 +187,7 @@ def drift_of(
         current[SCORE] = aggregates.score
     if aggregates.prediction is not None:
         current[PREDICTION] = aggregates.prediction
+    current.update(aggregates.projections)  # each embedding's projections on the reference's components
     sizes = {name: values.n for name, values in current.items()}
     thresholds = {name: dict(values) for name, values in cache.thresholds(profile, sizes, alpha).items()}
     for name, values in (overrides or {}).items():
@@ -214,6 +234,37 @@ def multivariate_rows(
         key.row("multivariate_drift", counts.mean, window=window, reference=reference, threshold=threshold),
         key.row("multivariate_imputed", float(counts.imputed), window=window, reference=reference),
     ]
+
+
+def embedding_rows(
+    key: WindowKey, aggregates: WindowAggregates, cache: ReferenceCache, window: str, alpha: float
+) -> list[MetricRow]:
+    """Each embedding's drift: the distance between the window's mean vector and the reference's, Euclidean
+    (``embedding_euclidean``) and cosine (``embedding_cosine``), each with the threshold a stationary window
+    crosses with probability ``alpha``; and the vectors refused for their length (``embedding_wrong_length``).
+    The embedding's name is the rows' ``feature``. (Its projections are drift features: see :func:`drift_of`.)"""
+    profile = aggregates.profile
+    if profile is None:
+        return []
+    reference_id = profile.lineage.content_sha256
+    rows = []
+    for name, counts in aggregates.embeddings.items():
+        if counts.n:
+            euclidean, cosine = mean_distances(aggregates.embedding_reference(name), counts.mean)
+            limits = cache.embedding_thresholds(profile, name, counts.n, alpha)
+            for metric, value, limit in (
+                ("embedding_euclidean", euclidean, limits[0]),
+                ("embedding_cosine", cosine, limits[1]),
+            ):
+                rows.append(
+                    key.row(metric, value, feature=name, window=window, reference=reference_id, threshold=limit)
+                )
+        wrong = aggregates.embedding_wrong_length.get(name, 0)
+        if wrong:
+            rows.append(
+                key.row("embedding_wrong_length", float(wrong), feature=name, window=window, reference=reference_id)
+            )
+    return rows
 
 
 def estimated_rows(

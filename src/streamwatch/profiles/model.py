@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from streamwatch.contract.events import Key, Name, Timestamp
 from streamwatch.core.binning import bin_edges
 from streamwatch.core.categories import CategoryCounts
+from streamwatch.core.embedding import DEFAULT_COMPONENTS, EmbeddingReference, fit_embedding
 from streamwatch.core.estimation import ESTIMATED_METRICS, MIN_CALIBRATION_LABELS, calibrate_bins, estimate, score_cells
 from streamwatch.core.histogram import NumericHistogram
 from streamwatch.core.multiclass import class_name
@@ -32,6 +33,7 @@ __all__ = [
     "TASKS",
     "Calibration",
     "CategoricalProfile",
+    "EmbeddingProfile",
     "Lineage",
     "MultivariateProfile",
     "NumericProfile",
@@ -39,13 +41,17 @@ __all__ = [
     "SliceBaseRate",
     "build_profile",
     "infer_task",
+    "projection_name",
 ]
 
-#: Version 2 added the task, the classes and the calibration; version 3 the multivariate reconstruction.
-#: Older profiles are read as they are.
-PROFILE_VERSION: Final = 3
+#: Version 2 added the task, the classes and the calibration; version 3 the multivariate reconstruction;
+#: version 4 the embeddings. Older profiles are read as they are.
+PROFILE_VERSION: Final = 4
 #: Rows a reference needs before its features' joint distribution is profiled (a PCA of fewer is noise).
 MIN_MULTIVARIATE_ROWS = 200
+#: Rows with an embedding a reference needs for it to be profiled (its mean and spread, and the bins of its
+#: projections, from fewer are noise).
+MIN_EMBEDDING_ROWS = 200
 Task = Literal["binary_classification", "multiclass_classification", "regression"]
 TASKS: Final[tuple[str, ...]] = ("binary_classification", "multiclass_classification", "regression")
 #: Most classes a multiclass profile lists; a label column with more distinct values is not a class.
@@ -172,10 +178,36 @@ class MultivariateProfile(_Frozen):
         return ReconstructionModel(self.means, self.scales, self.components, self.categories, len(self.numeric))
 
 
+class EmbeddingProfile(_Frozen):
+    """One embedding of the training data (``core.embedding``): its mean vector, the spectrum of its
+    covariance (for the thresholds of the mean's distances), and its first principal components with the
+    reference's projections on them, each profiled as a numeric column (for the projections' drift)."""
+
+    dims: int = Field(description="Numbers in each vector: events must send exactly this many.")
+    rows: int = Field(description="Reference rows with this embedding.")
+    mean: list[float]
+    eigenvalues: list[float] = Field(description="The covariance's eigenvalues, largest first.")
+    mean_coordinates: list[float] = Field(description="The mean vector in the covariance's eigenbasis.")
+    components: list[list[float]] = Field(description="The first principal components, one per row.")
+    projections: list[NumericProfile] = Field(description="The reference projected on each component.")
+
+    def reference(self) -> EmbeddingReference:
+        return EmbeddingReference(self.mean, self.eigenvalues, self.mean_coordinates, self.components, self.rows)
+
+
+def projection_name(embedding: str, component: int) -> str:
+    """The drift "feature" that is ``embedding`` projected on its ``component``-th principal component (from 0).
+
+    >>> projection_name("text", 0)
+    'text#pc1'
+    """
+    return f"{embedding}#pc{component + 1}"
+
+
 class ReferenceProfile(_Frozen):
     """The reference profile of one model version's training data."""
 
-    profile_version: Literal[1, 2, 3] = PROFILE_VERSION
+    profile_version: Literal[1, 2, 3, 4] = PROFILE_VERSION
     lineage: Lineage
     task: Task | None = Field(None, description="The model's task, as given or inferred from the label column.")
     classes: list[str] | None = Field(None, description="A multiclass model's classes, most frequent first.")
@@ -189,6 +221,7 @@ class ReferenceProfile(_Frozen):
     multivariate: MultivariateProfile | None = Field(
         None, description="The features' joint distribution, for multivariate drift (two features or more)."
     )
+    embeddings: dict[Key, EmbeddingProfile] = Field(default_factory=dict, description="Embeddings, by name.")
 
 
 def _is_numeric(values: np.ndarray) -> bool:
@@ -399,6 +432,29 @@ def _multivariate(
     )
 
 
+def _embedding(name: str, matrix: np.ndarray) -> EmbeddingProfile:
+    """Profile one embedding from its reference rows; rows with a missing or non-finite value are left out."""
+    values = np.asarray(matrix, dtype=float)
+    if values.ndim != 2 or values.shape[1] < 1:
+        raise ValueError(f"embedding {name!r}: expected rows of numbers (a 2-D array), got shape {values.shape}")
+    kept = values[np.isfinite(values).all(axis=1)]
+    if kept.shape[0] < MIN_EMBEDDING_ROWS:
+        raise ValueError(
+            f"embedding {name!r}: {kept.shape[0]} complete rows; a reference needs at least {MIN_EMBEDDING_ROWS}"
+        )
+    fitted = fit_embedding(kept, DEFAULT_COMPONENTS)
+    projected = fitted.project(kept)
+    return EmbeddingProfile(
+        dims=fitted.dims,
+        rows=fitted.rows,
+        mean=fitted.mean.tolist(),
+        eigenvalues=fitted.eigenvalues.tolist(),
+        mean_coordinates=fitted.mean_coordinates.tolist(),
+        components=fitted.components.tolist(),
+        projections=[_numeric(projected[:, i]) for i in range(projected.shape[1])],
+    )
+
+
 def build_profile(
     columns: Mapping[str, np.ndarray],
     *,
@@ -410,10 +466,12 @@ def build_profile(
     positive_label: str = "1",
     max_categories: int = DEFAULT_MAX_CATEGORIES,
     task: str | None = None,
+    embeddings: Mapping[str, np.ndarray] | None = None,
 ) -> ReferenceProfile:
     """Profile a training set given as columns (numeric arrays with NaN, or object arrays with None).
 
-    Every column that is not the label, score, prediction or a segment is a feature.
+    Every column that is not the label, score, prediction or a segment is a feature. ``embeddings`` maps
+    a name to its rows, a 2-D array (a row of NaN where a row has none).
 
     >>> import numpy as np
     >>> lineage = Lineage(model="m", model_version="1", data_uri="train.csv", rows=4, content_sha256="0" * 64,
@@ -464,4 +522,5 @@ def build_profile(
         label=None if label is None else _column(label, max_categories),
         slices=_slices(columns, segments, label, prediction, score, positive_label),
         multivariate=_multivariate({n: v for n, v in columns.items() if n in features}, features),
+        embeddings={name: _embedding(name, matrix) for name, matrix in sorted((embeddings or {}).items())},
     )

@@ -138,3 +138,64 @@ def test_partitions_merge_to_the_whole() -> None:
     split.report_partials(merger.release(), out)
     found = [(r.window_start_ms, r.value) for r in out.rows if r.metric == "multivariate_drift"]
     assert found == expected and len(found) == 4
+
+
+def sliced_stream(minutes: int, per_minute: int, broken_from: int) -> list[bytes]:
+    """Region "b" stops keeping the correlation from ``broken_from``; region "a" keeps it."""
+    rng = np.random.default_rng(33)
+    encoder = Encoder(clock_ms=now_ms)
+    raws = []
+    for minute in range(minutes):
+        a, b = correlated(rng, per_minute)
+        a2, b2 = correlated(rng, per_minute, independent=minute >= broken_from)
+        age = rng.normal(40, 10, per_minute)
+        device = rng.choice(["ios", "android", "web"], per_minute)
+        for i in range(per_minute):
+            region = "ab"[i % 2]
+            x, y = (a[i], b[i]) if region == "a" else (a2[i], b2[i])
+            features = {"spend": float(x), "clicks": float(y), "age": float(age[i]), "device": str(device[i])}
+            at = START + minute * 60_000 + i * (60_000 // per_minute)
+            raws.append(
+                encoder.prediction(
+                    "ads", "1", f"r{minute}-{i}", 10.0, features, 1, None, segments={"region": region}, timestamp=at
+                )
+            )
+    return raws
+
+
+def test_multivariate_drift_per_slice_finds_the_slice_that_broke() -> None:
+    pipeline = Pipeline({("ads", "1"): PROFILE}, rolling_windows=0, calibrate_for="auto", slices={"ads": [["region"]]})
+    raws = sliced_stream(12, 400, broken_from=6)
+    rows = pipeline.process(raws).rows
+    sliced = [r for r in rows if r.metric == "multivariate_drift" and r.segment]
+    by = {(r.segment, (r.window_start_ms - START) // 60_000): r for r in sliced}
+    for minute in range(11):
+        a, b = by[((("region", "a"),), minute)], by[((("region", "b"),), minute)]
+        assert a.value <= a.threshold
+        assert (b.value > b.threshold) == (minute >= 6), minute
+    # The slice's threshold is its own size's (200 events), and the two slices share one series' rate.
+    overall = {
+        (r.window_start_ms - START) // 60_000: r for r in rows if r.metric == "multivariate_drift" and not r.segment
+    }
+    assert by[((("region", "a"),), 0)].threshold > overall[0].threshold
+
+
+def test_slices_merge_to_the_whole() -> None:
+    raws = sliced_stream(3, 300, broken_from=1)
+    kwargs: dict[str, Any] = {"rolling_windows": 0, "slices": {"ads": [["region"]]}}
+    whole = Pipeline({("ads", "1"): PROFILE}, **kwargs)
+    expected = sorted(
+        (r.window_start_ms, r.segment, r.value)
+        for r in whole.process(raws).rows + whole.flush().rows
+        if r.metric == "multivariate_drift"
+    )
+    split = Pipeline({("ads", "1"): PROFILE}, **kwargs)
+    stages = [split.new_stage(), split.new_stage()]
+    merger = PartialMerger(range(2), split.window_ms)
+    for i, stage in enumerate(stages):
+        merger.add(i, stage.process(raws[i::2]))
+        merger.add(i, stage.flush())
+    out = PipelineOutput()
+    split.report_partials(merger.release(), out)
+    found = sorted((r.window_start_ms, r.segment, r.value) for r in out.rows if r.metric == "multivariate_drift")
+    assert found == expected and len(found) == 9  # 3 windows: overall, region a, region b

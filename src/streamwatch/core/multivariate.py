@@ -72,8 +72,10 @@ __all__ = [
     "DEFAULT_MAX_CATEGORIES",
     "DEFAULT_VARIANCE_SHARE",
     "MAX_ERROR",
+    "SLICE_COUNTS_FIELDS",
     "ReconstructionCounts",
     "ReconstructionModel",
+    "SliceReconstructionCounts",
     "fit_reconstruction",
     "reconstruction_threshold",
 ]
@@ -92,6 +94,8 @@ MAX_ERROR = 1e9
 _UNITS_PER_ERROR = 10**9
 #: The attributes :class:`ReconstructionCounts` sets: what a checkpoint writes, field by field.
 COUNTS_FIELDS: tuple[str, ...] = ("histogram", "n", "_error_units", "imputed")
+#: The attributes :class:`SliceReconstructionCounts` sets.
+SLICE_COUNTS_FIELDS: tuple[str, ...] = ("edges", "slices", "max_slices_per_key", "_slices", "_overflow")
 #: Resampling groups (see :func:`reconstruction_threshold`): this many of equal reference mass, and this
 #: many of equal width in error, so both the body and the long right tail are resolved.
 _MASS_GROUPS = 24
@@ -479,6 +483,98 @@ class ReconstructionCounts:
 
     def __repr__(self) -> str:
         return f"ReconstructionCounts(n={self.n}, mean={self.mean:.6g}, imputed={self.imputed})"
+
+
+class SliceReconstructionCounts:
+    """:class:`ReconstructionCounts` per slice: for each combination of segment names, per combination of
+    their values. A row missing a segment of a combination is in none of its slices.
+
+    As the confusion and estimate counts do, each combination keeps the ``max_slices_per_key`` slices whose
+    values sort first, the rest's rows counted in ``overflow``: the kept slices are then the same whatever
+    the split of the stream, so merging stays exact.
+
+    >>> edges = bin_edges([0.1, 0.2, 0.3, 0.4, 0.5])
+    >>> a, b = SliceReconstructionCounts(edges, [("g",)]), SliceReconstructionCounts(edges, [("g",)])
+    >>> a.update(np.array([0.1, 0.3, 0.2]), {"g": np.array(["F", "M", None], dtype=object)})
+    >>> b.update(np.array([0.5]), {"g": np.array(["F"], dtype=object)})
+    >>> a.merge(b)
+    >>> [(segment, counts.n, round(counts.mean, 3)) for segment, counts in a.by_slice().items()]
+    [((('g', 'F'),), 2, 0.3), ((('g', 'M'),), 1, 0.3)]
+    """
+
+    def __init__(
+        self, edges: np.ndarray | Sequence[float], slices: Sequence[Sequence[str]], *, max_slices_per_key: int = 100
+    ) -> None:
+        self.edges = np.asarray(edges, dtype=np.float64)
+        self.slices = tuple(tuple(names) for names in slices)
+        self.max_slices_per_key = max_slices_per_key
+        self._slices: dict[tuple[str, ...], dict[tuple[str, ...], ReconstructionCounts]] = {
+            names: {} for names in self.slices
+        }
+        self._overflow: dict[tuple[str, ...], int] = dict.fromkeys(self.slices, 0)
+
+    def update(self, errors: np.ndarray, segments: Mapping[str, np.ndarray]) -> None:
+        """Count rows' ``errors`` in their slices; ``segments`` maps a segment name to its values, lined up
+        with the rows (``None`` for a row without it)."""
+        values = np.asarray(errors, dtype=np.float64).ravel()
+        for names in self.slices:
+            if not all(name in segments for name in names):
+                continue
+            columns = [np.asarray(segments[name], dtype=object) for name in names]
+            rows: dict[tuple[str, ...], list[int]] = {}
+            for index, key in enumerate(zip(*columns, strict=True)):
+                if None not in key:
+                    rows.setdefault(tuple(map(str, key)), []).append(index)
+            tracked = self._slices[names]
+            for key, indices in rows.items():
+                counts = tracked.get(key)
+                if counts is None:
+                    counts = tracked[key] = ReconstructionCounts(self.edges)
+                counts.update(values[indices])
+            self._cap(names)
+
+    def _cap(self, names: tuple[str, ...]) -> None:
+        tracked = self._slices[names]
+        if len(tracked) > self.max_slices_per_key:
+            for key in sorted(tracked)[self.max_slices_per_key :]:
+                self._overflow[names] += tracked.pop(key).n
+
+    def merge(self, other: SliceReconstructionCounts) -> None:
+        """Add ``other``'s rows (same edges and slices) to these."""
+        for names in self.slices:
+            tracked = self._slices[names]
+            for key, counts in other._slices.get(names, {}).items():
+                mine = tracked.get(key)
+                if mine is None:
+                    tracked[key] = counts.copy()
+                else:
+                    mine.merge(counts)
+            self._overflow[names] += other._overflow.get(names, 0)
+            self._cap(names)
+
+    def by_slice(self) -> dict[tuple[tuple[str, str], ...], ReconstructionCounts]:
+        """Counts per slice kept, keyed by the slice's (name, value) pairs, in sort order."""
+        return {
+            tuple(zip(names, key, strict=True)): self._slices[names][key]
+            for names in self.slices
+            for key in sorted(self._slices[names])
+        }
+
+    @property
+    def overflow(self) -> int:
+        return sum(self._overflow.values())
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, SliceReconstructionCounts)
+            and np.array_equal(self.edges, other.edges)
+            and self.slices == other.slices
+            and self._slices == other._slices
+            and self._overflow == other._overflow
+        )
+
+    def __repr__(self) -> str:
+        return f"SliceReconstructionCounts(slices={len(self.by_slice())}, overflow={self.overflow})"
 
 
 def reconstruction_threshold(

@@ -75,7 +75,15 @@ PAIRED = "Paired comparison (shadow or canary twins of production requests): agr
 # as Grafana does; the panel's description tells the reader instead.
 MULTICLASS_PER_CLASS = "Multiclass: per-class precision, recall, F1 and support (latest window)"
 MULTICLASS_CONFUSION = "Multiclass: confusion matrix, actual by predicted (counts over the time range)"
-OPTIONAL_PANELS = frozenset({PAIRED, MULTICLASS_PER_CLASS, MULTICLASS_CONFUSION})
+# The drift dashboard's "Embeddings" row: empty unless the model has a vector input (the demo's has none).
+EMBEDDING_EUCLIDEAN = "Embeddings: Euclidean distance of the window's mean vector from the reference's, and threshold"
+EMBEDDING_COSINE = (
+    "Embeddings: cosine distance (1 - cos) of the window's mean vector from the reference's, and threshold"
+)
+EMBEDDING_PROJECTIONS = "Embeddings: drift of the projections on the principal components (latest window)"
+OPTIONAL_PANELS = frozenset(
+    {PAIRED, MULTICLASS_PER_CLASS, MULTICLASS_CONFUSION, EMBEDDING_EUCLIDEAN, EMBEDDING_COSINE, EMBEDDING_PROJECTIONS}
+)
 
 
 def _datasource() -> model.DataSourceRef:
@@ -326,8 +334,13 @@ def _variables(*names: str) -> list[cogbuilder.Builder[model.VariableModel]]:
     return out
 
 
-def _dashboard(uid: str, title: str, panels: Sequence[PanelBuilder], names: tuple[str, ...]) -> dash.Dashboard:
-    """A dashboard: the panels in order (the SDK wraps a row at 24 columns), the variables, links to the others."""
+def _dashboard(
+    uid: str, title: str, panels: Sequence[PanelBuilder | dash.Row], names: tuple[str, ...]
+) -> dash.Dashboard:
+    """A dashboard: the panels in order (the SDK wraps a row at 24 columns), the variables, links to the others.
+
+    A :class:`dash.Row` among them starts a titled, expanded row: Grafana puts the panels after it in that row.
+    """
     board = (
         dash.Dashboard(title)
         .uid(uid)
@@ -346,7 +359,7 @@ def _dashboard(uid: str, title: str, panels: Sequence[PanelBuilder], names: tupl
         )
     )
     for number, panel in enumerate(panels, 1):
-        board = board.with_panel(panel.id(number))
+        board = board.with_row(panel.id(number)) if isinstance(panel, dash.Row) else board.with_panel(panel.id(number))
     return board
 
 
@@ -410,6 +423,45 @@ def _overview() -> dash.Dashboard:
     )
 
 
+def _embedding_distance(title: str, metric: str) -> timeseries.Panel:
+    """One embedding distance per embedding (its name is the rows' feature) and its calibrated threshold, each a
+    series: the threshold is per embedding and window size, so it is a dashed line of its own, not a fixed one."""
+    return _series(
+        title,
+        f"SELECT time, series, point AS value FROM (SELECT window_start AS time, concat(feature, ' ', kind, ' ', "
+        f"{SERIES}) AS series, point FROM {M} ARRAY JOIN ['distance', 'threshold'] AS kind, [value, threshold] AS "
+        f"point WHERE {scope('version', 'variant')} AND metric = '{metric}' AND segment_key = '' AND {TUMBLING}) "
+        "WHERE isNotNull(point) ORDER BY time",
+        description="Empty unless the model has embeddings (vector inputs). Per embedding: the distance between the "
+        "window's mean vector and the reference's, and the threshold a stationary window crosses with the drift "
+        "budget's probability (dashed).",
+    ).override_by_regexp(
+        ".* threshold .*",
+        # A field override's value is untyped in the SDK (``object``); Grafana reads a line style here.
+        [model.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]})],
+    )
+
+
+def _embedding_projections(deciding: str) -> table.Panel:
+    """Each embedding's projections (drift features ``<name>#pc1``...) in their latest window: the deciding
+    statistic against its threshold, as the heatmap judges every numeric feature."""
+    return _table(
+        EMBEDDING_PROJECTIONS,
+        f"SELECT model_version AS version, variant, replaceRegexpOne(feature, '#pc[0-9]+$', '') AS embedding, "
+        "feature AS projection, metric AS statistic, max(window_start) AS latest_window, argMax(value, "
+        "window_start) AS latest_value, argMax(threshold, window_start) AS latest_threshold, latest_value / "
+        "latest_threshold AS ratio, if(latest_value >= latest_threshold, 'yes', 'no') AS drifted FROM "
+        f"{M} WHERE {scope('version', 'variant')} AND {deciding} AND feature LIKE '%#pc%' AND segment_key = '' "
+        f"AND {TUMBLING} GROUP BY version, variant, embedding, projection, statistic "
+        "ORDER BY version, variant, embedding, projection",
+        width=24,
+    ).description(
+        "Empty unless the model has embeddings (vector inputs). Each embedding's projections on the reference's "
+        "first principal components are drift features: their Wasserstein distance against its threshold in the "
+        "latest window (a ratio of 1 or more is drift), which shows a change of spread the mean's distance misses."
+    )
+
+
 def _drift() -> dash.Dashboard:
     deciding = "metric IN ('wasserstein', 'js') AND feature != '' AND threshold > 0"
     return _dashboard(
@@ -453,6 +505,10 @@ def _drift() -> dash.Dashboard:
                 f"FROM ${{database}}.profiles FINAL WHERE model = {quoted('model')} ORDER BY model_version",
                 width=24,
             ).height(5),
+            dash.Row("Embeddings"),
+            _embedding_distance(EMBEDDING_EUCLIDEAN, "embedding_euclidean"),
+            _embedding_distance(EMBEDDING_COSINE, "embedding_cosine"),
+            _embedding_projections(deciding),
         ],
         ("version", "variant", "feature"),
     )

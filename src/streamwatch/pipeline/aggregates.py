@@ -25,7 +25,7 @@ from streamwatch.core.embedding import EmbeddingCounts, EmbeddingReference
 from streamwatch.core.estimation import EstimateCounts, score_cells
 from streamwatch.core.histogram import NumericHistogram, update_columns
 from streamwatch.core.latency import LatencySketch
-from streamwatch.core.multivariate import ReconstructionCounts
+from streamwatch.core.multivariate import ReconstructionCounts, SliceReconstructionCounts
 from streamwatch.core.performance import is_positive
 from streamwatch.core.slo import SLO, SLICounts
 from streamwatch.profiles.model import CategoricalProfile, NumericProfile, ReferenceProfile, projection_name
@@ -110,6 +110,10 @@ class WindowAggregates:
         # The features' joint distribution: each event's reconstruction error by the reference's PCA.
         joint = profile.multivariate if profile is not None else None
         self.multivariate = ReconstructionCounts(joint.edges) if joint is not None else None
+        # ...and per slice of the predictions (feature events carry no segments: they are in no slice)
+        self.multivariate_slices = (
+            SliceReconstructionCounts(joint.edges, slices) if joint is not None and slices else None
+        )
         self._reconstruction = joint.model() if joint is not None else None  # derived: not checkpointed
         # Each embedding's mean (exact sums) and its projections on the reference's principal components (on
         # the reference projections' bins: drift "features" named by projection_name), and the vectors refused
@@ -153,7 +157,7 @@ class WindowAggregates:
         if len(unknown) > UNKNOWN_FEATURE_NAMES:
             _trim_unknown(unknown)
         if self.multivariate is not None and rows:
-            self._reconstructed(by_name, len(rows))
+            self._reconstructed(by_name, events)
         predictions = [event for event in events if event.type == "prediction"]
         if not predictions:
             return
@@ -210,13 +214,14 @@ class WindowAggregates:
         embeddings = self.profile.embeddings if self.profile is not None else {}
         return {name: e.reference() for name, e in embeddings.items()}
 
-    def _reconstructed(self, by_name: Mapping[str, Sequence[Any]], rows: int) -> None:
+    def _reconstructed(self, by_name: Mapping[str, Sequence[Any]], events: Sequence[Any]) -> None:
         """Every event's reconstruction error (one matrix product per batch), counted on the reference's bins.
         A missing numeric value is imputed with the reference mean and counted; a string where a number
         belongs is missing here (and a type mismatch in the feature's own counts)."""
         assert self.multivariate is not None and self._reconstruction is not None and self.profile is not None
         reference = self.profile.multivariate
         assert reference is not None
+        rows = len(events)
         columns = [by_name[name] for name in reference.numeric]
         try:
             matrix = np.array(columns, dtype=float).reshape(len(columns), rows).T
@@ -230,6 +235,13 @@ class WindowAggregates:
             )
         errors, imputed = self._reconstruction.errors(matrix, [list(by_name[name]) for name in reference.categorical])
         self.multivariate.update(errors, imputed)
+        if self.multivariate_slices is not None:
+            names = {name for group in self.multivariate_slices.slices for name in group}
+            segments = {
+                name: np.array([getattr(event, "segments", {}).get(name) for event in events], dtype=object)
+                for name in names
+            }
+            self.multivariate_slices.update(errors, segments)
 
     def _predicted(self, values: list[Any]) -> None:
         """Count what the model predicted (errors predict nothing: missing), as the reference profiled it:
@@ -330,6 +342,8 @@ class WindowAggregates:
             self.prediction.merge(other.prediction)  # type: ignore[arg-type]  # one profile made both
         if self.multivariate is not None and other.multivariate is not None:
             self.multivariate.merge(other.multivariate)
+        if self.multivariate_slices is not None and other.multivariate_slices is not None:
+            self.multivariate_slices.merge(other.multivariate_slices)
         for name, counts in self.embeddings.items():
             counts.merge(other.embeddings[name])
         for name, histogram in self.projections.items():

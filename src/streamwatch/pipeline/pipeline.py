@@ -177,7 +177,9 @@ class Pipeline:
     def new_window(self, key: Any) -> WindowAggregates:
         """Empty aggregates for a window of ``(model, version, variant)``."""
         profile = self._profile_for(key)
-        slices = self._slices_for(key) if profile is not None and profile.calibration is not None else ()
+        # (slices are counted for what is reported per slice: estimated performance and multivariate drift)
+        sliced = profile is not None and (profile.calibration is not None or profile.multivariate is not None)
+        slices = self._slices_for(key) if sliced else ()
         return WindowAggregates(profile, self.slos.get(key[0], DEFAULT_SLO), slices)
 
     def new_performance(self, key: Any) -> Performance:

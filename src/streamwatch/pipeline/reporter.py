@@ -355,12 +355,40 @@ class Reporter:
             if aggregates.multivariate is not None and aggregates.multivariate.n:
                 threshold = self._references.reconstruction_threshold(profile, aggregates.multivariate.n, alpha)
                 rows += multivariate_rows(key, aggregates, "tumbling", reference_id, threshold)
+                rows += self._multivariate_slices(key, aggregates, reference_id, alpha)
             rows += embedding_rows(key, aggregates, self._references, "tumbling", alpha)
             if view is not None:
                 self._estimated_view(slot_key, key, aggregates, view)
             examples = {"example_request_ids": aggregates.examples}
             findings += [dataclasses.replace(f, evidence=f.evidence | examples) for f in issues + summary.findings]
         self._rolling(slot_key, key, aggregates, rows)
+
+    def _multivariate_slices(
+        self, key: WindowKey, aggregates: WindowAggregates, reference_id: str | None, alpha: float
+    ) -> list[MetricRow]:
+        """Multivariate drift per slice (``multivariate_drift`` rows with the slice as ``segment``), for the
+        slices with at least ``min_samples`` events; they share one series' false-alert rate (``alpha``
+        split evenly), so that slicing a model does not multiply its false alerts."""
+        if aggregates.multivariate_slices is None:
+            return []
+        judged = {
+            segment: counts
+            for segment, counts in aggregates.multivariate_slices.by_slice().items()
+            if counts.n >= self.min_samples
+        }
+        if not judged or aggregates.profile is None:
+            return []
+        share = alpha / len(judged)
+        return [
+            key.row(
+                "multivariate_drift",
+                counts.mean,
+                segment=segment,
+                reference=reference_id,
+                threshold=self._references.reconstruction_threshold(aggregates.profile, counts.n, share),
+            )
+            for segment, counts in judged.items()
+        ]
 
     def _drift_alpha(self, profile: ReferenceProfile) -> float:
         """Each feature's (and the score's) false-positive rate per window, under the budget's drift share."""

@@ -121,7 +121,8 @@ from streamwatch.core.latency import LatencySketch
 from streamwatch.core.multiclass import FIELDS as MULTICLASS_FIELDS
 from streamwatch.core.multiclass import MulticlassAggregates
 from streamwatch.core.multivariate import COUNTS_FIELDS as RECONSTRUCTION_FIELDS
-from streamwatch.core.multivariate import ReconstructionCounts
+from streamwatch.core.multivariate import SLICE_COUNTS_FIELDS as SLICE_RECONSTRUCTION_FIELDS
+from streamwatch.core.multivariate import ReconstructionCounts, SliceReconstructionCounts
 from streamwatch.core.performance import PerformanceAggregates, RegressionAggregates
 from streamwatch.core.scores import ScoreHistogram
 from streamwatch.core.slo import SLO, SLICounts
@@ -438,6 +439,7 @@ def _register_builtin_types() -> None:
     )
     plain("core.ReconstructionCounts", ReconstructionCounts)
     plain("core.EmbeddingCounts", EmbeddingCounts)
+    plain("core.SliceReconstructionCounts", SliceReconstructionCounts)
     plain("pipeline.PartialMerger", PartialMerger)
     register("contract.AlertEvent", AlertEvent, ["data"], dump=_dump_model, build=_model_builder(AlertEvent))
     plain("river.PageHinkley", PageHinkley, derived=["_test_drift"], rebuild=_rebuild_page_hinkley)
@@ -483,6 +485,7 @@ _FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     "core.MulticlassAggregates": MULTICLASS_FIELDS,
     "core.ReconstructionCounts": RECONSTRUCTION_FIELDS,
     "core.EmbeddingCounts": EMBEDDING_FIELDS,
+    "core.SliceReconstructionCounts": SLICE_RECONSTRUCTION_FIELDS,
     "core.EstimateCounts": ("cells", "slices", "max_slices_per_key", "_overall", "_slices", "_overflow"),
     "core.RegressionAggregates": ("n", "_error", "_absolute", "_squared"),
     "core.SLICounts": ("slo", "_good", "_total"),
@@ -526,6 +529,7 @@ _FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
         "prediction",
         "estimate",
         "multivariate",
+        "multivariate_slices",
         "embeddings",
         "projections",
         "embedding_wrong_length",
@@ -865,10 +869,16 @@ def _v4_to_v5(body: object) -> object:
 
 
 def _v5_to_v6(body: object) -> object:
-    """Version 6 gave windows their embeddings' counts: version 5's have none (``None``, which
-    :meth:`~streamwatch.pipeline.aggregates.WindowAggregates.rebuild` makes empty counts of)."""
+    """Version 6 gave windows their multivariate drift per slice and their embeddings' counts: version 5's
+    have none (``None``; :meth:`~streamwatch.pipeline.aggregates.WindowAggregates.rebuild` makes empty
+    embedding counts of it)."""
     return _fields_added(
-        {"pipeline.WindowAggregates": ("multivariate", ["embeddings", "projections", "embedding_wrong_length"])},
+        {
+            "pipeline.WindowAggregates": (
+                "multivariate",
+                ["multivariate_slices", "embeddings", "projections", "embedding_wrong_length"],
+            )
+        },
         body,
     )
 

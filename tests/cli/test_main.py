@@ -106,8 +106,10 @@ def test_demo_runs_the_whole_path_and_catches_every_injected_incident(tmp_path: 
     result = run("demo", "--minutes", "12", "--per-minute", "300", "--no-live", "--out", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "demo ok" in result.stdout and "not detected" not in result.stdout
-    for caught in ("feature-drift", "slice-fpr-gap", "slo-burn"):
+    for caught in ("feature-drift", "embedding-drift", "slice-fpr-gap", "slo-burn"):
         assert caught in result.stdout
+    summary = result.stdout[result.stdout.index("what was injected") :]
+    assert "the purpose" in summary and "embedding moves" in summary  # its row in the summary, caught above
     assert "rejected: 0" in result.stdout
     assert "alerts that fired outside every incident: 0" in result.stdout
     # Performance estimated from the first minute, held by the labels until the fairness regression, when

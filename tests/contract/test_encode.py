@@ -318,8 +318,12 @@ def test_prediction_heads_hold_what_the_encoder_writes(model: Any, model_version
         ([[1.0, 2.0]], "flat sequence of numbers"),
         ([], "1 to 4096 numbers"),
         (np.zeros(4097), "1 to 4096 numbers"),
-        ([1e39], "finite"),  # beyond float32's range
+        (np.array([1e39]), "finite"),  # beyond float32's range
         (np.array([np.nan]), "finite"),
+        ([1.0, math.inf], "finite"),
+        ([True, False], "flat sequence of numbers"),  # booleans are no numbers to the contract
+        (np.array([True]), "flat sequence of numbers"),
+        ("0.5", "flat sequence of numbers"),
     ],
 )
 def test_bad_embeddings_are_refused_naming_the_embedding(vector: Any, reason: str) -> None:
@@ -336,6 +340,6 @@ def test_embeddings_are_sent_at_float32_precision_in_version_2_events() -> None:
     assert isinstance(event, PredictionEvent) and event.schema_version == 2
     # float32's shortest text, read back as float32, is the float32 value exactly
     assert np.array_equal(np.array(event.embeddings["text"], dtype=np.float32), vector.astype(np.float32))
-    assert event.embeddings["image"] == [1.0, 2.0]
+    assert event.embeddings["image"] == [1.0, 2.0]  # a list is sent as it is
     without = parse_event(encoder().prediction("m", "1", "r", 1.0, prediction=1))
     assert isinstance(without, PredictionEvent) and without.schema_version == 1 and without.embeddings == {}

@@ -23,6 +23,9 @@ from streamwatch.adapters.clickhouse import Store
 from streamwatch.dashboards.catalog import (
     ALL,
     DASHBOARDS,
+    EMBEDDING_COSINE,
+    EMBEDDING_EUCLIDEAN,
+    EMBEDDING_PROJECTIONS,
     OPTIONAL_PANELS,
     PLUGIN,
     ClickHouseFormat,
@@ -37,6 +40,11 @@ from tests.dashboards.grafana import ALL_VARIABLE_VALUE, expand
 ROOT = Path(__file__).parent.parent.parent
 
 
+def queried(board: dict[str, Any]) -> list[dict[str, Any]]:
+    """The panels of ``board`` that query (a row only titles the panels after it)."""
+    return [panel for panel in board["panels"] if panel["type"] != "row"]
+
+
 CHOICES = [
     {"model": MODEL, "version": ALL_VARIABLE_VALUE, "variant": ALL_VARIABLE_VALUE, "feature": ALL_VARIABLE_VALUE}
     | {"slice": ALL_VARIABLE_VALUE},
@@ -49,7 +57,7 @@ CHOICES = [
 def test_every_panel_query_runs_and_returns_rows(loaded: tuple[Store, int, int], name: str, choice: dict) -> None:
     store, start, end = loaded
     board = DASHBOARDS[name]()
-    for panel in board["panels"]:
+    for panel in queried(board):
         sql = expand(panel["targets"][0]["rawSql"], store.database, choice, start, end)
         rows = store.query(sql)
         # The demo has canaries but no shadow twins: the paired-comparison panel may only run.
@@ -87,6 +95,9 @@ def test_the_json_is_sound_and_the_files_match_the_code() -> None:
         for panel in board["panels"]:
             grid = panel["gridPos"]
             assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24 and grid["h"] > 0
+            if panel["type"] == "row":  # a row's title only: its panels follow it in the list
+                assert grid == {**grid, "x": 0, "w": 24, "h": 1} and "targets" not in panel, name
+                continue
             [target] = panel["targets"]
             assert target["datasource"] == {"type": PLUGIN, "uid": "${datasource}"} and target["rawSql"]
             used = set(re.findall(r"\$\{(\w+)(?::\w+)?\}", target["rawSql"])) - {"__value"}
@@ -112,6 +123,10 @@ EXPECTED_PANELS = {
         ("timeseries", "Score drift (Wasserstein of the model's score)"),
         ("timeseries", "Missing, out-of-range, unseen and mistyped rates"),
         ("table", "Reference lineage"),
+        ("row", "Embeddings"),
+        ("timeseries", EMBEDDING_EUCLIDEAN),
+        ("timeseries", EMBEDDING_COSINE),
+        ("table", EMBEDDING_PROJECTIONS),
     ],
     "fairness": [
         ("timeseries", "Performance once labels arrive"),
@@ -201,6 +216,9 @@ def test_the_json_reads_back_through_the_sdk_without_losing_anything(
     # and the decoded dashboard is typed all the way down, the ClickHouse queries included
     assert decoded.panels and decoded.templating.list_val
     for panel in decoded.panels:
+        if isinstance(panel, sdk_dashboard.RowPanel):
+            assert panel.title and not panel.collapsed and not panel.panels  # expanded: its panels follow it
+            continue
         assert isinstance(panel, sdk_dashboard.Panel) and panel.targets
         [target] = panel.targets
         assert isinstance(target, ClickHouseQuery) and target.raw_sql and target.datasource is not None
@@ -231,19 +249,21 @@ def test_each_dashboard_has_its_panels_and_variables_as_grafana_11_expects(
     known = set(sdk_runtime.panelcfg_variants)  # the panel plugins Grafana 11 ships, as the SDK knows them
     cells: set[tuple[int, int]] = set()
     for panel in board["panels"]:
+        grid = panel["gridPos"]
+        mine = {(grid["x"] + dx, grid["y"] + dy) for dx in range(grid["w"]) for dy in range(grid["h"])}
+        assert not mine & cells, f"{name}: {panel['title']!r} overlaps another panel"
+        cells |= mine
+        if panel["type"] == "row":
+            continue
         assert panel["type"] in known
         assert panel["datasource"] == {"type": PLUGIN, "uid": "${datasource}"}
         [target] = panel["targets"]
         assert target["datasource"] == panel["datasource"] and target["editorType"] == "sql"
         assert target["format"] in {f.value for f in ClickHouseFormat}
-        grid = panel["gridPos"]
-        mine = {(grid["x"] + dx, grid["y"] + dy) for dx in range(grid["w"]) for dy in range(grid["h"])}
-        assert not mine & cells, f"{name}: {panel['title']!r} overlaps another panel"
-        cells |= mine
 
 
 def test_the_optional_panels_exist_and_say_when_they_are_empty() -> None:
-    panels = [p for name in DASHBOARDS for p in DASHBOARDS[name]()["panels"]]
+    panels = [p for name in DASHBOARDS for p in queried(DASHBOARDS[name]())]
     optional = [p for p in panels if p["title"] in OPTIONAL_PANELS]
     assert len(optional) == len(OPTIONAL_PANELS) >= 1
     assert all(p.get("description", "").startswith("Empty unless") for p in optional)

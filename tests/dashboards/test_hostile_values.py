@@ -62,7 +62,7 @@ def queries() -> Iterator[tuple[str, str, str]]:
     for name in sorted(DASHBOARDS):
         board = DASHBOARDS[name]()
         for panel in board["panels"]:
-            for target in panel["targets"]:
+            for target in panel.get("targets", []):  # a row has none
                 yield name, panel["title"], target["rawSql"]
         for variable in board["templating"]["list"]:
             if variable["type"] == "query":

@@ -42,10 +42,15 @@ def test_the_live_view_shows_progress_active_incidents_and_notifications() -> No
 
 def test_the_summary_says_what_was_caught_and_what_was_not() -> None:
     scenario = DemoScenario(minutes=30, per_minute=10)
-    drift, fairness, latency = scenario.incidents
+    drift, embedding, fairness, latency = scenario.incidents
     summary = DemoSummary(
         100,
-        [Detection(drift, "feature-drift", 11), Detection(fairness), Detection(latency, "slo-burn-page", 20)],
+        [
+            Detection(drift, "feature-drift", 11),
+            Detection(embedding, "embedding-drift", 11),
+            Detection(fairness),
+            Detection(latency, "slo-burn-page", 20),
+        ],
         [],
         [],
         None,
@@ -53,4 +58,5 @@ def test_the_summary_says_what_was_caught_and_what_was_not() -> None:
     )
     shown = text(summary_table(summary))
     assert "feature-drift" in shown and "minute 11" in shown and "not detected" in shown
+    assert "the purpose embedding moves with debt_ratio" in shown and "embedding-drift" in shown
     assert not summary.ok

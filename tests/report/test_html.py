@@ -51,6 +51,9 @@ def test_the_report_has_every_section_with_charts_and_needs_nothing_external(htm
     assert html.count("<svg") >= 10 and "polyline" in html and "drift heatmap" in html
     assert "s3://ml-data/credit-risk/train-3.1.0.parquet" in html and "four fifths" in html
     assert "slice-fpr-gap" in html and "slo-burn" in html and "feature-drift" in html
+    # the demo's embedding (its applications' free text) moves with debt_ratio from minute 5: its section tables it
+    embedding = html.split("<h2>Embedding drift: purpose</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "purpose: Euclidean distance of the mean" in embedding and "2026-11-18 11:11 UTC" in embedding
     lowered = html.lower()
     assert "<script" not in lowered and "http://" not in lowered.replace('xmlns="http://www.w3.org/2000/svg"', "")
 

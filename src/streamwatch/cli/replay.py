@@ -49,6 +49,9 @@ def replay(
     from streamwatch.pipeline.from_settings import configured_profiles, load_profiles, pipeline_from_settings
     from streamwatch.replay.run import ClickHouseSink, ExportSink, check_files
     from streamwatch.replay.run import replay as run_replay
+    from streamwatch.runtime.threads import single_blas_thread
+
+    single_blas_thread()
 
     settings = settings_from(config)
     check_files(files)  # before any work: a typo in the last file should not cost a long run

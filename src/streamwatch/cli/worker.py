@@ -53,8 +53,10 @@ def worker(
     from streamwatch.runtime.faust_app import broker_credentials, build_app, run_worker
     from streamwatch.runtime.logs import configure as configure_logs
     from streamwatch.runtime.loop import WorkerRuntime
+    from streamwatch.runtime.threads import single_blas_thread
     from streamwatch.runtime.wiring import build_runtime, faust_broker, input_partitions
 
+    single_blas_thread()
     settings = settings_from(config)
     profiles = configured_profiles(settings) | load_profiles(reference or [])
     pipeline = pipeline_from_settings(settings, profiles)

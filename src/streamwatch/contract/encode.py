@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import orjson
 
 from streamwatch.contract.ids import event_id_factory
@@ -70,6 +70,7 @@ _NAME_CACHE_SIZE = 100_000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PLAIN = frozenset({int, float, bool, str, type(None)})
 _STR_ONLY = frozenset({str})
+_NUMBERS = frozenset({int, float})
 _VARIANTS = frozenset({"production", "canary", "shadow"})
 _STATUSES = frozenset({"ok", "error"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -171,9 +172,9 @@ class Encoder:
         Arguments may be passed by position in this order; the producer does so
         because binding 15 keywords twice costs more than the checks.
 
-        ``embeddings`` maps a name to a flat sequence of numbers (a numpy array, usually). They are sent at
-        float32 precision, which embeddings have anyway, so that a 4,096-number one fits in an event; an
-        event with embeddings is of schema version 2.
+        ``embeddings`` maps a name to a flat sequence of numbers. A numpy array is sent at float32 precision,
+        which embeddings have anyway, so that a 4,096-number one fits in an event; a list as it is. An event
+        with embeddings is of schema version 2.
         """
         names = self._names
         # The common case is checked inline: every call here costs ~50 ns.
@@ -330,28 +331,11 @@ class Encoder:
                     raise ContractError(f"{field}.{_short(key)}", f"must be a string, not {type(value).__name__}")
         return mapping
 
-    def _embeddings(self, embeddings: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    def _embeddings(self, embeddings: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(embeddings, Mapping):
             raise ContractError("embeddings", f"must be a mapping, not {type(embeddings).__name__}")
         self._keys(embeddings, "embeddings", MAX_EMBEDDINGS)
-        out = {}
-        for name, vector in embeddings.items():
-            field = f"embeddings.{_short(name)}"
-            try:
-                array = np.asarray(vector)
-            except (TypeError, ValueError):  # ragged nesting
-                raise ContractError(field, "must be a flat sequence of numbers") from None
-            # Numbers only: numpy would turn "1.5" into 1.5, and None into an object array.
-            if array.dtype.kind not in "biuf" or array.ndim != 1:
-                raise ContractError(field, "must be a flat sequence of numbers")
-            if not 1 <= array.size <= MAX_EMBEDDING_DIMS:
-                raise ContractError(field, f"must hold 1 to {MAX_EMBEDDING_DIMS} numbers, not {array.size}")
-            with np.errstate(over="ignore"):  # beyond float32's range becomes inf, refused just below
-                array = array.astype(np.float32)
-            if not np.isfinite(array).all():
-                raise ContractError(field, "must be finite numbers (within float32's range)")
-            out[name] = array
-        return out
+        return {name: _embedding(vector, f"embeddings.{_short(name)}") for name, vector in embeddings.items()}
 
     def _event_id(self, event_id: str | None) -> str:
         return self.event_ids() if event_id is None else _id(event_id, "event_id")
@@ -388,6 +372,36 @@ class Encoder:
                 raise ContractError("event", f"{size} bytes exceeds the {MAX_EVENT_BYTES}-byte limit")
             _check_string_lengths(body)
         return payload
+
+
+def _embedding(vector: Any, field: str) -> Any:
+    """A numpy array as float32 (orjson writes it natively, float32's shortest text), or a list of numbers as
+    given. numpy itself is never imported here: an inference service that sends none does not load it."""
+    if type(vector).__module__ == "numpy" and hasattr(vector, "dtype"):
+        if vector.dtype.kind not in "iuf" or vector.ndim != 1:  # (booleans are no numbers to the contract)
+            raise ContractError(field, "must be a flat sequence of numbers")
+        _dimensions(vector.size, field)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # past float32's range is inf: refused just below
+            vector = vector.astype("float32")
+        if not math.isfinite(float(vector.sum(dtype="float64"))):  # NaN and inf survive a sum
+            raise ContractError(field, "must be finite numbers (within float32's range)")
+        return vector
+    if isinstance(vector, str | bytes) or not isinstance(vector, Sequence):
+        raise ContractError(field, "must be a flat sequence of numbers")
+    values = list(vector)
+    _dimensions(len(values), field)
+    if not _NUMBERS.issuperset(map(type, values)):
+        raise ContractError(field, "must be a flat sequence of numbers")
+    # A sum is one C loop; only when it is not finite (a NaN, an inf, or finite numbers overflowing) look closer.
+    if not math.isfinite(sum(values)) and not all(map(math.isfinite, values)):
+        raise ContractError(field, "must be finite numbers")
+    return values
+
+
+def _dimensions(size: int, field: str) -> None:
+    if not 1 <= size <= MAX_EMBEDDING_DIMS:
+        raise ContractError(field, f"must hold 1 to {MAX_EMBEDDING_DIMS} numbers, not {size}")
 
 
 def _member(value: Any, allowed: frozenset[str]) -> bool:

@@ -75,15 +75,11 @@ PAIRED = "Paired comparison (shadow or canary twins of production requests): agr
 # as Grafana does; the panel's description tells the reader instead.
 MULTICLASS_PER_CLASS = "Multiclass: per-class precision, recall, F1 and support (latest window)"
 MULTICLASS_CONFUSION = "Multiclass: confusion matrix, actual by predicted (counts over the time range)"
-# The drift dashboard's "Embeddings" row: empty unless the model has a vector input (the demo's has none).
-EMBEDDING_EUCLIDEAN = "Embeddings: Euclidean distance of the window's mean vector from the reference's, and threshold"
-EMBEDDING_COSINE = (
-    "Embeddings: cosine distance (1 - cos) of the window's mean vector from the reference's, and threshold"
-)
+OPTIONAL_PANELS = frozenset({PAIRED, MULTICLASS_PER_CLASS, MULTICLASS_CONFUSION})
+# The drift dashboard's "Embeddings" row (the demo's model has one, its applications' free text embedded).
+EMBEDDING_EUCLIDEAN = "Embeddings: Euclidean distance of the mean vector from the reference's, with its threshold"
+EMBEDDING_COSINE = "Embeddings: cosine distance (1 - cos) of the mean vector from the reference's, with its threshold"
 EMBEDDING_PROJECTIONS = "Embeddings: drift of the projections on the principal components (latest window)"
-OPTIONAL_PANELS = frozenset(
-    {PAIRED, MULTICLASS_PER_CLASS, MULTICLASS_CONFUSION, EMBEDDING_EUCLIDEAN, EMBEDDING_COSINE, EMBEDDING_PROJECTIONS}
-)
 
 
 def _datasource() -> model.DataSourceRef:
@@ -432,9 +428,9 @@ def _embedding_distance(title: str, metric: str) -> timeseries.Panel:
         f"{SERIES}) AS series, point FROM {M} ARRAY JOIN ['distance', 'threshold'] AS kind, [value, threshold] AS "
         f"point WHERE {scope('version', 'variant')} AND metric = '{metric}' AND segment_key = '' AND {TUMBLING}) "
         "WHERE isNotNull(point) ORDER BY time",
-        description="Empty unless the model has embeddings (vector inputs). Per embedding: the distance between the "
-        "window's mean vector and the reference's, and the threshold a stationary window crosses with the drift "
-        "budget's probability (dashed).",
+        description="Per embedding (a vector input of the model): the distance between the window's mean vector and "
+        "the reference's, and the threshold a stationary window crosses with the drift budget's probability "
+        "(dashed). Nothing for a model without embeddings.",
     ).override_by_regexp(
         ".* threshold .*",
         # A field override's value is untyped in the SDK (``object``); Grafana reads a line style here.
@@ -442,23 +438,25 @@ def _embedding_distance(title: str, metric: str) -> timeseries.Panel:
     )
 
 
-def _embedding_projections(deciding: str) -> table.Panel:
-    """Each embedding's projections (drift features ``<name>#pc1``...) in their latest window: the deciding
-    statistic against its threshold, as the heatmap judges every numeric feature."""
+def _embedding_projections() -> table.Panel:
+    """Each embedding's projections (drift features ``<name>#pc1``...) in their latest window: the statistic that
+    decides a numeric feature's drift (Wasserstein; ``core.drift_report``) against its threshold, as the heatmap
+    shows it."""
     return _table(
         EMBEDDING_PROJECTIONS,
-        f"SELECT model_version AS version, variant, replaceRegexpOne(feature, '#pc[0-9]+$', '') AS embedding, "
-        "feature AS projection, metric AS statistic, max(window_start) AS latest_window, argMax(value, "
-        "window_start) AS latest_value, argMax(threshold, window_start) AS latest_threshold, latest_value / "
-        "latest_threshold AS ratio, if(latest_value >= latest_threshold, 'yes', 'no') AS drifted FROM "
-        f"{M} WHERE {scope('version', 'variant')} AND {deciding} AND feature LIKE '%#pc%' AND segment_key = '' "
-        f"AND {TUMBLING} GROUP BY version, variant, embedding, projection, statistic "
+        "SELECT model_version AS version, variant, "
+        "arrayStringConcat(arrayPopBack(splitByString('#pc', feature)), '#pc') AS embedding, "
+        "feature AS projection, max(window_start) AS latest_window, argMax(value, window_start) AS wasserstein, "
+        "argMax(threshold, window_start) AS wasserstein_threshold, wasserstein / wasserstein_threshold AS ratio, "
+        "if(wasserstein >= wasserstein_threshold, 'yes', 'no') AS drifted FROM "
+        f"{M} WHERE {scope('version', 'variant')} AND metric = 'wasserstein' AND threshold > 0 AND feature LIKE "
+        f"'%#pc%' AND segment_key = '' AND {TUMBLING} GROUP BY version, variant, embedding, projection "
         "ORDER BY version, variant, embedding, projection",
         width=24,
     ).description(
-        "Empty unless the model has embeddings (vector inputs). Each embedding's projections on the reference's "
-        "first principal components are drift features: their Wasserstein distance against its threshold in the "
-        "latest window (a ratio of 1 or more is drift), which shows a change of spread the mean's distance misses."
+        "Each embedding's projections on the reference's first principal components are drift features: their "
+        "Wasserstein distance against its threshold in the latest window (a ratio of 1 or more is drift), which "
+        "shows a change of spread the mean's distance misses. Nothing for a model without embeddings."
     )
 
 
@@ -508,7 +506,7 @@ def _drift() -> dash.Dashboard:
             dash.Row("Embeddings"),
             _embedding_distance(EMBEDDING_EUCLIDEAN, "embedding_euclidean"),
             _embedding_distance(EMBEDDING_COSINE, "embedding_cosine"),
-            _embedding_projections(deciding),
+            _embedding_projections(),
         ],
         ("version", "variant", "feature"),
     )

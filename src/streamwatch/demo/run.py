@@ -110,7 +110,7 @@ def publish_scenario(
                 time.sleep(due - time.monotonic())
                 if progress is not None:
                     progress(sent, event["timestamp"])
-            fields = {k: v for k, v in event.items() if k != "type"}
+            fields = {k: v for k, v in event.items() if k not in ("type", "schema_version")}  # (the SDK sets it)
             if event["type"] == "prediction":
                 monitor.log_prediction(**fields)
             else:

@@ -5,7 +5,8 @@ on a tenth of the traffic) scores applicants minute by minute of *event*
 time. Ground truth (did the applicant default?) arrives 20 to 100 seconds
 after each prediction. Three incidents are injected at known minutes:
 
-- **covariate drift**: applicants' ``debt_ratio`` shifts upwards;
+- **covariate drift**: applicants' ``debt_ratio`` shifts upwards, and with it the embedding of their
+  application's free text (``purpose``, 384 numbers, as a sentence encoder gives), which the model takes too;
 - **fairness regression**: the production model scores applicants with
   ``gender=F`` higher than their risk, so its false-positive rate for them rises;
 - **latency regression**: the canary answers in 0.6 to 1.2 s (its SLO is 300 ms).
@@ -31,12 +32,14 @@ import numpy as np
 
 from streamwatch.profiles.model import Lineage, ReferenceProfile, build_profile
 
-__all__ = ["CANARY", "MODEL", "PRODUCTION", "DemoScenario", "Incident"]
+__all__ = ["CANARY", "EMBEDDING", "EMBEDDING_DIMS", "MODEL", "PRODUCTION", "DemoScenario", "Incident"]
 
 MODEL = "credit-risk"
 PRODUCTION, CANARY = "3.1.0", "3.2.0-rc1"
 REGIONS = ("north", "south", "east", "west")
 EMPLOYMENT = ("salaried", "self-employed", "unemployed", "retired")
+#: The embedding of the application's free text: what a sentence encoder such as all-MiniLM-L6-v2 gives.
+EMBEDDING, EMBEDDING_DIMS = "purpose", 384
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,16 @@ class DemoScenario:
                 "production",
                 "debt_ratio",
             ),
+            # The same incident, as the application texts' embedding shows it (it moves with debt_ratio).
+            Incident(
+                "embedding drift",
+                third,
+                third + max(2, minutes // 5),
+                f"the {EMBEDDING} embedding moves with debt_ratio",
+                "drift",
+                "production",
+                EMBEDDING,
+            ),
             Incident(
                 "fairness regression",
                 third + minutes // 6,
@@ -105,6 +118,24 @@ class DemoScenario:
 
     def active(self, name: str, minute: int) -> bool:
         return any(i.name == name and i.start <= minute < i.end for i in self.incidents)
+
+    def embeddings(self, applicants: list[dict[str, Any]], rng: np.random.Generator) -> np.ndarray:
+        """The application texts' embeddings: their topic follows the applicant (debt ratio, employment,
+        income), plus what the text says beyond it (noise), in 384 dimensions, at a sentence encoder's scale."""
+        directions = np.random.default_rng(self.seed).normal(0, 1, (2 + len(EMPLOYMENT), EMBEDDING_DIMS))
+        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+        topics = np.array(
+            [
+                [
+                    4.0 * float(a["debt_ratio"]),
+                    0.5 * math.log(float(a["income"])) - 5.4,
+                    *(float(a["employment"] == e) for e in EMPLOYMENT),
+                ]
+                for a in applicants
+            ]
+        ).reshape(len(applicants), -1)
+        vectors = topics @ directions + rng.normal(0, 1, (len(applicants), EMBEDDING_DIMS)) * 0.05
+        return vectors / 8.0
 
     def _applicant(self, rng: random.Random, drifted: bool) -> tuple[dict[str, Any], dict[str, str]]:
         region = rng.choice(REGIONS)
@@ -139,9 +170,11 @@ class DemoScenario:
         biased = self.active("fairness regression", minute)
         slow_canary = self.active("canary latency regression", minute)
         predictions, labels = [], []
+        applicants = []
         for i in range(self.per_minute):
             at = base + i * 60_000 // self.per_minute
             features, segments = self._applicant(rng, drifted)
+            applicants.append(features)
             canary = rng.random() < 0.1
             request_id = f"req-{minute:03d}-{i:04d}"
             risk = self.risk(features)
@@ -182,6 +215,10 @@ class DemoScenario:
                         "label": int(rng.random() < risk),
                     }
                 )
+        vectors = self.embeddings(applicants, np.random.default_rng([self.seed, minute]))
+        for prediction, vector in zip(predictions, np.round(vectors, 4).tolist(), strict=True):
+            prediction["schema_version"] = 2
+            prediction["embeddings"] = {EMBEDDING: vector}
         return predictions + labels
 
     def events(self) -> Iterator[dict[str, Any]]:
@@ -211,6 +248,7 @@ class DemoScenario:
         risks = np.array([self.risk(a) for a, _ in applicants])
         columns["score"] = risks
         columns["label"] = (np.array([rng.random() for _ in applicants]) < risks).astype(int)
+        embedded = {EMBEDDING: self.embeddings([a for a, _ in applicants], np.random.default_rng([self.seed, 10**6]))}
         profiles = {}
         for version in (PRODUCTION, CANARY):
             lineage = Lineage(
@@ -224,6 +262,6 @@ class DemoScenario:
                 git_sha="4f2c1e9",
             )
             profiles[MODEL, version] = build_profile(
-                columns, lineage=lineage, score_column="score", label_column="label"
+                columns, lineage=lineage, score_column="score", label_column="label", embeddings=embedded
             )
         return profiles

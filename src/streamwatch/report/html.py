@@ -4,7 +4,9 @@
 them into HTML with inline SVG charts (:mod:`streamwatch.report.charts`) and
 inline CSS: no script and no external file, so the page opens offline, can be
 mailed, and draws the same everywhere. Sections: the reference's lineage, the
-alert timeline, drift per feature over time and as a heatmap, performance
+alert timeline, drift per feature over time and as a heatmap, each embedding's
+drift (its mean's distances from the reference's against their thresholds, and
+the windows where they or its projections crossed), performance
 (estimated before the labels arrive, with its bounds, beside the realized
 figures; a multiclass model's figures, classes and confusion matrix), fairness
 per slice with the four-fifths line, latency percentiles and SLO burn rates.
@@ -32,8 +34,14 @@ _CHARTED = ("accuracy", "roc_auc")  # the estimates the report draws (the table 
 _MULTICLASS = ("accuracy", "macro_f1", "micro_f1")
 _PER_CLASS = ("class_precision", "class_recall", "class_f1", "class_support")  # feature: the class
 _LATEST = 3  # windows in the estimated-against-realized table
+# An embedding's rows (feature: its name): its mean's distances from the reference's, each with its threshold.
+_DISTANCES = {"embedding_euclidean": "Euclidean", "embedding_cosine": "cosine"}
+_EMBEDDING = (*_DISTANCES, "embedding_wrong_length")  # the count of vectors refused for their length, if any
+_NUMERIC = _DECIDING[0]  # what decides a projection's drift, as any numeric feature's (core.drift_report)
+_PROJECTION = "#pc"  # an embedding's projection on its i-th principal component is the drift feature "<name>#pc<i>"
 _METRICS = (
     *_DECIDING,
+    *_EMBEDDING,
     "drifted_share",
     "selection_rate",
     "fpr",
@@ -144,6 +152,91 @@ def _drift(data: ReportData, version: str, variant: str) -> str:
     )
     grid = heatmap(ratios, title=f"drift heatmap, {version}: statistic / threshold (1 or more is drift)", scale_max=2.0)
     return f"<h3>{escape(version)} ({escape(variant)})</h3>{lines}{grid}"
+
+
+def _embedding_of(feature: str) -> str | None:
+    """The embedding a drift feature is a projection of (``"text#pc2"`` -> ``"text"``), or None."""
+    name, mark, component = feature.rpartition(_PROJECTION)
+    return name if mark and component.isdigit() else None
+
+
+def _embeddings(data: ReportData) -> list[str]:
+    """The embeddings with rows in the period: their distances', their refused vectors' or their projections'."""
+    names = {feature for (_, _, metric, feature, _) in data.series if metric in _EMBEDDING and feature}
+    names |= {
+        name
+        for (_, _, metric, feature, _) in data.series
+        if metric == _NUMERIC and (name := _embedding_of(feature)) is not None
+    }
+    return sorted(names)
+
+
+def _crossed(value: float, threshold: float | None) -> bool:
+    """At or over the threshold, as a drift statistic is judged (``core.drift_report``)."""
+    return threshold is not None and math.isfinite(value) and value >= threshold
+
+
+def _distance_cell(row: tuple[int, float, float | None] | None) -> str:
+    if row is None:
+        return "<td>–</td>"
+    _, value, threshold = row
+    over = " class='over'" if _crossed(value, threshold) else ""
+    return f"<td{over}>{_figure(value, 4)} / {_figure(threshold, 4)}</td>"
+
+
+def _embedding(data: ReportData, name: str) -> str:
+    """One embedding's drift: per version and variant, its mean's Euclidean and cosine distances from the
+    reference's over the windows beside their thresholds (calibrated per window size, so drawn as lines of their
+    own), then the windows where a distance crossed its threshold or a projection drifted."""
+    out = []
+    for version, variant in _versions(data):
+        distances = {metric: data.series.get((version, variant, metric, name, ""), []) for metric in _DISTANCES}
+        projections = {
+            feature: rows
+            for (v, var, metric, feature, segment), rows in data.series.items()
+            if (v, var, metric) == (version, variant, _NUMERIC) and not segment and _embedding_of(feature) == name
+        }
+        refused = sum(v for _, v, _ in data.series.get((version, variant, "embedding_wrong_length", name, ""), []))
+        if not any(distances.values()) and not projections and not refused:
+            continue
+        charts = "".join(
+            line_chart(
+                {"distance": _points(rows), "threshold": [(s, t) for s, _, t in rows if t is not None]},
+                title=f"{name}: {label} distance of the mean from the reference's, {version} {variant}",
+            )
+            for metric, label in _DISTANCES.items()
+            if (rows := distances[metric])
+        )
+        by_start = {metric: {row[0]: row for row in rows} for metric, rows in distances.items()}
+        drifted: dict[int, list[str]] = defaultdict(list)
+        for feature, rows in sorted(projections.items()):
+            for start, value, threshold in rows:
+                if _crossed(value, threshold):
+                    drifted[start].append(feature)
+        crossing = sorted(
+            {s for rows in distances.values() for s, value, threshold in rows if _crossed(value, threshold)}
+            | set(drifted)
+        )
+        cells = "".join(
+            f"<tr><td>{_when(start)}</td>"
+            + "".join(_distance_cell(by_start[metric].get(start)) for metric in _DISTANCES)
+            + f"<td>{escape(', '.join(drifted.get(start, [])))}</td></tr>"
+            for start in crossing
+        )
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in ("window", "Euclidean / threshold", "cosine / threshold", "projections drifted (Wasserstein)")
+        )
+        table = (
+            f"<table class='crossings'><tr>{head}</tr>{cells}</table>"
+            if cells
+            else "<p class='meta'>No distance crossed its threshold and no projection drifted.</p>"
+        )
+        note = f"<p class='meta'>Vectors refused for their length: {refused:.0f}.</p>" if refused else ""
+        out.append(f"<h3>{escape(version)} ({escape(variant)})</h3>{charts}{table}{note}")
+    if not out:
+        return ""
+    return f"<h2>Embedding drift: {escape(name)}</h2>" + "".join(out)
 
 
 def _fairness(data: ReportData, version: str, variant: str) -> str:
@@ -357,7 +450,7 @@ h3{font-size:15px;color:#334155}svg{width:100%;height:auto;margin:8px 0}
 .threshold{stroke:#dc2626;stroke-dasharray:5 4}table{border-collapse:collapse;font-size:12px;width:100%}
 td,th{border:1px solid #e2e8f0;padding:4px 6px;text-align:left;vertical-align:top}th{background:#f8fafc}
 tr.firing td:first-child{color:#b91c1c;font-weight:600}.meta{color:#475569;font-size:13px}
-table.confusion td{text-align:right}
+table.confusion td{text-align:right}table.crossings td.over{color:#b91c1c;font-weight:600}
 """
 
 
@@ -386,6 +479,7 @@ def render_report(data: ReportData) -> str:
         _alerts(data),
         "<h2>Drift per feature</h2>",
         *(_drift(data, v, var) for v, var in _versions(data)),
+        *(_embedding(data, name) for name in _embeddings(data)),
         "<h2>Performance: estimated and realized</h2>",
         _performance(data),
         "<h2>Fairness per slice</h2>",

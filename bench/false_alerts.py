@@ -6,7 +6,8 @@ mirroring 5% of the requests), with segments ``gender`` (2 values, 50/50) and
 ``region`` (4, skewed), an SLO (99.9% within 300 ms), a score from a logistic
 model of the features (AUC ~0.8, ~30% positives, labels drawn calibrated) and a
 mix of features (normal, lognormal and Pareto amounts, Poisson counts, Zipf-like
-categoricals with rare values, 1% missing values in some). The reference
+categoricals with rare values, 1% missing values in some), and an embedding of
+16 numbers (``emb``: a mixture of three anisotropic clusters). The reference
 profile is 20,000 rows of the same generator (another seed), so its sampling
 error is part of the null, as in real life.
 
@@ -32,7 +33,8 @@ Two measures:
   incident's series (``missed`` if not within 60): a normal feature's mean
   shifted (``feature-drift``), slice ``gender=F``'s FPR raised
   (``slice-fpr-gap``), the canary's latency multiplied (``slo-burn-page``, and
-  ``divergence-latency``).
+  ``divergence-latency``), a share of the embedding's requests moved to one
+  of its clusters (``embedding-drift``).
 
     .venv/bin/python bench/false_alerts.py                 # 7 days per shape: about half an hour on 2 cores
     .venv/bin/python bench/false_alerts.py --quick         # 1 day, the two smallest shapes: a few minutes
@@ -81,6 +83,9 @@ WEEK_MINUTES = 7 * 24 * 60
 SHAPES: tuple[tuple[int, int], ...] = ((20, 10), (30, 100), (50, 570), (40, 2000))
 CANARY_SHARE = 0.05
 REFERENCE_ROWS = 20_000
+#: The embedding every request carries: its name and length (small, so that a simulated week stays affordable;
+#: its thresholds depend on its spectrum, not on its length).
+EMBEDDING, EMBEDDING_DIMS = "emb", 16
 SEGMENTS: dict[str, tuple[list[str], list[float]]] = {
     "gender": (["F", "M"], [0.5, 0.5]),
     "region": (["north", "south", "east", "west"], [0.5, 0.3, 0.15, 0.05]),
@@ -136,6 +141,9 @@ class Generator:
         self.weights = model.uniform(0.5, 1.0, len(self.drivers))
         # Scaled so that the logit's spread gives an AUC near 0.8 and its offset ~30% positives.
         self.scale, self.offset = 1.4, -0.75
+        # The embedding's clusters: centres, and spreads falling over the dimensions (anisotropic).
+        self.centres = model.normal(0.0, 1.0, (3, EMBEDDING_DIMS))
+        self.spreads = np.geomspace(1.0, 0.1, EMBEDDING_DIMS) * model.uniform(0.5, 1.5, (3, 1))
 
     def draw(
         self,
@@ -143,9 +151,11 @@ class Generator:
         n: int,
         shift: Mapping[str, float] | None = None,
         scale: float = 1.0,
+        cluster_shift: float = 0.0,
     ) -> dict[str, np.ndarray]:
         """``n`` requests; ``shift`` adds to a numeric feature's values, ``scale`` multiplies the features that
-        drive the score (incidents: the second moves scores towards 0.5, where the model errs more)."""
+        drive the score (incidents: the second moves scores towards 0.5, where the model errs more);
+        ``cluster_shift`` moves that share of the embedding's requests to its smallest cluster."""
         columns: dict[str, np.ndarray] = {}
         for feature in self.features:
             kind = feature.kind
@@ -191,6 +201,9 @@ class Generator:
         columns["latency_ms"] = rng.lognormal(math.log(LATENCY_MEDIAN_MS), LATENCY_SIGMA, n)
         columns["ok"] = rng.random(n) >= ERROR_RATE
         columns["offset_ms"] = rng.integers(0, MINUTE_MS, n)  # event time within the window
+        weights = (1 - cluster_shift) * np.array([0.5, 0.3, 0.2]) + cluster_shift * np.array([0.0, 0.0, 1.0])
+        cluster = rng.choice(3, n, p=weights)
+        columns[EMBEDDING] = self.centres[cluster] + rng.normal(0.0, 1.0, (n, EMBEDDING_DIMS)) * self.spreads[cluster]
         return columns
 
 
@@ -219,6 +232,7 @@ def reference(generator: Generator, seed: int) -> ReferenceProfile:
         score_column="score",
         prediction_column="prediction",
         segments=list(SEGMENTS),
+        embeddings={EMBEDDING: drawn[EMBEDDING]},
     )
 
 
@@ -269,7 +283,10 @@ def fill_window(
     if aggregates.score is not None:
         aggregates.score.update(np.asarray(columns["score"], dtype=float))
     if aggregates.multivariate is not None:
-        aggregates._reconstructed({name: list(columns[name]) for name in aggregates.features}, ok.size)
+        segments = {name: np.asarray(columns[name], dtype=object) for name in SEGMENTS}
+        aggregates._reconstructed({name: list(columns[name]) for name in aggregates.features}, ok.size, segments)
+    if EMBEDDING in aggregates.embeddings:  # every request carries it, an errored one too
+        aggregates._embedded_matrix(EMBEDDING, np.asarray(columns[EMBEDDING], dtype=float))
     if aggregates.prediction is not None:  # an errored request predicted nothing
         aggregates._predicted(np.where(ok, columns["prediction"], None).tolist())
     if aggregates.estimate is not None and aggregates.score is not None:
@@ -341,6 +358,7 @@ class Incident:
     label_delay: tuple[float, float] = LABEL_DELAY_MINUTES  # minutes, uniform
     driver_scale: float = 1.0  # the score's drivers multiplied: a covariate shift that lowers real performance
     concept_points: float = 0.0  # share of gender=F's labels drawn from 1 - score: P(y|x) changed for them
+    embedding_shift: float = 0.0  # share of the embedding's requests moved to its smallest cluster
 
 
 @dataclass
@@ -414,7 +432,8 @@ def run(
         active = incident is not None and minute >= incident.onset
         shift = {generator.drifting: incident.shift_sigma * sigma} if active and incident.shift_sigma else None
         scale = incident.driver_scale if active and incident is not None else 1.0
-        production = generator.draw(rng, int(rng.poisson(rpm)), shift, scale)
+        moved = incident.embedding_shift if active and incident is not None else 0.0
+        production = generator.draw(rng, int(rng.poisson(rpm)), shift, scale, moved)
         if active and incident is not None and incident.concept_points:
             turned = (production["gender"] == "F") & (rng.random(len(production["label"])) < incident.concept_points)
             flipped = (rng.random(len(production["label"])) < 1 - production["score"]).astype(np.int64)
@@ -511,8 +530,12 @@ def run(
 
 def _on_series(alert: Any, incident: Incident, generator: Generator) -> bool:
     """Whether a firing alert is about the incident's own series (not a false alert elsewhere)."""
+    if alert.rule == "feature-drift" and incident.embedding_shift:  # the embedding's projections
+        return alert.variant == "production" and (alert.feature or "").startswith(f"{EMBEDDING}#pc")
     if alert.rule == "feature-drift":
         return alert.variant == "production" and alert.feature == generator.drifting
+    if alert.rule == "embedding-drift":
+        return alert.variant == "production" and alert.feature == EMBEDDING
     if alert.rule == "slice-fpr-gap":
         return alert.variant == "production" and dict(alert.segment or {}) == {"gender": "F"}
     return alert.variant == incident.variant
@@ -548,6 +571,13 @@ def incidents(before: int = 120) -> list[tuple[str, int, int, Incident, float | 
     for points in (0.2, 0.5):
         name = f"concept(gender=F) {points * 100:.0f}% @ 570 rpm"
         out.append((name, 20, 570, Incident(name, "estimate-diverged", before, concept_points=points), None))
+    # An embedding's cluster of inputs grows: a share of requests moves to its smallest cluster, so its mean
+    # vector moves while every feature stays put; its projections (feature-drift on emb#pc1...) move too.
+    for rpm in (100, 570):
+        for moved in (0.15, 0.3, 0.6):
+            name = f"embedding: {moved * 100:.0f}% to one cluster @ {rpm} rpm"
+            incident = Incident(name, "embedding-drift", before, embedding_shift=moved, also=("feature-drift",))
+            out.append((name, 20, rpm, incident, None))
     for canary in (10, 100):
         for factor in (1.5, 3.0, 6.0):
             name = f"canary latency x{factor:g} @ {canary} canary rpm"

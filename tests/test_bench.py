@@ -156,6 +156,8 @@ def test_false_alerts_fills_windows_and_performance_as_the_pipeline_does() -> No
                 {name: str(columns[name][i]) for name in fa.SEGMENTS},
                 None,
                 fa.START_MS + i,
+                None,
+                {fa.EMBEDDING: columns[fa.EMBEDDING][i].tolist()},  # a list: sent as it is, so the sums agree
             )
         )
     batch = decode_batch(raws)
@@ -176,6 +178,9 @@ def test_false_alerts_fills_windows_and_performance_as_the_pipeline_does() -> No
     assert filled.score == expected.score
     assert filled.prediction == expected.prediction and expected.prediction is not None
     assert filled.multivariate == expected.multivariate and expected.multivariate is not None
+    assert filled.multivariate_slices == expected.multivariate_slices and expected.multivariate_slices is not None
+    assert filled.embeddings == expected.embeddings and expected.embeddings[fa.EMBEDDING].n == 600
+    assert filled.projections == expected.projections and len(expected.projections) == 8
     assert expected.multivariate.n == 600 and expected.multivariate.imputed > 0
     assert filled.estimate == expected.estimate and expected.estimate is not None and expected.estimate.n > 500
     assert (filled.sli.good, filled.sli.total) == (expected.sli.good, expected.sli.total)

@@ -157,7 +157,12 @@ class WindowAggregates:
         if len(unknown) > UNKNOWN_FEATURE_NAMES:
             _trim_unknown(unknown)
         if self.multivariate is not None and rows:
-            self._reconstructed(by_name, events)
+            sliced = self.multivariate_slices.slices if self.multivariate_slices is not None else ()
+            segments = {  # (feature events carry no segments: in no slice)
+                name: np.array([getattr(event, "segments", {}).get(name) for event in events], dtype=object)
+                for name in {n for group in sliced for n in group}
+            }
+            self._reconstructed(by_name, len(rows), segments)
         predictions = [event for event in events if event.type == "prediction"]
         if not predictions:
             return
@@ -193,11 +198,8 @@ class WindowAggregates:
             if not good:
                 continue
             # (one pass of C over the numbers: ~15% faster than np.array of the lists)
-            matrix = np.fromiter(chain.from_iterable(good), float, len(good) * counts.dims).reshape(len(good), -1)
-            counts.update(matrix)
-            projected = self._embedding_references[name].project(matrix)
-            update_columns(
-                [self.projections[projection_name(name, i)] for i in range(projected.shape[1])], projected.T.copy()
+            self._embedded_matrix(
+                name, np.fromiter(chain.from_iterable(good), float, len(good) * counts.dims).reshape(len(good), -1)
             )
         known = self.embeddings.keys()
         for event in predictions:
@@ -207,6 +209,15 @@ class WindowAggregates:
         if len(self.unknown_features) > UNKNOWN_FEATURE_NAMES:
             _trim_unknown(self.unknown_features)
 
+    def _embedded_matrix(self, name: str, matrix: np.ndarray) -> None:
+        """Count an embedding's vectors (rows of the right length): their sums, and their projections on the
+        reference's components (one matrix product), on the projections' bins."""
+        self.embeddings[name].update(matrix)
+        projected = self._embedding_references[name].project(matrix)
+        update_columns(
+            [self.projections[projection_name(name, i)] for i in range(projected.shape[1])], projected.T.copy()
+        )
+
     def embedding_reference(self, name: str) -> EmbeddingReference:
         """The reference of the profile's embedding ``name``, as ``core.embedding`` computes with it."""
         return self._embedding_references[name]
@@ -215,14 +226,15 @@ class WindowAggregates:
         embeddings = self.profile.embeddings if self.profile is not None else {}
         return {name: e.reference() for name, e in embeddings.items()}
 
-    def _reconstructed(self, by_name: Mapping[str, Sequence[Any]], events: Sequence[Any]) -> None:
+    def _reconstructed(
+        self, by_name: Mapping[str, Sequence[Any]], rows: int, segments: Mapping[str, np.ndarray] | None = None
+    ) -> None:
         """Every event's reconstruction error (one matrix product per batch), counted on the reference's bins.
         A missing numeric value is imputed with the reference mean and counted; a string where a number
         belongs is missing here (and a type mismatch in the feature's own counts)."""
         assert self.multivariate is not None and self._reconstruction is not None and self.profile is not None
         reference = self.profile.multivariate
         assert reference is not None
-        rows = len(events)
         columns = [by_name[name] for name in reference.numeric]
         try:
             matrix = np.array(columns, dtype=float).reshape(len(columns), rows).T
@@ -236,12 +248,7 @@ class WindowAggregates:
             )
         errors, imputed = self._reconstruction.errors(matrix, [list(by_name[name]) for name in reference.categorical])
         self.multivariate.update(errors, imputed)
-        if self.multivariate_slices is not None:
-            names = {name for group in self.multivariate_slices.slices for name in group}
-            segments = {
-                name: np.array([getattr(event, "segments", {}).get(name) for event in events], dtype=object)
-                for name in names
-            }
+        if self.multivariate_slices is not None and segments is not None:
             self.multivariate_slices.update(errors, segments)
 
     def _predicted(self, values: list[Any]) -> None:

@@ -4,29 +4,19 @@ ClickHouse as Grafana would send it."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from streamwatch.adapters.clickhouse import Store
-from streamwatch.core.records import MetricRow
 from streamwatch.dashboards.catalog import DASHBOARDS, EMBEDDING_COSINE, EMBEDDING_EUCLIDEAN, EMBEDDING_PROJECTIONS
 from streamwatch.demo.scenario import CANARY, EMBEDDING, MODEL, PRODUCTION
 from tests.dashboards.grafana import ALL_VARIABLE_VALUE, expand
+from tests.metric_rows import MINUTE, T0, at, points, row
 
-T0 = 1_790_000_000_000  # a window start, in ms
-MINUTE = 60_000
 HOSTILE = "<b>x'\" OR 1=1 --</b>#pc"  # an embedding name a producer chose, "#pc" in it
 EVERYTHING = {"model": "m", "version": ALL_VARIABLE_VALUE, "variant": ALL_VARIABLE_VALUE}
 EVERYTHING |= {"feature": ALL_VARIABLE_VALUE}
-
-
-def row(metric: str, value: float, minute: int = 0, **fields: Any) -> MetricRow:
-    """A tumbling window's row of model ``m``, version 1.0 in production unless ``fields`` say otherwise."""
-    start = T0 + minute * MINUTE
-    base: dict[str, Any] = {"model": "m", "model_version": "1.0", "variant": "production"}
-    return MetricRow(**(base | fields), window_start_ms=start, window_end_ms=start + MINUTE, metric=metric, value=value)
 
 
 ROWS = [
@@ -63,16 +53,6 @@ def panels(store: Store) -> dict[str, str]:
 
 def run(store: Store, sql: str, **choice: str) -> list[tuple[Any, ...]]:
     return store.query(expand(sql, store.database, EVERYTHING | choice, T0, T0 + 10 * MINUTE))
-
-
-def at(minute: int) -> datetime:
-    """The window start as the client returns a DateTime64 of UTC: a naive datetime."""
-    return datetime.fromtimestamp((T0 + minute * MINUTE) / 1000, tz=UTC).replace(tzinfo=None)
-
-
-def points(rows: list[tuple[Any, ...]]) -> set[tuple[int, str, float]]:
-    """(minute, series, value rounded) of a time series panel's rows."""
-    return {(int((t.replace(tzinfo=UTC).timestamp() * 1000 - T0) // MINUTE), s, round(v, 6)) for t, s, v in rows}
 
 
 def test_the_drift_dashboard_has_an_embeddings_row_whose_panels_name_the_embedding_metrics() -> None:

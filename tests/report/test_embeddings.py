@@ -5,21 +5,13 @@ store (chdb)."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from streamwatch.adapters.clickhouse import Store
 from streamwatch.core.records import MetricRow
 from streamwatch.report.html import render_report, report_data
+from tests.metric_rows import MINUTE, T0, row
 
-T0 = 1_790_000_000_000  # 2026-09-21 14:13:20 UTC, a window start
-MINUTE = 60_000
 HOSTILE = "<script>alert('x')</script>&\"vec\""
-
-
-def row(metric: str, value: float, minute: int = 0, **fields: Any) -> MetricRow:
-    start = T0 + minute * MINUTE
-    base: dict[str, Any] = {"model": "m", "model_version": "1.0", "variant": "production"}
-    return MetricRow(**(base | fields), window_start_ms=start, window_end_ms=start + MINUTE, metric=metric, value=value)
 
 
 def report(store: Store, rows: list[MetricRow]) -> str:

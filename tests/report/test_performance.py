@@ -6,24 +6,16 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 from streamwatch.adapters.clickhouse import Store
 from streamwatch.core.records import MetricRow
 from streamwatch.demo.scenario import MODEL
 from streamwatch.report.html import render_report, report_data
 from tests.dashboards.demo_rows import performance_rows
+from tests.metric_rows import MINUTE, T0, row
 from tests.report.test_html import SCENARIO, load_demo
 
-T0 = 1_790_000_000_000  # 2026-09-21 14:13:20 UTC, a window start
-MINUTE = 60_000
 SECTION = "<h2>Performance: estimated and realized</h2>"
-
-
-def row(metric: str, value: float, minute: int = 0, **fields: Any) -> MetricRow:
-    start = T0 + minute * MINUTE
-    base: dict[str, Any] = {"model": "m", "model_version": "1.0", "variant": "production"}
-    return MetricRow(**(base | fields), window_start_ms=start, window_end_ms=start + MINUTE, metric=metric, value=value)
 
 
 def section(store: Store, rows: list[MetricRow]) -> str:

@@ -18,7 +18,7 @@ import dataclasses
 import functools
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from scipy.special import ndtr
@@ -205,19 +205,7 @@ class Reporter:
         reference_id = profile.lineage.content_sha256 if profile else None
         model, version, variant = key
         window = WindowKey(model, version, variant, start, start + self.window_ms)
-        for metric, value, segment, interval, *feature in aggregates.metrics(self.min_samples):
-            low, high = interval if interval else (None, None)
-            rows.append(
-                window.row(
-                    metric,
-                    value,
-                    segment=segment,
-                    reference=reference_id,
-                    lower=low,
-                    upper=high,
-                    feature=feature[0] if feature else None,
-                )
-            )
+        rows += _metric_rows(window, aggregates.metrics(self.min_samples), reference_id)
         rows += self._estimate_error_rows(window, aggregates, reference_id)
         if changed is not None and self._remember(key, start, aggregates):
             changed[key] = reference_id
@@ -292,20 +280,7 @@ class Reporter:
         assert view is not None
         model, version, variant = key
         window = WindowKey(model, version, variant, end - covered * self.window_ms, end)
-        for metric, value, segment, interval, *feature in view.metrics(self.min_samples, confidence):
-            low, high = interval if interval else (None, None)
-            rows.append(
-                window.row(
-                    metric,
-                    value,
-                    segment=segment,
-                    reference=reference_id,
-                    lower=low,
-                    upper=high,
-                    window=PERFORMANCE_VIEW,
-                    feature=feature[0] if feature else None,
-                )
-            )
+        rows += _metric_rows(window, view.metrics(self.min_samples, confidence), reference_id, PERFORMANCE_VIEW)
         rows += self._estimate_error_rows(window, view, reference_id, PERFORMANCE_VIEW, covered)
 
     def _confidence(self, view: Performance, span_ms: int, spans: int = 1) -> float:
@@ -613,6 +588,28 @@ class Reporter:
                     window=PERFORMANCE_VIEW,
                 )
             )
+
+
+def _metric_rows(
+    window: WindowKey, metrics: Iterable[tuple[Any, ...]], reference_id: str | None, label: str = "tumbling"
+) -> list[MetricRow]:
+    """Rows of performance figures ``(metric, value, segment, interval[, feature])``, as aggregates give them."""
+    rows = []
+    for metric, value, segment, interval, *feature in metrics:
+        low, high = interval if interval else (None, None)
+        rows.append(
+            window.row(
+                metric,
+                value,
+                segment=segment,
+                reference=reference_id,
+                lower=low,
+                upper=high,
+                window=label,
+                feature=feature[0] if feature else None,
+            )
+        )
+    return rows
 
 
 @functools.lru_cache(maxsize=1024)

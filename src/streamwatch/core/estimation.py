@@ -61,6 +61,7 @@ __all__ = [
     "calibrate_bins",
     "calibration_variance",
     "estimate",
+    "expected_correct",
     "realized_gap",
     "score_cells",
 ]
@@ -313,6 +314,20 @@ class EstimateCounts:
     __hash__ = None  # type: ignore[assignment]  # mutable counts: equal by value, not hashable
 
 
+def expected_correct(counts: Counts, probabilities: NDArray[np.float64]) -> tuple[float, float]:
+    """The correct predictions the calibrated scores expect of ``counts`` (per predicted class and score
+    bin), and their variance as a sum of Bernoulli trials: a predicted positive in a bin is correct with
+    the bin's probability ``p``, a predicted negative with ``1 - p``.
+
+    >>> expected, variance = expected_correct(np.array([[50, 0], [0, 50]]), np.array([0.2, 0.9]))
+    >>> expected, round(variance, 9)
+    (85.0, 12.5)
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    p = probabilities
+    return float(counts[1] @ p + counts[0] @ (1.0 - p)), float(counts.sum(axis=0) @ (p * (1.0 - p)))
+
+
 def realized_gap(counts: Counts, probabilities: NDArray[np.float64], correct: int) -> float:
     """How many standard errors the realized correct predictions (``correct``, of the same predictions
     ``counts`` holds) lie from what the calibrated scores expect: ``(correct - E) / sqrt(V)``. Beyond the
@@ -322,10 +337,7 @@ def realized_gap(counts: Counts, probabilities: NDArray[np.float64], correct: in
     >>> round(realized_gap(np.array([[50, 0], [0, 50]]), np.array([0.2, 0.9]), 60), 2)
     -7.07
     """
-    counts = np.asarray(counts, dtype=np.int64)
-    p = probabilities
-    expected = float(counts[1] @ p + counts[0] @ (1.0 - p))
-    variance = float(counts.sum(axis=0) @ (p * (1.0 - p)))
+    expected, variance = expected_correct(counts, probabilities)
     if variance <= 0:
         return 0.0 if correct == expected else math.copysign(math.inf, correct - expected)
     return (correct - expected) / math.sqrt(variance)

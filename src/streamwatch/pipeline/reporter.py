@@ -25,7 +25,7 @@ from scipy.special import ndtr
 
 from streamwatch.core.budget import VARIANTS, AlertBudget
 from streamwatch.core.change import ChangeDetector
-from streamwatch.core.estimation import ESTIMATED_METRICS, EstimateCounts, calibration_variance
+from streamwatch.core.estimation import ESTIMATED_METRICS, EstimateCounts, calibration_variance, expected_correct
 from streamwatch.core.fairness import FOUR_FIFTHS, normal_quantile
 from streamwatch.core.multiclass import MulticlassAggregates
 from streamwatch.core.performance import PerformanceAggregates
@@ -481,7 +481,6 @@ class Reporter:
         if profile is None or profile.calibration is None or aggregates.estimate_correct is None:
             return []
         probabilities = calibrated_probabilities(profile.calibration.probabilities)
-        spread = probabilities * (1.0 - probabilities)
         populations: list[tuple[Segment, Any, Any]] = [
             ((), aggregates.estimate.overall, aggregates.estimate_correct.overall)
         ]
@@ -500,12 +499,11 @@ class Reporter:
             n = int(counts.sum())
             if not n:
                 continue
-            expected = float(counts[1] @ probabilities + counts[0] @ (1.0 - probabilities)) / n
+            expected, sampling = expected_correct(counts, probabilities)
+            expected /= n
             realized = int(correct.sum()) / n
             # The labels' sampling error, and the calibration's own (which a long view does not average away).
-            variance = float(counts.sum(axis=0) @ spread) + calibration_variance(
-                counts, probabilities, reference_counts
-            )
+            variance = sampling + calibration_variance(counts, probabilities, reference_counts)
             half = z * math.sqrt(variance) / n
             out.append(
                 window.row(

@@ -121,6 +121,7 @@ def test_raw_events_round_trip_to_the_millisecond_and_retries_are_not_double_cou
             None,
             NOW_MS + 1,
             None,
+            {"text": [0.25, -1.5, 3.0]},
         ),
         encoder.label(model="credit", request_id="r1", label=1, timestamp=NOW_MS + 2),
     ]
@@ -133,6 +134,8 @@ def test_raw_events_round_trip_to_the_millisecond_and_retries_are_not_double_cou
         "SELECT toUnixTimestamp64Milli(timestamp), feature_map, segments FROM {db}.predictions FINAL"
     )
     assert ts == NOW_MS + 1 and features == {"income": "1.5", "k'ey": '"v;"'} and segments == {"gender": "F"}
+    # The embedding is kept too (at float32, the precision producers send): nothing the worker read is lost.
+    assert store.query("SELECT embeddings FROM {db}.predictions FINAL") == [({"text": [0.25, -1.5, 3.0]},)]
     [back] = store.raw_features("predictions")
     assert back.features == {"income": 1.5, "k'ey": "v;"} and back.request_id == "r1"
 
@@ -204,7 +207,7 @@ def test_the_raw_tables_use_the_chosen_codecs(store: Store) -> None:
             {"d": store.database},
         )
     )
-    assert codecs["feature_map"] == "CODEC(ZSTD(1))" and codecs["timestamp"] == "CODEC(Delta(8), ZSTD(1))"
+    assert codecs["feature_map"] == codecs["embeddings"] == "CODEC(ZSTD(1))" and codecs["timestamp"] == "CODEC(Delta(8), ZSTD(1))"
     comments = dict(
         store.query(
             "SELECT name, comment FROM system.columns WHERE database = {d:String} AND table = 'labels'",

@@ -133,6 +133,7 @@ def prediction_columns(events: Sequence[Any], sources: Sequence[Source]) -> Colu
             "features_json",
             "segments",
             "metadata",
+            "embeddings",
             "topic",
             "partition",
             "offset",
@@ -152,6 +153,7 @@ def prediction_columns(events: Sequence[Any], sources: Sequence[Source]) -> Colu
             _json_column([e.features for e in events]),
             [e.segments for e in events],
             [e.metadata for e in events],
+            [e.embeddings for e in events],
             *_source_columns(sources),
         ],
     )

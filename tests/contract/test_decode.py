@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -207,3 +208,25 @@ def _is_utf8(data: bytes) -> bool:
 def test_an_empty_message_is_a_dead_letter_with_its_reason() -> None:
     batch = decode_batch([b""])
     assert batch.dead_letters == [DeadLetter(0, "event: empty (a record with no value, such as a Kafka tombstone)")]
+
+
+@pytest.mark.parametrize(
+    ("embedding", "words"),
+    [
+        (b"[0.5, 1e999]", "embeddings.text[1]"),  # beyond a float: infinite
+        (b"[0.5, NaN]", "embeddings.text[1]"),  # not JSON, but pydantic reads NaN: refused as not finite
+        (b'[0.5, "1"]', "embeddings.text[1]"),
+        (b"[]", "embeddings.text"),
+    ],
+)
+def test_a_bad_embedding_is_a_dead_letter_with_its_reason(embedding: bytes, words: str) -> None:
+    good = (
+        b'{"type":"prediction","schema_version":2,"event_id":"e1","request_id":"r1","timestamp":1000,"model":"m",'
+        b'"model_version":"1","prediction":1,"latency_ms":1.0,"embeddings":{"text":[0.5, 1.5]}}'
+    )
+    bad = good.replace(b"[0.5, 1.5]", embedding).replace(b'"e1"', b'"e2"')
+    batch = decode_batch([good, bad])
+    assert [event.event_id for event in batch.predictions] == ["e1"]
+    assert batch.predictions[0].embeddings == {"text": [0.5, 1.5]}
+    [dead] = batch.dead_letters
+    assert dead.index == 1 and words in dead.reason, dead.reason

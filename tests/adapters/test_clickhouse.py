@@ -207,7 +207,8 @@ def test_the_raw_tables_use_the_chosen_codecs(store: Store) -> None:
             {"d": store.database},
         )
     )
-    assert codecs["feature_map"] == codecs["embeddings"] == "CODEC(ZSTD(1))" and codecs["timestamp"] == "CODEC(Delta(8), ZSTD(1))"
+    assert codecs["feature_map"] == codecs["embeddings"] == "CODEC(ZSTD(1))"
+    assert codecs["timestamp"] == "CODEC(Delta(8), ZSTD(1))"
     comments = dict(
         store.query(
             "SELECT name, comment FROM system.columns WHERE database = {d:String} AND table = 'labels'",

@@ -72,7 +72,7 @@ Changing a type or the layout
 >>> profile = build_profile({"f": np.array([1.0, 2.0, 3.0])}, lineage=lineage)
 >>> blob = dumps({"profile": profile, "n": 1, ("a", 2): {3.5, None}})
 >>> blob[:4]
-b'SWS\\x05'
+b'SWS\\x06'
 >>> state = loads(blob, {("m", "1"): profile})
 >>> state["profile"] is profile, state[("a", 2)] == {3.5, None}
 (True, True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import faust
+import pytest
 
 from streamwatch.config.settings import load_settings
 from streamwatch.runtime.faust_app import broker_credentials, build_app
@@ -36,3 +37,17 @@ def test_sasl_ssl_reaches_fausts_connection_with_the_secret_kept_out_of_sight(tm
         credentials=credentials,
     )
     assert app.conf.broker_credentials is credentials
+
+
+def test_the_app_leaves_no_data_directory_where_the_worker_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Faust's default is "<app_id>-data" in the working directory: a new one at every start, since the app id
+    # names the process (the image's working directory is its /data volume).
+    monkeypatch.chdir(tmp_path)
+    app = build_app(
+        lambda: None, app_id="sw-app-host-1", broker="kafka://127.0.0.1:1", web_host="127.0.0.1", web_port=6099
+    )
+    appdir = Path(app.conf.appdir).resolve()  # (asked for, Faust makes the default one)
+    assert appdir.parent.is_dir() and not appdir.is_relative_to(tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -12,9 +12,12 @@ and hands them to the columnar core.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import gc
 import logging
+import shutil
 import ssl
+import tempfile
 import threading
 import time
 from typing import Any
@@ -61,8 +64,14 @@ def build_app(
     The runtime is built inside that thread: the Kafka consumer and the
     ClickHouse client are used from it alone.
     """
+    # Faust keeps a data directory (``<app_id>-data`` in the working directory by default) even with the memory
+    # store. The app id names the process, so each start left a new one behind: in /data, the image's volume, or
+    # wherever a worker ran. Nothing in it outlives the process, so it goes in a temporary directory, removed at exit.
+    datadir = tempfile.mkdtemp(prefix=f"streamwatch-faust-{app_id[:40]}-")
+    atexit.register(shutil.rmtree, datadir, ignore_errors=True)
     app = faust.App(
         app_id,
+        datadir=datadir,
         broker=broker,
         web_host=web_host,
         web_port=web_port,

@@ -9,6 +9,8 @@ WORKDIR /app
 # Dependencies first, pinned by constraints.txt, so that code changes reuse this layer.
 COPY pyproject.toml constraints.txt README.md ./
 COPY src ./src
+# The wheel force-includes the ClickHouse schema files (pyproject.toml): without them hatchling stops.
+COPY schemas/clickhouse ./schemas/clickhouse
 RUN pip install -c constraints.txt '.[worker,demo]'
 
 COPY examples ./examples

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -157,6 +158,25 @@ def test_the_dockerfile_is_pinned_installs_with_constraints_and_runs_as_a_user()
                 assert (ROOT / source).exists(), f"Dockerfile copies {source}, which is not in the repository"
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".git" in ignored
+
+
+def test_the_image_copies_what_the_package_build_reads_before_installing() -> None:
+    """hatchling reads pyproject.toml, the readme, the version file and every force-included path: each must be
+    in the build context the install step sees (the files COPY puts there before it), or the build stops."""
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines() if line.strip()]
+    install = next(i for i, line in enumerate(lines) if line.startswith("RUN pip install"))
+    copied = [Path(target) for line in lines[:install] if line.startswith("COPY ") for target in line.split()[1:-1]]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    wheel = project["tool"]["hatch"]["build"]["targets"]["wheel"]
+    needed = [
+        "pyproject.toml",
+        project["project"]["readme"],
+        project["tool"]["hatch"]["version"]["path"],
+        *wheel["packages"],
+        *wheel.get("force-include", {}),
+    ]
+    for path in map(Path, needed):
+        assert any(path == source or source in path.parents for source in copied), f"{path} not copied before install"
 
 
 USERS_FILE = ROOT / "deploy" / "clickhouse" / "users.d" / "grafana.xml"

@@ -368,3 +368,14 @@ def test_the_confusion_matrix_view_gives_each_cell_its_columns_and_the_latest_re
         "ORDER BY actual, predicted"
     )
     assert [tuple(r) for r in found] == [('a "quoted", label', "cat", 1, "gender=F"), ("cat", "dog", 5, "gender=F")]
+
+
+def test_an_install_without_its_schema_files_says_so_instead_of_applying_nothing(
+    chdb_client: Any, tmp_path: Path
+) -> None:
+    from uuid import uuid4
+
+    store = Store(chdb_client, database=f"t_{uuid4().hex[:12]}")
+    (tmp_path / "README.md").write_text("not a schema file")
+    with pytest.raises(StorageError, match="no schema files in .*incomplete"):
+        store.migrate(raw_ttl_days=0, directory=tmp_path)

@@ -43,8 +43,14 @@ def migrate(store: Store, raw_ttl_days: int = 30, directory: Path | None = None)
         "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version"
     )
     applied = {version: (name, checksum) for version, name, checksum in store.query(queries.MIGRATION_CHECKSUMS)}
+    folder = directory or migrations_directory()
+    files = sorted(path for path in folder.glob("*.sql") if MIGRATION.match(path.name))
+    if not files:
+        # An install without its schema files (a wheel built without them, a missing folder) would otherwise
+        # apply nothing, say nothing, and fail at the first write to a table that does not exist.
+        raise StorageError(f"no schema files in {folder}: this install of streamwatch is incomplete")
     done = []
-    for path in sorted((directory or migrations_directory()).glob("*.sql")):
+    for path in files:
         match = MIGRATION.match(path.name)
         if match is None:
             continue

@@ -16,7 +16,9 @@ RUN pip install -c constraints.txt '.[worker,demo]'
 COPY examples ./examples
 COPY deploy/streamwatch.yaml /etc/streamwatch/streamwatch.yaml
 
-RUN useradd --create-home --uid 10001 streamwatch && mkdir -p /data && chown streamwatch /data
+# /profiles exists in the image, owned by the user: Docker makes a new named volume mounted there from it,
+# with its owner. Without it the volume's root was root's, and `init` (uid 10001) could not write the profiles.
+RUN useradd --create-home --uid 10001 streamwatch && mkdir -p /data /profiles && chown streamwatch /data /profiles
 USER streamwatch
 WORKDIR /data
 

@@ -123,3 +123,13 @@ def test_demo_runs_the_whole_path_and_catches_every_injected_incident(tmp_path: 
     assert outside and outside <= set(range(fairness.start, fairness.end + 1))  # parted at the fairness incident
     report = (tmp_path / "demo" / "report.html").read_text()
     assert "<h2>Drift per feature</h2>" in report and "slice-fpr-gap" in report
+
+
+def test_a_directory_the_machine_refuses_is_one_line_naming_it(tmp_path: Path) -> None:
+    # What `init` met in docker-compose (a volume it may not write): an OSError, not a StreamwatchError.
+    blocker = tmp_path / "profiles"
+    blocker.write_text("a file where a directory should be")  # refused even to root, unlike permissions
+    result = run("traffic", "--profiles-out", str(blocker / "sub"), "--profiles-only")
+    assert result.returncode == 1
+    assert result.stderr.startswith("streamwatch: error: ") and str(blocker) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr

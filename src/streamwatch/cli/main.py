@@ -32,5 +32,11 @@ def main() -> None:
     except StreamwatchError as exc:
         print(f"streamwatch: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except OSError as exc:
+        # The machine refused a file, a directory or a connection (permissions, a volume owned by root, a full
+        # disk): one line naming it, as for any other error a user can act on, never a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"streamwatch: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

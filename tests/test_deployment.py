@@ -65,7 +65,7 @@ def test_ports_healthchecks_and_dependencies() -> None:
     }
     for name in ("worker-1", "worker-2", "traffic"):
         assert SERVICES[name]["depends_on"] == {"init": {"condition": "service_completed_successfully"}}
-    assert SERVICES["init"]["restart"] == "no" and SERVICES["alertmanager"]["profiles"] == ["alerting"]
+    assert SERVICES["init"]["restart"] == "no" and "profiles" not in SERVICES["alertmanager"]  # its channel is on
 
 
 def test_every_mounted_file_exists_and_named_volumes_are_declared() -> None:
@@ -320,3 +320,19 @@ def test_each_named_volume_of_the_image_is_a_directory_the_user_owns_in_the_imag
     assert targets, "the streamwatch services mount a named volume"
     for target in targets:
         assert target in made and target in owned, f"{target}: not made and owned by the user in the image"
+
+
+def test_kafka_keeps_its_log_in_its_volume() -> None:
+    # The official image's scripts write the log to KAFKA_LOG_DIRS, /tmp/kraft-combined-logs when unset.
+    kafka = COMPOSE["services"]["kafka"]
+    targets = {mount.split(":")[1] for mount in kafka["volumes"] if mount.split(":")[0] in COMPOSE["volumes"]}
+    assert kafka["environment"].get("KAFKA_LOG_DIRS") in targets
+
+
+def test_no_channel_is_configured_whose_receiver_starts_only_under_a_profile() -> None:
+    settings = yaml.safe_load((ROOT / "deploy" / "streamwatch.yaml").read_text())
+    optional = {name for name, service in COMPOSE["services"].items() if service.get("profiles")}
+    for channel in settings.get("channels", []):
+        host = str(channel.get("url", "")).split("//", 1)[-1].split(":")[0].split("/")[0]
+        assert host not in optional, f"channel {channel['name']} sends to {host}, which starts only under a profile"
+        assert host in COMPOSE["services"] or "." in host, f"channel {channel['name']}: no service {host}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -78,7 +79,7 @@ def test_every_mounted_file_exists_and_named_volumes_are_declared() -> None:
                 assert source in COMPOSE["volumes"], f"{name} uses undeclared volume {source}"
     grafana = {v.split(":")[1] for v in SERVICES["grafana"]["volumes"]}
     assert {"/etc/grafana/provisioning", "/var/lib/grafana/dashboards/streamwatch"} <= grafana
-    assert SERVICES["grafana"]["environment"]["GF_INSTALL_PLUGINS"] == "grafana-clickhouse-datasource"
+    assert SERVICES["grafana"]["environment"]["GF_INSTALL_PLUGINS"] .split()[0] == "grafana-clickhouse-datasource"
 
 
 def _setting_exists(path: list[str]) -> bool:
@@ -336,3 +337,10 @@ def test_no_channel_is_configured_whose_receiver_starts_only_under_a_profile() -
         host = str(channel.get("url", "")).split("//", 1)[-1].split(":")[0].split("/")[0]
         assert host not in optional, f"channel {channel['name']} sends to {host}, which starts only under a profile"
         assert host in COMPOSE["services"] or "." in host, f"channel {channel['name']}: no service {host}"
+
+
+def test_grafanas_plugins_are_pinned() -> None:
+    plugins = COMPOSE["services"]["grafana"]["environment"]["GF_INSTALL_PLUGINS"].split(",")
+    for plugin in plugins:
+        name, _, version = plugin.strip().partition(" ")
+        assert re.fullmatch(r"\d+\.\d+\.\d+", version), f"{name}: no pinned version"

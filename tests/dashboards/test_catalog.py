@@ -366,3 +366,27 @@ def test_dashboards_push_creates_then_updates_the_folder_datasource_and_dashboar
         and "401" in refused.stderr
     )
     grafana.shutdown()
+
+
+def test_every_panels_threshold_steps_rise() -> None:
+    # Grafana colours a value by the last step at or under it: steps out of order leave one colour for good (the
+    # "SLO error budget left" gauge read red whatever the budget).
+    checked = 0
+    for name, board in DASHBOARDS.items():
+        for panel in board()["panels"]:
+            steps = panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}).get("steps", [])
+            values = [step["value"] for step in steps[1:]]
+            assert steps[:1] == [] or steps[0]["value"] is None, (name, panel["title"])
+            assert values == sorted(values), (name, panel["title"], values)
+            checked += bool(values)
+    assert checked >= 5
+
+
+def test_the_error_budget_gauge_is_red_when_overspent_and_green_when_plenty_is_left() -> None:
+    [gauge] = [p for p in DASHBOARDS["overview"]()["panels"] if p["title"] == "SLO error budget left"]
+    steps = gauge["fieldConfig"]["defaults"]["thresholds"]["steps"]
+
+    def colour(value: float) -> str:
+        return [s["color"] for s in steps if s["value"] is None or s["value"] <= value][-1]
+
+    assert (colour(-0.1), colour(0.1), colour(0.9)) == ("red", "orange", "green")

@@ -218,12 +218,16 @@ P = TypeVar("P", timeseries.Panel, stat.Panel, bargauge.Panel, table.Panel, heat
 PanelBuilder = timeseries.Panel | stat.Panel | bargauge.Panel | table.Panel | heatmap.Panel | statetimeline.Panel
 
 
-def _thresholds(steps: Sequence[tuple[float, str]]) -> dash.ThresholdsConfig:
-    """Absolute thresholds over a green base: each (value, colour) starts a colour at that value."""
+def _thresholds(steps: Sequence[tuple[float, str]], base: str = "green") -> dash.ThresholdsConfig:
+    """Absolute thresholds over a ``base`` colour: each (value, colour) starts a colour at that value, so the
+    values must rise (Grafana takes the last step at or under a value; out of order, one colour wins)."""
+    values = [value for value, _ in steps]
+    if values != sorted(values):
+        raise ValueError(f"threshold steps must rise: {values}")
     return (
         dash.ThresholdsConfig()
         .mode(model.ThresholdsMode.ABSOLUTE)
-        .steps([model.Threshold(value=None, color="green")] + [model.Threshold(value=v, color=c) for v, c in steps])
+        .steps([model.Threshold(value=None, color=base)] + [model.Threshold(value=v, color=c) for v, c in steps])
     )
 
 
@@ -236,6 +240,7 @@ def _panel(
     unit: str | None = None,
     description: str | None = None,
     thresholds: Sequence[tuple[float, str]] = (),
+    base: str = "green",
     width: int = 12,
     height: int = 8,
 ) -> P:
@@ -252,7 +257,7 @@ def _panel(
     if unit:
         builder = builder.unit(unit)
     if thresholds:
-        builder = builder.thresholds(_thresholds(thresholds))
+        builder = builder.thresholds(_thresholds(thresholds, base))
     return builder
 
 
@@ -404,7 +409,9 @@ def _overview() -> dash.Dashboard:
                 f"AS budget FROM {M} WHERE metric = 'error_budget_remaining' AND {TUMBLING} GROUP BY series",
                 fmt=ClickHouseFormat.TABLE,
                 unit="percentunit",
-                thresholds=[(0.25, "orange"), (0.0, "red")],
+                # Little budget left is the bad end: red under 0 (overspent), orange under a quarter, then green.
+                thresholds=[(0.0, "orange"), (0.25, "green")],
+                base="red",
                 width=6,
             ),
             _table(

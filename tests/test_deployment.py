@@ -79,7 +79,7 @@ def test_every_mounted_file_exists_and_named_volumes_are_declared() -> None:
                 assert source in COMPOSE["volumes"], f"{name} uses undeclared volume {source}"
     grafana = {v.split(":")[1] for v in SERVICES["grafana"]["volumes"]}
     assert {"/etc/grafana/provisioning", "/var/lib/grafana/dashboards/streamwatch"} <= grafana
-    assert SERVICES["grafana"]["environment"]["GF_INSTALL_PLUGINS"] .split()[0] == "grafana-clickhouse-datasource"
+    assert SERVICES["grafana"]["environment"]["GF_INSTALL_PLUGINS"].split()[0] == "grafana-clickhouse-datasource"
 
 
 def _setting_exists(path: list[str]) -> bool:

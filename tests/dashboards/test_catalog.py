@@ -67,6 +67,22 @@ def test_every_panel_query_runs_and_returns_rows(loaded: tuple[Store, int, int],
             assert store.query(expand(variable["query"], store.database, choice, start, end)), variable["name"]
 
 
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_no_two_rows_of_a_time_series_share_a_series_and_a_time(loaded: tuple[Store, int, int], name: str) -> None:
+    """With "All" chosen, a series must name every dimension its rows differ by (version, variant, slice...):
+    rows that share a series and a time collapse into one point, or zigzag between versions."""
+    store, start, end = loaded
+    collapsing = []
+    for panel in queried(DASHBOARDS[name]()):
+        if panel["type"] != "timeseries":
+            continue
+        rows = store.query(expand(panel["targets"][0]["rawSql"], store.database, CHOICES[0], start, end))
+        keys = [(row[0], row[1]) for row in rows]
+        if len(keys) != len(set(keys)):
+            collapsing.append(panel["title"])
+    assert collapsing == [], f"{name}: rows sharing a series and a time"
+
+
 def test_the_variables_offer_the_models_versions_features_and_slices(loaded: tuple[Store, int, int]) -> None:
     store, start, end = loaded
     board = DASHBOARDS["fairness"]()

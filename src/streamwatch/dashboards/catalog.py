@@ -64,6 +64,8 @@ M = "${database}.metrics FINAL"
 T = "$__timeFilter_ms(window_start)"
 TUMBLING = f"window = 'tumbling' AND {T}"
 SERIES = "concat(model_version, ' ', variant)"
+# A slice's rate: its slice, the rate, the class it is of (a multiclass model's one-vs-rest), version and variant.
+SLICE_SERIES = f"concat(segment_key, ' ', metric, if(feature = '', '', concat(' ', feature)), ' ', {SERIES})"
 
 # The figures CBPE estimates (rows ``estimated_<metric>``), as the realized rows name them.
 ESTIMATED = ("accuracy", "precision", "recall", "f1", "roc_auc")
@@ -487,9 +489,11 @@ def _drift() -> dash.Dashboard:
             ),
             _series(
                 "PSI, Jensen-Shannon and Wasserstein of ${feature}",
-                f"SELECT window_start AS time, concat(metric, ' ', {SERIES}) AS series, value FROM {M} WHERE "
-                f"{scope('version', 'variant', 'feature')} AND metric IN ('psi', 'js', 'wasserstein') AND {TUMBLING} "
-                "ORDER BY time",
+                # (every dimension the rows differ by is in the series: with "All" chosen, rows of two features or
+                # versions sharing a series and a time would collapse into one point)
+                f"SELECT window_start AS time, concat(feature, ' ', metric, ' ', {SERIES}) AS series, value FROM {M} "
+                f"WHERE {scope('version', 'variant', 'feature')} AND metric IN ('psi', 'js', 'wasserstein') "
+                f"AND {TUMBLING} ORDER BY time",
             ),
             _series(
                 "Score drift (Wasserstein of the model's score)",
@@ -498,8 +502,8 @@ def _drift() -> dash.Dashboard:
             ),
             _series(
                 "Missing, out-of-range, unseen and mistyped rates",
-                f"SELECT window_start AS time, concat(feature, ' ', metric) AS series, value FROM {M} WHERE "
-                f"{scope('version', 'variant', 'feature')} AND metric IN ('missing_rate', 'out_of_range_rate', "
+                f"SELECT window_start AS time, concat(feature, ' ', metric, ' ', {SERIES}) AS series, value FROM {M} "
+                f"WHERE {scope('version', 'variant', 'feature')} AND metric IN ('missing_rate', 'out_of_range_rate', "
                 f"'unseen_rate', 'type_mismatch_rate') AND {TUMBLING} ORDER BY time",
                 unit="percentunit",
                 width=24,
@@ -535,7 +539,7 @@ def _fairness() -> dash.Dashboard:
             ),
             _series(
                 "Per-slice selection rate, TPR, FPR and FNR",
-                f"SELECT window_start AS time, concat(segment_key, ' ', metric) AS series, value FROM {M} WHERE "
+                f"SELECT window_start AS time, {SLICE_SERIES} AS series, value FROM {M} WHERE "
                 f"{scope('version', 'variant', 'slice')} AND {rates} AND segment_key != '' AND {TUMBLING} "
                 "ORDER BY time",
                 unit="percentunit",
@@ -549,14 +553,14 @@ def _fairness() -> dash.Dashboard:
             ),
             _series(
                 "Parity ratios, with the four-fifths line",
-                f"SELECT window_start AS time, concat(segment_key, ' ', metric) AS series, value FROM {M} WHERE "
+                f"SELECT window_start AS time, {SLICE_SERIES} AS series, value FROM {M} WHERE "
                 f"{scope('version', 'variant')} AND metric = 'demographic_parity_ratio' AND {TUMBLING} ORDER BY time",
                 thresholds=[(0.8, "red")],
                 description="Under 0.8 breaks the four-fifths rule.",
             ),
             _series(
                 "Parity differences",
-                f"SELECT window_start AS time, concat(segment_key, ' ', metric) AS series, value FROM {M} WHERE "
+                f"SELECT window_start AS time, {SLICE_SERIES} AS series, value FROM {M} WHERE "
                 f"{scope('version', 'variant')} AND metric IN ('demographic_parity_difference', "
                 f"'equalized_odds_difference', 'equal_opportunity_difference') AND {TUMBLING} ORDER BY time",
                 thresholds=[(0.1, "red")],

@@ -201,11 +201,11 @@ def test_clickhouse_mounts_the_read_only_grafana_user_and_grafana_connects_as_it
     )
     datasource = yaml.safe_load((ROOT / "dashboards" / "provisioning" / "datasources" / "clickhouse.yaml").read_text())
     [source] = datasource["datasources"]
-    # Grafana expands ${NAME} in provisioning files from its own environment.
-    assert source["jsonData"]["username"] == "${CLICKHOUSE_USER}" and grafana["environment"]["CLICKHOUSE_USER"] == (
+    # Grafana expands $NAME in provisioning files from its own environment (test_grafana_provisioning.py).
+    assert source["jsonData"]["username"] == "$CLICKHOUSE_USER" and grafana["environment"]["CLICKHOUSE_USER"] == (
         "grafana"
     )
-    assert source["secureJsonData"]["password"] == "${CLICKHOUSE_PASSWORD}"
+    assert source["secureJsonData"]["password"] == "$CLICKHOUSE_PASSWORD"
     user, _ = _grafana_user()
     [password] = user.findall("password")
     variable = password.get("from_env")

@@ -18,8 +18,10 @@ COPY deploy/streamwatch.yaml /etc/streamwatch/streamwatch.yaml
 
 # /profiles exists in the image, owned by the user: Docker makes a new named volume mounted there from it,
 # with its owner. Without it the volume's root was root's, and `init` (uid 10001) could not write the profiles.
-RUN useradd --create-home --uid 10001 streamwatch && mkdir -p /data /profiles && chown streamwatch /data /profiles
-USER streamwatch
+RUN groupadd --gid 10001 streamwatch && useradd --create-home --uid 10001 --gid 10001 streamwatch \
+    && mkdir -p /data /profiles && chown 10001:10001 /data /profiles
+# By number: Kubernetes' runAsNonRoot can only verify a numeric user (and hadolint asks for one).
+USER 10001:10001
 WORKDIR /data
 
 # /metrics and /health of `streamwatch worker`

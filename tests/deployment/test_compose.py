@@ -301,28 +301,6 @@ def test_clickhouse_itself_reads_the_users_file_and_refuses_writes_in_its_profil
         assert refusal and "readonly mode" in refusal, refusal
 
 
-def test_each_named_volume_of_the_image_is_a_directory_the_user_owns_in_the_image() -> None:
-    """Docker makes a new named volume from the image's path (contents and owner) when the image has it, and a
-    root-owned directory when not: the streamwatch user (uid 10001) could not write to the latter."""
-    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines() if line.strip()]
-    runs = [line for line in lines if line.startswith("RUN ") and "useradd" in line]
-    assert runs, "the image makes its user"
-    made = {word for word in runs[0].split() if word.startswith("/")}
-    owned = runs[0].split("chown streamwatch", 1)[1].split("&&")[0].split() if "chown streamwatch" in runs[0] else []
-    volumes = set(COMPOSE["volumes"])
-    targets = set()
-    for service in COMPOSE["services"].values():
-        if service.get("image") != "streamwatch:local":
-            continue
-        for mount in service.get("volumes", []):
-            source, target = mount.split(":")[:2]
-            if source in volumes:
-                targets.add(target)
-    assert targets, "the streamwatch services mount a named volume"
-    for target in targets:
-        assert target in made and target in owned, f"{target}: not made and owned by the user in the image"
-
-
 def test_kafka_keeps_its_log_in_its_volume() -> None:
     # The official image's scripts write the log to KAFKA_LOG_DIRS, /tmp/kraft-combined-logs when unset.
     kafka = COMPOSE["services"]["kafka"]

@@ -334,7 +334,11 @@ def create_topics(
     timeout: float = 30.0,
     config: dict[str, str] | None = None,
 ) -> list[str]:
-    """Create topics that do not exist yet (with topic ``config``, e.g. compaction); return the names created."""
+    """Create topics that do not exist yet (with topic ``config``, e.g. compaction); return the names created.
+
+    ``replication`` -1 takes the broker's ``default.replication.factor``. A topic the cluster refuses (a
+    replication factor beyond its brokers, a missing ACL) is a :class:`StreamwatchError` with Kafka's reason.
+    """
     admin = AdminClient(client_config(kafka))  # type: ignore[arg-type]  # its stub takes no object values (our logger)
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [n for n in dict.fromkeys(names) if n not in existing]
@@ -349,8 +353,9 @@ def create_topics(
             future.result()
             created.append(name)
         except confluent_kafka.KafkaException as exc:
-            if exc.args[0].code() != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
+            error = exc.args[0]
+            if error.code() != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
+                raise StreamwatchError(f"Kafka refused to create topic {name}: {error.str()}") from None
     return created
 
 

@@ -116,6 +116,13 @@ class TopicSettings(_Section):
     partitions: int = Field(
         6, ge=1, le=100_000, description="Partitions `streamwatch init` creates for each input topic."
     )
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        le=32,
+        description="Replicas of each topic `streamwatch init` creates; unset, the broker's "
+        "default.replication.factor (3 on a production cluster, 1 on a single broker).",
+    )
 
 
 class ProducerSettings(_Section):

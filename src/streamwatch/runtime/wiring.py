@@ -26,7 +26,14 @@ from streamwatch.runtime.loop import RuntimeSettings, WorkerRuntime
 from streamwatch.runtime.report_runner import AlertTopics, ReportRunner
 from streamwatch.times import duration_ms
 
-__all__ = ["build_alerting", "build_runtime", "faust_broker", "init_deployment", "input_partitions"]
+__all__ = [
+    "build_alerting",
+    "build_runtime",
+    "create_deployment_topics",
+    "faust_broker",
+    "init_deployment",
+    "input_partitions",
+]
 
 _log = logging.getLogger("streamwatch.worker")
 
@@ -117,18 +124,26 @@ def faust_broker(settings: Settings) -> str:
 
 def init_deployment(settings: Settings) -> tuple[list[str], list[str]]:
     """Create the topics that are missing and apply the ClickHouse schema; return what was created."""
-    topics = settings.topics
-    created = create_topics(
-        settings.kafka, [topics.predictions, topics.features, topics.labels], partitions=topics.partitions
-    )
-    created += create_topics(
-        settings.kafka, [topics.alerts, topics.retrain, topics.deadletter, topics.control], partitions=1
-    )
-    # Keyed by channel: each channel's notifications stay in order, and one that is down holds up
-    # (and, after a restart, repeats) only what shares its partition.
-    created += create_topics(settings.kafka, [topics.notifications], partitions=6)
-    # One record per silence id survives compaction: the latest, which is the one in force.
-    created += create_topics(settings.kafka, [topics.silences], partitions=1, config={"cleanup.policy": "compact"})
+    created = create_deployment_topics(settings)
     store = connect(settings.clickhouse)
     applied = store.migrate(settings.clickhouse.raw_ttl_days)
     return created, applied
+
+
+def create_deployment_topics(settings: Settings) -> list[str]:
+    """Create the topics streamwatch reads and writes that are missing; return their names."""
+    topics = settings.topics
+    # None: the broker's default.replication.factor (-1 asks for it), so a cluster's own policy holds.
+    replication = topics.replication_factor or -1
+
+    def create(names: list[str], partitions: int, config: dict[str, str] | None = None) -> list[str]:
+        return create_topics(settings.kafka, names, partitions=partitions, replication=replication, config=config)
+
+    created = create([topics.predictions, topics.features, topics.labels], topics.partitions)
+    created += create([topics.alerts, topics.retrain, topics.deadletter, topics.control], 1)
+    # Keyed by channel: each channel's notifications stay in order, and one that is down holds up
+    # (and, after a restart, repeats) only what shares its partition.
+    created += create([topics.notifications], 6)
+    # One record per silence id survives compaction: the latest, which is the one in force.
+    created += create([topics.silences], 1, {"cleanup.policy": "compact"})
+    return created

@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck schemas bench bench-evidently false-alerts clean tools fuzz soak
+.PHONY: demo test lint typecheck schemas docs bench bench-evidently false-alerts clean tools fuzz soak
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13) and "streamwatch needs Python 3.11 to 3.13, found " + sys.version.split()[0])'
@@ -27,13 +27,14 @@ demo: $(STAMP)
 	$(BIN)/streamwatch demo
 
 test: $(STAMP) tools
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples docs
+	$(BIN)/ruff format --check src tests bench examples docs
 	$(BIN)/lint-imports
 	$(MAKE) --no-print-directory typecheck
 	$(BIN)/streamwatch schemas --check --out schemas
 	$(BIN)/streamwatch dashboards build --check
 	$(MAKE) --no-print-directory pythons
+	$(MAKE) --no-print-directory docs
 	$(BIN)/python -m pytest
 
 # The SDK and the worker on the other supported Pythons (3.12, 3.13; `make test` covers 3.11), each in
@@ -44,6 +45,12 @@ pythons:
 
 schemas: $(STAMP)
 	$(BIN)/streamwatch schemas --out schemas
+
+# The documentation site, into site/; --strict fails on any warning: a broken link or anchor, a docstring
+# mkdocstrings cannot read. The reference pages are generated from the code by docs/gen_reference.py.
+# (The two variables silence banners that mkdocs-material and a plugin print about MkDocs' future.)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict --site-dir site
 
 # The four throughput ratios against their floors in one run (each benchmark's output follows), then the rest.
 bench: $(STAMP)
@@ -74,8 +81,8 @@ typecheck: $(STAMP)
 	@if grep -rnP 'type: ignore(?!\[[^]]+\]  # \S)' src; then echo 'give each type: ignore above its reason: "# type: ignore[code]  # <reason>"'; exit 1; fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples docs
+	$(BIN)/ruff format --check src tests bench examples docs
 	$(BIN)/lint-imports
 
 # `make test` draws the same hypothesis examples on every run (the "ci" profile in tests/conftest.py);
@@ -96,3 +103,16 @@ constraints:
 
 clean:
 	rm -rf $(VENV) .venv-bench .pytest_cache .ruff_cache .mypy_cache .hypothesis
+
+# The release artefacts: the sdist and the wheel into dist/ (emptied first), then `twine check --strict` on both
+# (their metadata, and README.md rendered as PyPI renders the long description). Built as tests/test_release.py
+# builds them, from a snapshot of git's files (committed or not, ignored ones left out): hatchling reads only the
+# top .gitignore, so a build from the work tree itself would put caches such as .import_linter_cache/ in the sdist.
+.PHONY: release-check
+release-check: $(STAMP)
+	rm -rf dist
+	tree=$$(mktemp -d) && trap 'rm -rf "$$tree"' EXIT && \
+	git ls-files -z --cached --others --exclude-standard \
+	  | tar --null -T - --ignore-failed-read --warning=no-failed-read -cf - | tar -C "$$tree" -xf - && \
+	$(BIN)/python -m build --sdist --wheel --no-isolation --outdir dist "$$tree"
+	$(BIN)/python -m twine check --strict dist/*

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -15,9 +16,14 @@ from streamwatch.cli.main import app
 from streamwatch.demo.scenario import DemoScenario
 
 
-def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "streamwatch", *args], capture_output=True, text=True, input=stdin, timeout=120
+        [sys.executable, "-m", "streamwatch", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=120,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -64,8 +70,18 @@ def test_bad_config_is_one_line(tmp_path: Path) -> None:
     result = run("config", "check", "--config", str(config))
     assert result.returncode == 2
     assert result.stderr == (
-        f"streamwatch: error: invalid setting rules['r1'].channels: unknown channel 'nowhere' (in {config})\n"
+        f"streamwatch: error: invalid setting rules['r1'].channels: unknown channel 'nowhere' (in {config})"
+        " (see http://localhost:8000/reference/settings/#rules.channels)\n"
     )
+
+
+def test_an_error_naming_a_setting_links_to_where_the_docs_are(tmp_path: Path) -> None:
+    config = tmp_path / "streamwatch.yaml"
+    config.write_text("kafka: {bootstrap_server: x}\n")  # misspelt: the link goes to its section
+    env = {"STREAMWATCH_ALERTING__DOCS_URL": "https://docs.example.com/streamwatch/"}
+    result = run("config", "check", "--config", str(config), env=env)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.endswith("(see https://docs.example.com/streamwatch/reference/settings/#kafka)\n")
 
 
 def test_config_check_hides_secrets(tmp_path: Path) -> None:

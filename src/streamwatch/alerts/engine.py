@@ -97,7 +97,7 @@ class Alerting:
         for transition in self.engine.evaluate(rows, findings, examples):
             profile = self.profiles.get((transition.model, transition.model_version))
             lineage = {k: str(v) for k, v in profile.lineage.model_dump().items() if v is not None} if profile else {}
-            out.alerts.append(alert_event(transition, lineage, self.config.dashboard_url))
+            out.alerts.append(alert_event(transition, lineage, self.config.dashboard_url, self.config.docs_url))
         out.retrain = self.actions.retrain(out.alerts)
         out.circuit_breaks = self.actions.circuit_breaks(out.alerts)
         if now_ms is not None:

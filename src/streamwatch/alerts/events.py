@@ -20,22 +20,49 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from streamwatch.alerts.defaults import DEFAULT_RULES
 from streamwatch.alerts.rules import Transition
 from streamwatch.contract.events import AlertEvent, RetrainEvent
 
-__all__ = ["alert_event", "alert_labels", "alert_row", "retrain_row"]
+__all__ = ["alert_event", "alert_labels", "alert_row", "retrain_row", "runbook_url"]
+
+DEFAULT_RULE_NAMES = frozenset(rule.name for rule in DEFAULT_RULES)
 
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def alert_event(t: Transition, lineage: Mapping[str, str], dashboard_url: str | None = None) -> AlertEvent:
+def runbook_url(t: Transition, docs_url: str | None) -> str | None:
+    """The rule's own runbook, else its page in the documentation: a built-in rule's entry in the rules reference,
+    another rule's metric in the metric catalogue.
+
+    >>> from streamwatch.alerts.rules import Transition
+    >>> t = Transition("f", "feature-drift", "drift", "warning", "firing", "m", "1", "production", "income",
+    ...                (), "wasserstein", 0.4, 0.2, 60_000, 120_000, 0, None, None)
+    >>> runbook_url(t, "https://docs.example.com/streamwatch/")
+    'https://docs.example.com/streamwatch/reference/rules/#feature-drift'
+    >>> from dataclasses import replace
+    >>> runbook_url(replace(t, rule="my-rule"), "https://docs.example.com"), runbook_url(t, None)
+    ('https://docs.example.com/reference/metrics/#wasserstein', None)
+    """
+    if t.runbook_url or not docs_url:
+        return t.runbook_url
+    base = docs_url.rstrip("/")
+    if t.rule in DEFAULT_RULE_NAMES:
+        return f"{base}/reference/rules/#{quote(t.rule)}"
+    return f"{base}/reference/metrics/#{quote(t.metric)}"
+
+
+def alert_event(
+    t: Transition, lineage: Mapping[str, str], dashboard_url: str | None = None, docs_url: str | None = None
+) -> AlertEvent:
     """The alert event of a transition.
 
     ``lineage`` is the reference profile's, as strings; ``dashboard_url`` a
     template with ``{model}``, ``{model_version}``, ``{variant}``,
-    ``{window_start}`` and ``{window_end}`` (epoch ms) placeholders.
+    ``{window_start}`` and ``{window_end}`` (epoch ms) placeholders;
+    ``docs_url`` the documentation site that :func:`runbook_url` links into.
     """
     link = None
     if dashboard_url:
@@ -76,7 +103,7 @@ def alert_event(t: Transition, lineage: Mapping[str, str], dashboard_url: str | 
             "ends_at": t.ends_at_ms,
             "lineage": dict(lineage),
             "labels": dict(t.labels),
-            "runbook_url": t.runbook_url,
+            "runbook_url": runbook_url(t, docs_url),
             "dashboard_url": link,
             "evidence": _jsonable(t.evidence),
             "example_request_ids": list(t.example_request_ids),

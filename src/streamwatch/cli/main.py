@@ -7,6 +7,8 @@ exit status 2, never as a traceback.
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 
 # Importing a command module registers its commands on the app, in this order in `--help`.
@@ -20,9 +22,25 @@ import streamwatch.cli.dashboards  # noqa: F401
 
 # isort: on
 from streamwatch.cli.app import app
+from streamwatch.config.rules import DEFAULT_DOCS_URL, DOCS_URL_ENV
+from streamwatch.config.settings import setting_anchor
 from streamwatch.errors import StreamwatchError
 
 __all__ = ["app", "main"]
+
+
+def with_reference(message: str) -> str:
+    """An error naming a setting, with a link to that setting in the settings reference (still one line).
+
+    >>> with_reference("invalid setting windows.size_ms: Input should be a valid integer").split(" (see ")[1]
+    'http://localhost:8000/reference/settings/#windows.size_ms)'
+    """
+    named = re.match(r"invalid setting ([^:]+):", message)
+    anchor = setting_anchor(named.group(1)) if named else ""
+    if not anchor:
+        return message
+    docs = os.environ.get(DOCS_URL_ENV) or DEFAULT_DOCS_URL
+    return f"{message} (see {docs.rstrip('/')}/reference/settings/#{anchor})"
 
 
 def main() -> None:
@@ -30,7 +48,7 @@ def main() -> None:
     try:
         app(prog_name="streamwatch")
     except StreamwatchError as exc:
-        print(f"streamwatch: error: {exc}", file=sys.stderr)
+        print(f"streamwatch: error: {with_reference(str(exc))}", file=sys.stderr)
         sys.exit(2)
     except OSError as exc:
         # The machine refused a file, a directory or a connection (permissions, a volume owned by root, a full

@@ -35,6 +35,12 @@ __all__ = ["AlertingConfig", "Condition", "RuleConfig"]
 FindingKind = Literal["drift", "data_quality", "performance", "fairness", "slo", "divergence", "change"]
 
 
+# Where the documentation site is served when built locally (README "Documentation"): runbook links and the CLI's
+# errors point into it. Set alerting.docs_url (STREAMWATCH_ALERTING__DOCS_URL) to where you host it.
+DEFAULT_DOCS_URL = "http://localhost:8000"
+DOCS_URL_ENV = "STREAMWATCH_ALERTING__DOCS_URL"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -155,6 +161,12 @@ class AlertingConfig(_Strict):
         "&var-variant={variant}&from={window_start}&to={window_end}",
         description="Grafana link put on every alert; {model}, {model_version}, {variant}, {window_start}, "
         "{window_end} (epoch ms) are filled in.",
+    )
+    docs_url: str | None = Field(
+        DEFAULT_DOCS_URL,
+        description="The documentation site (`make docs` builds it; `python -m http.server -d site 8000` serves it "
+        "there). An alert whose rule has no runbook_url links to the rule's page, {docs_url}/reference/rules/#<rule>, "
+        "for a built-in rule, and to its metric's entry in the metric catalogue otherwise. None: no link.",
     )
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     circuit_break: bool = Field(

@@ -23,10 +23,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
@@ -46,6 +46,8 @@ __all__ = [
     "WindowSettings",
     "WorkerSettings",
     "load_settings",
+    "setting_anchor",
+    "setting_names",
 ]
 
 ENV_PREFIX = "STREAMWATCH_"
@@ -475,3 +477,66 @@ def _config_error(exc: ValidationError, overrides: dict[str, Any]) -> ConfigErro
     elif path:
         source = f" (in {path})"
     return ConfigError(f"invalid setting {field}: {reason}{source}")
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models a field's annotation holds: itself, or inside a list, a dict's values or a union."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for argument in get_args(annotation) for model in _models_in(argument)]
+
+
+def setting_names(model: type[BaseModel] | None = None, prefix: str = "") -> list[str]:
+    """Every setting's dotted name, sections and the YAML file's models, rules and channels included; a list's or a
+    dict's items are named by their fields (``models.task``). The settings reference has an anchor for each.
+
+    >>> names = setting_names()
+    >>> "windows.size_ms" in names and "kafka" in names and "models.task" in names and "rules.for" in names
+    True
+    >>> "channels.slack.webhook_url" in names
+    True
+    """
+    names: list[str] = []
+    for field, info in (model or Settings).model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):  # the first spelling is the documented one (rules' `for`)
+            alias = alias.choices[0]
+        name = f"{prefix}{alias if isinstance(alias, str) else info.alias or field}"
+        names.append(name)
+        inner = list(dict.fromkeys(_models_in(info.annotation)))
+        if len(inner) > 1 and all(_tag(member) for member in inner):
+            # A tagged union (channels): the fields all members share, then each member's own under its tag, as
+            # pydantic's errors name them (channels.slack.webhook_url)
+            shared = set.intersection(*(set(member.model_fields) for member in inner))
+            names.extend(f"{name}.{field}" for field in inner[0].model_fields if field in shared)
+            for member in inner:
+                names.append(f"{name}.{_tag(member)}")
+                own = [
+                    f for f in setting_names(member, f"{name}.{_tag(member)}.") if f.rpartition(".")[2] not in shared
+                ]
+                names.extend(own)
+            continue
+        for member in inner:
+            names.extend(setting_names(member, f"{name}."))
+    return list(dict.fromkeys(names))
+
+
+def _tag(model: type[BaseModel]) -> str | None:
+    """A tagged union member's tag: the one value its ``type`` field allows."""
+    field = model.model_fields.get("type")
+    values = get_args(field.annotation) if field is not None else ()
+    return str(values[0]) if len(values) == 1 else None
+
+
+def setting_anchor(name: str) -> str:
+    """The settings reference's anchor for a setting an error names: list items and dict keys dropped, and an
+    unknown name (a misspelt field) cut back to the section that has it.
+
+    >>> setting_anchor("models['credit'].task"), setting_anchor("kafka.bootstrap_server"), setting_anchor("bogus")
+    ('models.task', 'kafka', '')
+    """
+    plain = re.sub(r"\[[^\]]*\]", "", name)
+    known = set(setting_names())
+    while plain and plain not in known:
+        plain = plain.rpartition(".")[0]
+    return plain

@@ -1,4 +1,4 @@
-"""The README's example events are valid under the contract, so the documentation cannot drift."""
+"""The documentation's example events and configs are what streamwatch accepts, so the documentation cannot drift."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 
 from streamwatch import parse_event
 
-README = (Path(__file__).parent.parent / "README.md").read_text()
-BLOCKS = [b for b in re.findall(r"```json\n(.*?)```", README, re.S) if '"type"' in b]
+DOCS = Path(__file__).parent.parent / "docs"
+CONTRACT = (DOCS / "guide" / "contract.md").read_text()
+BLOCKS = [b for b in re.findall(r"```json\n(.*?)```", CONTRACT, re.S) if '"type"' in b]
 
 
 def test_every_event_type_has_an_example() -> None:
@@ -26,7 +27,8 @@ def test_readme_example_is_valid(block: str) -> None:
 def test_the_yaml_config_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from streamwatch.config.settings import load_settings
 
-    block, alerting = re.findall(r"```yaml\n(.*?)```", README, re.S)
+    [block] = re.findall(r"```yaml\n(.*?)```", (DOCS / "guide" / "configuration.md").read_text(), re.S)
+    [alerting] = re.findall(r"```yaml\n(.*?)```", (DOCS / "guide" / "alerts.md").read_text(), re.S)
     for name in ("SLACK_WEBHOOK_URL", "PAGERDUTY_ROUTING_KEY", "WEBHOOK_SECRET", "CLICKHOUSE_PASSWORD", "HOSTNAME"):
         monkeypatch.setenv(name, f"value-of-{name.lower()}")
     monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.example/services/value")  # checked as a URL

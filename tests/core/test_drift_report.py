@@ -54,6 +54,16 @@ def test_no_drift_without_a_shift_and_small_windows_are_not_judged() -> None:
     assert summary.drifted == [] and np.isnan(summary.share_drifted)
 
 
+def test_the_chi_square_threshold_is_cramers_v_and_only_its_row_carries_it() -> None:
+    """A threshold under "chi2" is a Cramér's V: the chi2 row once carried it and read ~4 against 0.1."""
+    references, windows, scales = setup(shift=0.0)
+    row = {r.metric: r for r in evaluate_drift(KEY, references, windows, scales=scales).rows if r.feature == "city"}
+    assert row["chi2"].threshold is None and row["cramers_v"].threshold == 0.1
+    assert row["chi2"].value > 100 * row["cramers_v"].value  # two scales: the statistic grows with the counts
+    calibrated = evaluate_drift(KEY, references, windows, scales=scales, thresholds={"city": {"chi2": 0.03}})
+    assert {r.metric: r.threshold for r in calibrated.rows if r.feature == "city"}["cramers_v"] == 0.03
+
+
 def test_thresholds_can_be_overridden_per_feature() -> None:
     references, windows, scales = setup(shift=0.5)
     summary = evaluate_drift(KEY, references, windows, scales=scales, thresholds={"income": {"wasserstein": 5.0}})

@@ -273,9 +273,9 @@ _ENTRIES: list[MetricDoc] = [
         "empty on both sides left out) of (observed - expected)^2 / expected, no continuity correction "
         "(scipy's chi2_contingency(correction=False)); NaN with fewer than two columns or an empty side",
         "dimensionless, >= 0 (grows with the counts)",
-        "Grows with the window and the reference size, so it is no effect size; read cramers_v instead. The row's "
-        "threshold is the Cramér's V threshold (default 0.1, or calibrated under the key 'chi2'), not one on "
-        "this statistic's scale: a rule comparing this row with its own threshold fires on nearly every window.",
+        "Grows with the window and the reference size, so it is no effect size; read cramers_v instead, which "
+        "carries the threshold (a threshold set or calibrated under the key 'chi2' is a Cramér's V). The row has "
+        "no threshold.",
     ),
     _doc(
         "chi2_pvalue",
@@ -295,9 +295,8 @@ _ENTRIES: list[MetricDoc] = [
         "sqrt(chi2 / (N * (min(2, k) - 1))) on the 2 x k table of chi2, N its total count (so sqrt(chi2 / N) "
         "for k >= 2)",
         "dimensionless, 0-1",
-        f"0.1 is a 'small' effect (Cohen), the default threshold ({DEFAULT_THRESHOLDS['chi2']}). The row carries "
-        "that default even when the thresholds are calibrated (the calibrated Cramér's V threshold is carried by "
-        "the chi2 row). Reported, not deciding.",
+        f"0.1 is a 'small' effect (Cohen), the default threshold ({DEFAULT_THRESHOLDS['chi2']}); the row carries "
+        "the threshold in force, calibrated or set under the key 'chi2'. Reported, not deciding.",
     ),
     _doc(
         "unseen",

@@ -4,7 +4,7 @@ They lean on the core's own judgements (findings), whose thresholds are
 calibrated on each reference profile and which need enough samples, so they
 work out of the box without a threshold to tune. A rule in the config with the
 same name replaces a built-in one; ``alerting: {default_rules: false}`` drops
-them all. The README lists them.
+them all. The documentation's rules reference (reference/rules.md) lists them.
 
 >>> [rule.name for rule in DEFAULT_RULES][:3]
 ['feature-drift', 'multivariate-drift', 'embedding-drift']

@@ -176,7 +176,7 @@ class ClickHouseSettings(_Section):
 
 
 class WindowSettings(_Section):
-    """Event-time windows, shared by every model (see the README)."""
+    """Event-time windows, shared by every model (see the documentation)."""
 
     size_ms: int = Field(60_000, ge=1_000, le=_MAX_MS)
     allowed_lateness_ms: int = Field(10_000, ge=0, le=_MAX_MS)

@@ -9,7 +9,7 @@ to judge. In one process the partials go straight to the reporter (see
 merges the partials of every partition first (:mod:`streamwatch.pipeline.merge`),
 so that no result depends on how the stream was partitioned.
 
-Events are keyed by ``request_id`` (see the README), so a prediction, its label
+Events are keyed by ``request_id`` (see the documentation), so a prediction, its label
 and its canary twin meet in the same partition; each stage joins on its own.
 
 Three kinds of partial:

@@ -3,7 +3,7 @@
 Faust is the worker's frame: the app, its lifecycle and signal handling, a
 timer that records the worker's own metrics, and the web server with
 ``/metrics`` and ``/health``. Events do not flow through Faust streams: Faust
-costs ~220 µs of CPU per event there (see the README), ~100x the Kafka client
+costs ~220 µs of CPU per event there (see the documentation), ~100x the Kafka client
 below it. A task runs :class:`~streamwatch.runtime.loop.WorkerRuntime` in a thread
 of its own instead, which consumes batches of raw bytes with confluent-kafka
 and hands them to the columnar core.

@@ -43,7 +43,7 @@ _log = logging.getLogger("streamwatch.worker")
 
 @dataclass(frozen=True)
 class AlertTopics:
-    """Where alerting publishes: every topic is read by someone else (see the README)."""
+    """Where alerting publishes: every topic is read by someone else (see the documentation)."""
 
     alerts: str = "streamwatch.alerts"
     retrain: str = "streamwatch.retrain"

@@ -5,7 +5,7 @@ kustomization.yaml (resources, generators, images, components); when kubectl is 
 agree. Every rendered document is validated against the Kubernetes API's schemas (kubernetes-validate, strict:
 unknown fields fail), the ServiceMonitor against the Prometheus operator's documented fields; then the cross-checks:
 the variables are settings, the config loads with them, the probes reach /health where the worker listens, the
-commands parse as the CLI parses them, selectors select, references resolve, and the sizes follow the README's
+commands parse as the CLI parses them, selectors select, references resolve, and the sizes follow the benchmarks'
 benchmarks. Where cheap, each check is also shown to reject a mutated copy.
 """
 
@@ -682,15 +682,15 @@ def test_every_container_has_requests_and_the_workers_follow_the_benchmarks() ->
             assert _quantity(resources["requests"][kind]) > 0, (container["name"], kind)
             assert _quantity(resources["limits"][kind]) >= _quantity(resources["requests"][kind])
     [worker] = _worker(docs)["spec"]["template"]["spec"]["containers"]
-    readme = (ROOT / "README.md").read_text()
-    # "the stage holds ~2.8 GB in memory" at full caps, per partition (README, Scale-out)
+    readme = (ROOT / "docs" / "benchmarks.md").read_text()
+    # "the stage holds ~2.8 GB in memory" at full caps, per partition (docs/benchmarks.md, Scale-out)
     stage = re.search(r"the stage holds ~([0-9.]+) GB in memory", readme)
     assert stage is not None
     full_caps = float(stage.group(1)) * 1e9
     requests, limits = worker["resources"]["requests"], worker["resources"]["limits"]
     assert _quantity(requests["memory"]) >= full_caps  # one partition at full caps
     assert _quantity(limits["memory"]) >= 2 * full_caps  # two: 3 replicas on 6 partitions, or a rebalance
-    # one worker process does ~12-15k events/s on a core (README, The worker, end to end; Scale-out)
+    # one worker process does ~12-15k events/s on a core (docs/benchmarks.md, The worker, end to end; Scale-out)
     assert re.search(r"One worker process: [0-9,]+ events/s", readme)
     assert _quantity(requests["cpu"]) == 1
     source = (BASE / "worker.yaml").read_text()
@@ -780,7 +780,7 @@ def test_the_init_job_removes_itself_so_that_the_next_apply_runs_it_again() -> N
 
 
 def test_an_overlay_adds_profiles_replaces_the_secret_and_sets_the_image(tmp_path: Path) -> None:
-    """The steps the README gives: profiles merged into the empty ConfigMap, the placeholder Secret replaced from a
+    """The deployment guide's steps: profiles merged into the empty ConfigMap, the placeholder Secret replaced from a
     file that is not committed, the ServiceMonitor component, an image from the user's registry."""
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "credit-risk-3.1.0.json").write_text('{"profile": "stand-in"}\n')

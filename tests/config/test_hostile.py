@@ -121,7 +121,7 @@ def test_normal_configs_still_load(path: Path, monkeypatch: pytest.MonkeyPatch) 
         "# streamwatch\n"
         "kafka: {client_id: 'sw', bootstrap_servers: \"${BROKERS:-k:9092}\"}\n"
         "alerting:\n  <<: {repeat_interval: 3650d}\n  group_wait: 0s\n"
-        "models:\n  - name: m\n    features: {age: {kind: numeric, thresholds: {psi: 0.2}}}\n"
+        "models:\n  - name: m\n    features: {age: {monitor: true, thresholds: {psi: 0.2}}}\n"
     )
     settings = load_settings(path)
     assert settings.alerting.repeat_interval == MAX_DURATION and settings.kafka.bootstrap_servers == "k:9092"
@@ -130,7 +130,7 @@ def test_normal_configs_still_load(path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_a_large_legitimate_config_loads_in_linear_time(path: Path) -> None:
     # A ratio in one run, not a time: an absolute bound failed once on a loaded CI machine (1.08 s).
     def load(n: int) -> float:
-        features = "".join(f"      f{i}: {{kind: numeric, monitor: true}}\n" for i in range(n))
+        features = "".join(f"      f{i}: {{monitor: true, thresholds: {{psi: 0.2}}}}\n" for i in range(n))
         path.write_text(f"models:\n  - name: m\n    features:\n{features}")
         started = time.perf_counter()
         assert len(load_settings(path).models[0].features) == n

@@ -161,3 +161,14 @@ def test_a_bad_raw_events_setting_is_one_line_naming_it(section: dict[str, objec
     with pytest.raises(ConfigError) as caught:
         load_settings(clickhouse=section)
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("feature", ["{monitor: false}", "{kind: categorical}"])
+def test_feature_overrides_the_pipeline_does_not_honour_are_refused_naming_them(feature: str, tmp_path: Path) -> None:
+    """Accepted and ignored, `monitor: false` left the feature monitored while the config said otherwise."""
+    path = tmp_path / "streamwatch.yaml"
+    path.write_text(f"models:\n  - name: m\n    features: {{age: {feature}}}\n")
+    with pytest.raises(ConfigError, match=r"models\['m'\]\.features\.age\.(monitor|kind): not supported"):
+        load_settings(path)
+    path.write_text("models:\n  - name: m\n    features: {age: {monitor: true, thresholds: {psi: 0.3}}}\n")
+    assert load_settings(path).models[0].features["age"].thresholds == {"psi": 0.3}

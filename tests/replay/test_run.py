@@ -298,7 +298,7 @@ models:
   - name: credit
     references: {"3": profiles/ref.json}
     segments: [gender, [gender, region]]
-    features: {income: {thresholds: {psi: 0.3}}, age: {monitor: false}}
+    features: {income: {thresholds: {psi: 0.3}}, age: {monitor: true}}
     slo: {latency_ms: 250, target: 0.99, period: 7d}
   - name: price
     task: regression

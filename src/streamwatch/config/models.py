@@ -41,11 +41,28 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FeatureConfig(_Strict):
-    """Per-feature overrides; by default every feature in the reference is monitored."""
+def _monitored(value: bool) -> bool:
+    # Accepted and ignored, `monitor: false` left a feature monitored while its config said otherwise.
+    if not value:
+        raise ValueError("not supported: every feature of the reference is monitored (profile without the column)")
+    return value
 
-    kind: Literal["numeric", "categorical"] | None = Field(None, description="Override the inferred kind.")
-    monitor: bool = True
+
+def _no_kind(value: str | None) -> str | None:
+    if value is not None:
+        raise ValueError("not supported: a feature's kind is the reference profile's (numeric or categorical)")
+    return value
+
+
+class FeatureConfig(_Strict):
+    """Per-feature overrides: drift thresholds. Every feature in the reference is monitored, as its profile says."""
+
+    kind: Annotated[Literal["numeric", "categorical"] | None, AfterValidator(_no_kind)] = Field(
+        None, description="Not supported: the kind is the reference profile's. Setting it is an error."
+    )
+    monitor: Annotated[bool, AfterValidator(_monitored)] = Field(
+        True, description="Not supported: every feature of the reference is monitored. `false` is an error."
+    )
     thresholds: dict[str, float] = Field(default_factory=dict, description="Drift metric name -> threshold.")
 
 

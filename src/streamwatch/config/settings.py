@@ -534,9 +534,17 @@ def setting_anchor(name: str) -> str:
 
     >>> setting_anchor("models['credit'].task"), setting_anchor("kafka.bootstrap_server"), setting_anchor("bogus")
     ('models.task', 'kafka', '')
+    >>> setting_anchor("models['credit'].features.age.monitor")
+    'models.features.monitor'
     """
     plain = re.sub(r"\[[^\]]*\]", "", name)
     known = set(setting_names())
+    parts = plain.split(".")
+    # A mapping's key may be a segment of its own (models['m'].features.age.monitor): try without each
+    candidates = [plain, *(".".join(parts[:i] + parts[i + 1 :]) for i in range(1, len(parts) - 1))]
+    found = next((candidate for candidate in candidates if candidate in known), None)
+    if found:
+        return found
     while plain and plain not in known:
         plain = plain.rpartition(".")[0]
     return plain

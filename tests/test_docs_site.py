@@ -12,7 +12,6 @@ import re
 import sys
 import types
 import typing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from pydantic import BaseModel, SecretStr
 
 from streamwatch.alerts.defaults import DEFAULT_RULES
 from streamwatch.config.settings import Settings
+from streamwatch.core.catalogue import MetricDoc
 from streamwatch.core.records import MetricRow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,20 +161,9 @@ def test_rules_take_their_description_from_the_comment_above_them(gen: types.Mod
     assert descriptions["accuracy-drop"] == descriptions["auc-drop"]  # one comment above both
 
 
-@dataclass(frozen=True)
-class _MetricDoc:
-    name: str
-    family: str
-    definition: str
-    formula: str
-    unit: str
-    reading: str
-    rules: tuple[str, ...]
-
-
 def test_metrics_page_groups_by_family_and_links_rules(gen: types.ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    metrics = [_MetricDoc(m, "Judged", f"The {m}.", "x", "ratio", "Higher is worse.", ()) for m in gen.rule_metrics()]
-    metrics.append(_MetricDoc("psi", "Drift", "Population stability.", "Σ (a-e) ln(a/e)", "", "", ("feature-drift",)))
+    metrics = [MetricDoc(m, "Judged", f"The {m}.", "x", "ratio", "Higher is worse.", ()) for m in gen.rule_metrics()]
+    metrics.append(MetricDoc("psi", "Drift", "Population stability.", "Σ (a-e) ln(a/e)", "", "", ("feature-drift",)))
     fake = types.ModuleType("streamwatch.core.catalogue")
     fake.METRICS = tuple(metrics)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "streamwatch.core.catalogue", fake)
@@ -182,7 +171,7 @@ def test_metrics_page_groups_by_family_and_links_rules(gen: types.ModuleType, mo
     assert "## Drift\n" in page and "## Judged\n" in page
     assert "### `psi` {#psi}" in page
     assert "[`feature-drift`](rules.md#feature-drift)" in page
-    fake.METRICS = (*metrics, _MetricDoc("psi", "Drift", "", "", "", "", ()))  # type: ignore[attr-defined]
+    fake.METRICS = (*metrics, MetricDoc("psi", "Drift", "", "", "", "", ()))  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="twice"):
         gen.metrics_page()
 
